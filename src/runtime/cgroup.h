@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * Placement of a container's processes in cgroups, on every layout a host
+ * can have: cgroup v2 unified, cgroup v1, and hybrid (v1 controllers plus a
+ * cgroup2 mount at /sys/fs/cgroup/unified that may hold some controllers).
+ *
+ * This part (runtime core) owns: working out the container's cgroup path
+ * from linux.cgroupsPath, creating it (and missing parents) in every mounted
+ * hierarchy, moving a pid into it, recording what was created so that
+ * delete removes exactly that, and removing it (waiting for it to empty).
+ * Limits, stats, freeze and kill-all belong to the cgroups work and build
+ * on struct moat_cgroup.
+ */
+
+#include "base/compat.h"
+#include "base/error.h"
+
+enum moat_cgroup_layout {
+        MOAT_CGROUP_LAYOUT_UNIFIED,  /* /sys/fs/cgroup is cgroup2 */
+        MOAT_CGROUP_LAYOUT_LEGACY,   /* v1 only */
+        MOAT_CGROUP_LAYOUT_HYBRID,   /* v1 plus a cgroup2 mount at /sys/fs/cgroup/unified */
+};
+
+struct moat_cgroup;
+
+/* Detect the host's layout (cached after the first call). */
+MOAT_NODISCARD int moat_cgroup_detect_layout(enum moat_cgroup_layout *ret, struct moat_error **reterr);
+
+/*
+ * Resolve the container's cgroup from cgroups_path (NULL or "" means the
+ * default, "/<id>"; a relative path is relative to the calling process's own
+ * cgroup in each hierarchy) and create it in every hierarchy. A path of the
+ * systemd form "slice:prefix:name" is refused with -EOPNOTSUPP (the systemd
+ * driver is not supported yet).
+ */
+MOAT_NODISCARD int moat_cgroup_create(const char *cgroups_path, const char *id, struct moat_cgroup **ret,
+                                      struct moat_error **reterr);
+
+/* Move pid into the container's cgroup in every hierarchy. */
+MOAT_NODISCARD int moat_cgroup_enter(struct moat_cgroup *cg, pid_t pid, struct moat_error **reterr);
+
+/* An O_DIRECTORY fd of the container's cgroup2 directory for clone3's
+ * CLONE_INTO_CGROUP, or -EOPNOTSUPP when the layout cannot use it (v1 or
+ * hybrid: v1 hierarchies need a cgroup.procs write anyway). The fd is
+ * owned by cg. */
+int moat_cgroup_unified_fd(struct moat_cgroup *cg);
+
+/*
+ * Serialize what was created (one line per hierarchy: "<mountpoint>\t<path
+ * relative to the mountpoint>\t<created:0|1>") for the state directory, and
+ * load it back for delete.
+ */
+MOAT_NODISCARD int moat_cgroup_serialize(const struct moat_cgroup *cg, char **ret);
+MOAT_NODISCARD int moat_cgroup_deserialize(const char *text, struct moat_cgroup **ret, struct moat_error **reterr);
+
+/* The container's path as the state and `list` show it ("/abc"). */
+const char *moat_cgroup_path(const struct moat_cgroup *cg);
+
+/* Pids currently in the container's cgroup (the first hierarchy that has
+ * cgroup.procs, preferring pids, then memory, then the unified tree). */
+MOAT_NODISCARD int moat_cgroup_pids(struct moat_cgroup *cg, pid_t **ret, size_t *ret_n, struct moat_error **reterr);
+
+/* Remove the directories this container created, deepest first; for each,
+ * retry briefly on EBUSY while exiting processes leave. Directories that
+ * existed before create are left alone. Missing directories are fine. */
+MOAT_NODISCARD int moat_cgroup_destroy(struct moat_cgroup *cg, struct moat_error **reterr);
+
+void moat_cgroup_free(struct moat_cgroup *cg);
+static inline void moat_cgroup_freep(struct moat_cgroup **cg)
+{
+        moat_cgroup_free(*cg);
+        *cg = NULL;
+}
+#define _cleanup_cgroup_ __attribute__((cleanup(moat_cgroup_freep)))
