@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 
+MOAT_PRINTF(4, 0)
 static int error_vset(struct moat_error **reterr, int r, bool with_errno, const char *fmt, va_list ap)
 {
         int errnum = r < 0 ? -r : r;

@@ -242,3 +242,11 @@ const struct oci_namespace *oci_config_find_namespace(const struct oci_config *c
 
 /* Annotation lookup; NULL when absent. */
 const char *oci_config_annotation(const struct oci_config *c, const char *key);
+
+/* A schema "uint64" value from the document (for the sections kept as
+ * json_t). jansson holds integers only up to INT64_MAX, so the parser turns
+ * larger literals (e.g. 18446744073709551615, RLIM_INFINITY) into reals;
+ * this reads both forms. Returns 0, -ERANGE (negative or too large) or
+ * -EINVAL (not an integer). Values between INT64_MAX and 2^64-1 (exclusive)
+ * may come back rounded; 2^64-1 itself is exact. */
+MOAT_NODISCARD int oci_json_uint64(const json_t *v, uint64_t *ret);

@@ -1,1 +1,895 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include "base/compat.h"
+
+/*
+ * Container cgroup placement (see cgroup.h). The hierarchies are whatever
+ * cgroup and cgroup2 filesystems are mounted under /sys/fs/cgroup, read once
+ * per create from /proc/self/mountinfo; that one list covers unified, legacy
+ * and hybrid hosts alike, the layout only decides whether clone3's
+ * CLONE_INTO_CGROUP can be used. Each hierarchy remembers how many trailing
+ * components of its path create made, so destroy removes exactly those and
+ * never a cgroup someone else owns. This runs on every container start, so
+ * the common case is one mkdir per hierarchy and no other probing.
+ */
+
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "base/fileio.h"
+#include "base/log.h"
+#include "base/parse.h"
+#include "runtime/cgroup.h"
+
+#define CGROUP_ROOT "/sys/fs/cgroup"
+#define CGROUP_MAX_HIERARCHIES 64
+/* Bound on a cgroup path below its mountpoint; leaves room in PATH_MAX for
+ * the mountpoint and a control file name. */
+#define CGROUP_PATH_MAX 3072
+#define MOUNTINFO_MAX (16u << 20)
+#define PROC_CGROUP_MAX (256u << 10)
+#define CGROUP_STATE_MAX (256u << 10)
+#define CGROUP_PROCS_MAX (64u << 20)
+#define CPUSET_VALUE_MAX (64u << 10)
+#define DESTROY_BUSY_WAIT_NS (1000ull * 1000 * 1000)
+
+struct hierarchy {
+        char *mountpoint; /* "/sys/fs/cgroup/memory" */
+        char *path;       /* the container's cgroup below mountpoint: "/a/b" */
+        unsigned created; /* how many trailing components of path create made */
+        bool v2;
+        bool cpuset;
+        int rank;         /* preference for moat_cgroup_pids(): lowest first */
+};
+
+struct moat_cgroup {
+        struct hierarchy *h;
+        size_t n;
+        char *path;     /* for state and list */
+        int unified_fd; /* lazily opened, pure cgroup2 only */
+        bool unified;
+};
+
+/* A cgroup mount as read from mountinfo; strings point into the buffer. */
+struct cgroup_mount {
+        char *mountpoint;
+        char *root;
+        char *superopts;
+        char *dev;
+        bool v2;
+};
+
+static bool is_cgroup2(const char *path)
+{
+        struct statfs sfs;
+
+        return statfs(path, &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC;
+}
+
+int moat_cgroup_detect_layout(enum moat_cgroup_layout *ret, struct moat_error **reterr)
+{
+        static int cached = -1;
+        struct statfs sfs;
+
+        if (cached < 0) {
+                if (statfs(CGROUP_ROOT, &sfs) < 0)
+                        return moat_error_set(reterr, errno, "statfs %s", CGROUP_ROOT);
+                if (sfs.f_type == CGROUP2_SUPER_MAGIC)
+                        cached = MOAT_CGROUP_LAYOUT_UNIFIED;
+                else if (is_cgroup2(CGROUP_ROOT "/unified"))
+                        cached = MOAT_CGROUP_LAYOUT_HYBRID;
+                else
+                        cached = MOAT_CGROUP_LAYOUT_LEGACY;
+        }
+        *ret = (enum moat_cgroup_layout) cached;
+        return 0;
+}
+
+static bool has_control_chars(const char *s)
+{
+        for (; *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        return true;
+        return false;
+}
+
+/* "a//b/./c/" -> "/a/b/c"; the root is "". Refuses "..", control
+ * characters and over-long names. */
+static int path_normalize(const char *in, char **ret)
+{
+        size_t len = strlen(in);
+        _cleanup_free_ char *out = NULL;
+        size_t o = 0;
+
+        if (len > CGROUP_PATH_MAX)
+                return -ENAMETOOLONG;
+        if (has_control_chars(in))
+                return -EINVAL;
+        out = malloc(len + 2);
+        if (!out)
+                return -ENOMEM;
+        for (const char *p = in; *p;) {
+                size_t n = strcspn(p, "/");
+
+                if (n == 2 && p[0] == '.' && p[1] == '.')
+                        return -EINVAL;
+                if (n > NAME_MAX)
+                        return -ENAMETOOLONG;
+                if (n > 0 && !(n == 1 && p[0] == '.')) {
+                        out[o++] = '/';
+                        memcpy(out + o, p, n);
+                        o += n;
+                }
+                p += n;
+                if (*p == '/')
+                        p++;
+        }
+        out[o] = '\0';
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+static unsigned path_depth(const char *normalized)
+{
+        unsigned n = 0;
+
+        for (const char *p = normalized; *p; p++)
+                if (*p == '/')
+                        n++;
+        return n;
+}
+
+/* Length of the prefix of path that names its ancestor `up` levels up. */
+static size_t ancestor_len(const char *path, size_t len, unsigned up)
+{
+        while (up > 0 && len > 0) {
+                len--;
+                if (path[len] == '/')
+                        up--;
+        }
+        return len;
+}
+
+static void unescape_octal(char *s)
+{
+        char *w = s;
+
+        for (char *p = s; *p; p++) {
+                if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
+                    p[3] <= '7') {
+                        *w++ = (char) (((p[1] - '0') << 6) | ((p[2] - '0') << 3) | (p[3] - '0'));
+                        p += 3;
+                } else
+                        *w++ = *p;
+        }
+        *w = '\0';
+}
+
+static bool comma_list_has(const char *list, const char *tok, size_t toklen)
+{
+        for (const char *p = list; *p;) {
+                size_t n = strcspn(p, ",");
+
+                if (n == toklen && memcmp(p, tok, n) == 0)
+                        return true;
+                p += n;
+                if (*p == ',')
+                        p++;
+        }
+        return false;
+}
+
+static bool under_cgroup_root(const char *mountpoint)
+{
+        return startswith(mountpoint, CGROUP_ROOT) &&
+               (mountpoint[strlen(CGROUP_ROOT)] == '\0' || mountpoint[strlen(CGROUP_ROOT)] == '/');
+}
+
+/* Parse mountinfo in place and collect the cgroup mounts under
+ * /sys/fs/cgroup, one per hierarchy. */
+static int parse_mountinfo(char *buf, struct cgroup_mount *mounts, size_t *ret_n)
+{
+        size_t n = 0;
+
+        for (char *line = buf, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+
+                char *sep = strstr(line, " - ");
+                if (!sep || !startswith(sep + 3, "cgroup"))
+                        continue;
+                *sep = '\0';
+
+                char *fstype = sep + 3;
+                char *source = strchr(fstype, ' ');
+                if (!source)
+                        continue;
+                *source++ = '\0';
+                char *superopts = strchr(source, ' ');
+                if (!superopts)
+                        continue;
+                superopts++;
+                superopts[strcspn(superopts, " ")] = '\0';
+
+                bool v2 = streq(fstype, "cgroup2");
+                if (!v2 && !streq(fstype, "cgroup"))
+                        continue;
+
+                char *field[5];
+                char *p = line;
+                size_t k;
+                for (k = 0; k < 5 && p; k++) {
+                        field[k] = p;
+                        p = strchr(p, ' ');
+                        if (p)
+                                *p++ = '\0';
+                }
+                if (k < 5)
+                        continue;
+
+                char *mountpoint = field[4];
+                unescape_octal(mountpoint);
+                unescape_octal(field[3]);
+                if (!under_cgroup_root(mountpoint) || has_control_chars(mountpoint) ||
+                    strlen(mountpoint) > PATH_MAX / 4)
+                        continue;
+
+                /* A later mount on the same mountpoint hides the earlier one;
+                 * a second mount of the same hierarchy adds nothing. */
+                bool skip = false;
+                for (size_t i = 0; i < n; i++) {
+                        if (streq(mounts[i].mountpoint, mountpoint)) {
+                                mounts[i] = mounts[--n];
+                                break;
+                        }
+                        if (streq(mounts[i].dev, field[2])) {
+                                skip = true;
+                                break;
+                        }
+                }
+                if (skip)
+                        continue;
+                if (n >= CGROUP_MAX_HIERARCHIES)
+                        return -E2BIG;
+                mounts[n++] = (struct cgroup_mount){
+                        .mountpoint = mountpoint,
+                        .root = field[3],
+                        .superopts = superopts,
+                        .dev = field[2],
+                        .v2 = v2,
+                };
+        }
+        *ret_n = n;
+        return 0;
+}
+
+/* The calling process's cgroup in the hierarchy of m, from /proc/self/cgroup. */
+static const char *own_cgroup(const struct cgroup_mount *m, const char *proc_cgroup, size_t size, size_t *ret_len)
+{
+        for (const char *line = proc_cgroup; line < proc_cgroup + size && *line;) {
+                const char *end = strchr(line, '\n');
+                size_t len = end ? (size_t) (end - line) : strlen(line);
+                const char *c1 = memchr(line, ':', len);
+                const char *c2 = c1 ? memchr(c1 + 1, ':', len - (size_t) (c1 + 1 - line)) : NULL;
+
+                if (c2) {
+                        const char *ctrls = c1 + 1;
+                        size_t first = strcspn(ctrls, ",:");
+                        bool match = m->v2 ? c2 == c1 + 1 : first > 0 && comma_list_has(m->superopts, ctrls, first);
+
+                        if (match) {
+                                *ret_len = len - (size_t) (c2 + 1 - line);
+                                return c2 + 1;
+                        }
+                }
+                if (!end)
+                        break;
+                line = end + 1;
+        }
+        return NULL;
+}
+
+static int rank_of(bool v2, const char *controllers)
+{
+        if (v2)
+                return 2;
+        if (comma_list_has(controllers, "pids", 4))
+                return 0;
+        if (comma_list_has(controllers, "memory", 6))
+                return 1;
+        return 3;
+}
+
+static void cgroup_set_primary_path(struct moat_cgroup *cg)
+{
+        const struct hierarchy *best = NULL;
+
+        for (size_t i = 0; i < cg->n; i++)
+                if (!best || cg->h[i].rank < best->rank)
+                        best = &cg->h[i];
+        cg->path = best ? best->path : NULL;
+}
+
+static int rmdir_created(struct hierarchy *h, bool wait_busy, uint64_t *deadline, struct moat_error **reterr)
+{
+        char buf[PATH_MAX];
+        int n = snprintf(buf, sizeof(buf), "%s%s", h->mountpoint, h->path);
+
+        if (n < 0 || (size_t) n >= sizeof(buf))
+                return moat_error_setx(reterr, -ENAMETOOLONG, "cgroup path %s%s is too long", h->mountpoint,
+                                       h->path);
+        size_t len = (size_t) n;
+
+        while (h->created > 0) {
+                unsigned sleep_ms = 1;
+
+                buf[len] = '\0';
+                for (;;) {
+                        if (rmdir(buf) == 0 || errno == ENOENT)
+                                break;
+                        if (errno != EBUSY || !wait_busy)
+                                return moat_error_set(reterr, errno, "removing cgroup %s", buf);
+
+                        struct timespec now;
+                        clock_gettime(CLOCK_MONOTONIC, &now);
+                        uint64_t now_ns = (uint64_t) now.tv_sec * 1000000000ull + (uint64_t) now.tv_nsec;
+                        if (*deadline == 0)
+                                *deadline = now_ns + DESTROY_BUSY_WAIT_NS;
+                        if (now_ns >= *deadline)
+                                return moat_error_set(reterr, EBUSY, "removing cgroup %s", buf);
+
+                        struct timespec ts = { 0, (long) sleep_ms * 1000000L };
+                        nanosleep(&ts, NULL);
+                        if (sleep_ms < 50)
+                                sleep_ms *= 2;
+                }
+                h->created--;
+                len = ancestor_len(buf, len, 1);
+        }
+        return 0;
+}
+
+static void rollback(struct moat_cgroup *cg)
+{
+        uint64_t deadline = 0;
+
+        for (size_t i = 0; i < cg->n; i++)
+                if (rmdir_created(&cg->h[i], false, &deadline, NULL) < 0)
+                        log_debug("cgroup rollback: could not remove %s%s", cg->h[i].mountpoint, cg->h[i].path);
+}
+
+static int read_trimmed(const char *path, char **ret)
+{
+        _cleanup_free_ char *s = NULL;
+        int r = read_full_file_at(AT_FDCWD, path, CPUSET_VALUE_MAX, &s, NULL);
+
+        if (r < 0)
+                return r;
+        s[strcspn(s, "\n")] = '\0';
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+/*
+ * A v1 cpuset cgroup starts with empty cpuset.cpus and cpuset.mems, and no
+ * task can join it until they are set. Return the values of the directory
+ * named by the first len bytes of path; when they are empty, fill it (and
+ * any empty ancestor on the way) from the nearest ancestor that has some.
+ */
+static int cpuset_values(const char *path, size_t len, size_t root_len, char **ret_cpus, char **ret_mems,
+                         struct moat_error **reterr)
+{
+        static const char *const files[2] = { "cpuset.cpus", "cpuset.mems" };
+        _cleanup_free_ char *cpus = NULL, *mems = NULL;
+        char **val[2] = { &cpus, &mems };
+        char buf[PATH_MAX];
+        size_t l = len;
+        int r;
+
+        for (;;) {
+                for (int i = 0; i < 2; i++) {
+                        free(*val[i]);
+                        *val[i] = NULL;
+                        snprintf(buf, sizeof(buf), "%.*s/%s", (int) l, path, files[i]);
+                        r = read_trimmed(buf, val[i]);
+                        if (r < 0)
+                                return moat_error_set(reterr, r, "reading %s", buf);
+                }
+                if ((*cpus && *mems) || l <= root_len)
+                        break;
+                l = ancestor_len(path, l, 1);
+        }
+
+        /* Fill the empty levels between that ancestor and the target. */
+        while (l < len) {
+                l += 1 + strcspn(path + l + 1, "/");
+                for (int i = 0; i < 2; i++) {
+                        _cleanup_free_ char *cur = NULL;
+
+                        if (!**val[i])
+                                continue;
+                        snprintf(buf, sizeof(buf), "%.*s/%s", (int) l, path, files[i]);
+                        r = read_trimmed(buf, &cur);
+                        if (r < 0)
+                                return moat_error_set(reterr, r, "reading %s", buf);
+                        if (*cur)
+                                continue;
+                        r = write_string_file_at(AT_FDCWD, buf, *val[i]);
+                        if (r < 0)
+                                return moat_error_set(reterr, r, "writing \"%s\" to %s", *val[i], buf);
+                }
+        }
+        *ret_cpus = TAKE_PTR(cpus);
+        *ret_mems = TAKE_PTR(mems);
+        return 0;
+}
+
+/* mkdir the hierarchy's path, and the missing parents; count what was made. */
+static int hierarchy_create(struct hierarchy *h, struct moat_error **reterr)
+{
+        char buf[PATH_MAX];
+        int n = snprintf(buf, sizeof(buf), "%s%s", h->mountpoint, h->path);
+        size_t root_len = strlen(h->mountpoint);
+        unsigned depth = path_depth(h->path);
+        int r;
+
+        if (n < 0 || (size_t) n >= sizeof(buf) - 32)
+                return moat_error_setx(reterr, -ENAMETOOLONG, "cgroup path %s%s is too long", h->mountpoint,
+                                       h->path);
+        size_t len = (size_t) n;
+
+        if (mkdir(buf, 0755) == 0)
+                h->created = 1;
+        else if (errno == EEXIST)
+                h->created = 0;
+        else if (errno != ENOENT)
+                return moat_error_set(reterr, errno, "creating cgroup %s", buf);
+        else {
+                /* Walk down from the mountpoint; everything after the first
+                 * directory made here is new as well. */
+                for (unsigned level = 1; level <= depth; level++) {
+                        size_t l = ancestor_len(buf, len, depth - level);
+                        char saved = buf[l];
+
+                        buf[l] = '\0';
+                        if (mkdir(buf, 0755) == 0) {
+                                if (h->created == 0)
+                                        h->created = depth - level + 1;
+                        } else if (errno != EEXIST || h->created > 0) {
+                                r = moat_error_set(reterr, errno, "creating cgroup %s", buf);
+                                buf[l] = saved;
+                                return r;
+                        }
+                        buf[l] = saved;
+                }
+        }
+
+        if (!h->cpuset)
+                return 0;
+
+        _cleanup_free_ char *cpus = NULL, *mems = NULL;
+        if (h->created == 0)
+                return cpuset_values(buf, len, root_len, &cpus, &mems, reterr);
+        r = cpuset_values(buf, ancestor_len(buf, len, h->created), root_len, &cpus, &mems, reterr);
+        if (r < 0)
+                return r;
+        for (unsigned k = h->created; k > 0; k--) {
+                size_t l = ancestor_len(buf, len, k - 1);
+
+                for (int i = 0; i < 2; i++) {
+                        const char *val = i == 0 ? cpus : mems;
+                        char file[PATH_MAX];
+
+                        if (!*val)
+                                continue;
+                        snprintf(file, sizeof(file), "%.*s/%s", (int) l, buf, i == 0 ? "cpuset.cpus" : "cpuset.mems");
+                        r = write_string_file_at(AT_FDCWD, file, val);
+                        if (r < 0)
+                                return moat_error_set(reterr, r, "writing \"%s\" to %s", val, file);
+                }
+        }
+        return 0;
+}
+
+static int resolve_spec_path(const char *cgroups_path, const char *id, char **ret, bool *ret_relative,
+                             struct moat_error **reterr)
+{
+        _cleanup_free_ char *def = NULL;
+        const char *given = cgroups_path;
+        int r;
+
+        if (strempty(given)) {
+                if (strempty(id) || strchr(id, '/'))
+                        return moat_error_setx(reterr, -EINVAL, "container id \"%s\": not usable as a cgroup name",
+                                               id ? id : "");
+                if (asprintf(&def, "/%s", id) < 0)
+                        return -ENOMEM;
+                given = def;
+        }
+
+        if (given[0] != '/') {
+                const char *c1 = strchr(given, ':');
+                const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+                if (c2 && !strchr(c2 + 1, ':'))
+                        return moat_error_setx(reterr, -EOPNOTSUPP,
+                                               "cgroupsPath \"%s\": the systemd cgroup driver is not supported yet",
+                                               given);
+        }
+
+        if (has_control_chars(given))
+                return moat_error_setx(reterr, -EINVAL, "cgroupsPath \"%s\": control characters are not allowed",
+                                       given);
+        r = path_normalize(given, ret);
+        if (r == -EINVAL)
+                return moat_error_setx(reterr, r, "cgroupsPath \"%s\": \"..\" components are not allowed", given);
+        if (r == -ENAMETOOLONG)
+                return moat_error_setx(reterr, r, "cgroupsPath \"%.64s...\": too long", given);
+        if (r < 0)
+                return moat_error_set(reterr, r, "cgroupsPath \"%s\"", given);
+        if (!**ret) {
+                free(*ret);
+                *ret = NULL;
+                return moat_error_setx(reterr, -EINVAL, "cgroupsPath \"%s\": must name a cgroup below the root",
+                                       given);
+        }
+        *ret_relative = given[0] != '/';
+        return 0;
+}
+
+/* The container's path in the hierarchy of m: the spec path itself, or for
+ * a relative one, the spec path below the caller's own cgroup. */
+static int hierarchy_path(const struct cgroup_mount *m, const char *spec, bool relative, const char *proc_cgroup,
+                          size_t proc_cgroup_size, char **ret, struct moat_error **reterr)
+{
+        _cleanup_free_ char *own = NULL, *raw = NULL;
+        size_t raw_len = 0;
+        int r;
+
+        if (!relative) {
+                *ret = strdup(spec);
+                return *ret ? 0 : -ENOMEM;
+        }
+
+        const char *line = proc_cgroup ? own_cgroup(m, proc_cgroup, proc_cgroup_size, &raw_len) : NULL;
+        if (!line)
+                return moat_error_setx(reterr, -ENOENT, "no entry for the cgroup mount %s in /proc/self/cgroup",
+                                       m->mountpoint);
+        raw = strndup(line, raw_len);
+        if (!raw)
+                return -ENOMEM;
+        r = path_normalize(raw, &own);
+        if (r < 0)
+                return moat_error_set(reterr, r, "own cgroup \"%s\" in %s", raw, m->mountpoint);
+
+        /* A mount of a subtree: own paths are shown from the hierarchy root. */
+        if (!streq(m->root, "/")) {
+                _cleanup_free_ char *root = NULL;
+                r = path_normalize(m->root, &root);
+                if (r >= 0 && *root && startswith(own, root) && (own[strlen(root)] == '\0' || own[strlen(root)] == '/'))
+                        memmove(own, own + strlen(root), strlen(own) - strlen(root) + 1);
+        }
+
+        if (strlen(own) + strlen(spec) > CGROUP_PATH_MAX)
+                return moat_error_setx(reterr, -ENAMETOOLONG, "cgroup path %s%s%s is too long", m->mountpoint, own,
+                                       spec);
+        if (asprintf(ret, "%s%s", own, spec) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static struct moat_cgroup *cgroup_new(size_t n)
+{
+        struct moat_cgroup *cg = calloc(1, sizeof(*cg));
+
+        if (!cg)
+                return NULL;
+        cg->unified_fd = -EBADF;
+        cg->h = calloc(n ? n : 1, sizeof(*cg->h));
+        if (!cg->h) {
+                free(cg);
+                return NULL;
+        }
+        return cg;
+}
+
+int moat_cgroup_create(const char *cgroups_path, const char *id, struct moat_cgroup **ret,
+                       struct moat_error **reterr)
+{
+        _cleanup_free_ char *spec = NULL, *mountinfo = NULL, *proc_cgroup = NULL;
+        _cleanup_(moat_cgroup_freep) struct moat_cgroup *cg = NULL;
+        struct cgroup_mount mounts[CGROUP_MAX_HIERARCHIES];
+        size_t n_mounts = 0, proc_cgroup_size = 0;
+        bool relative = false;
+        int r;
+
+        r = resolve_spec_path(cgroups_path, id, &spec, &relative, reterr);
+        if (r < 0)
+                return r;
+
+        r = read_full_file_at(AT_FDCWD, "/proc/self/mountinfo", MOUNTINFO_MAX, &mountinfo, NULL);
+        if (r < 0)
+                return moat_error_set(reterr, r, "reading /proc/self/mountinfo");
+        r = parse_mountinfo(mountinfo, mounts, &n_mounts);
+        if (r < 0)
+                return moat_error_setx(reterr, r, "/proc/self/mountinfo: more than %d cgroup hierarchies",
+                                       CGROUP_MAX_HIERARCHIES);
+        if (n_mounts == 0)
+                return moat_error_setx(reterr, -ENOENT, "no cgroup filesystem is mounted under %s", CGROUP_ROOT);
+
+        if (relative) {
+                r = read_full_file_at(AT_FDCWD, "/proc/self/cgroup", PROC_CGROUP_MAX, &proc_cgroup,
+                                      &proc_cgroup_size);
+                if (r < 0)
+                        return moat_error_set(reterr, r, "reading /proc/self/cgroup");
+        }
+
+        cg = cgroup_new(n_mounts);
+        if (!cg)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_mounts; i++) {
+                struct hierarchy *h = &cg->h[i];
+                const struct cgroup_mount *m = &mounts[i];
+
+                r = hierarchy_path(m, spec, relative, proc_cgroup, proc_cgroup_size, &h->path, reterr);
+                if (r < 0)
+                        return r;
+                h->mountpoint = strdup(m->mountpoint);
+                if (!h->mountpoint)
+                        return -ENOMEM;
+                h->v2 = m->v2;
+                h->cpuset = !m->v2 && comma_list_has(m->superopts, "cpuset", 6);
+                h->rank = rank_of(m->v2, m->v2 ? "" : m->superopts);
+                cg->n++;
+        }
+        cg->unified = cg->n == 1 && cg->h[0].v2 && streq(cg->h[0].mountpoint, CGROUP_ROOT);
+
+        for (size_t i = 0; i < cg->n; i++) {
+                r = hierarchy_create(&cg->h[i], reterr);
+                if (r < 0) {
+                        rollback(cg);
+                        return r;
+                }
+        }
+
+        cgroup_set_primary_path(cg);
+        *ret = TAKE_PTR(cg);
+        return 0;
+}
+
+int moat_cgroup_enter(struct moat_cgroup *cg, pid_t pid, struct moat_error **reterr)
+{
+        char pidstr[32];
+        int r;
+
+        snprintf(pidstr, sizeof(pidstr), "%d", (int) pid);
+        for (size_t i = 0; i < cg->n; i++) {
+                char buf[PATH_MAX];
+                int n = snprintf(buf, sizeof(buf), "%s%s/cgroup.procs", cg->h[i].mountpoint, cg->h[i].path);
+
+                if (n < 0 || (size_t) n >= sizeof(buf))
+                        return moat_error_setx(reterr, -ENAMETOOLONG, "cgroup path %s%s is too long",
+                                               cg->h[i].mountpoint, cg->h[i].path);
+                r = write_string_file_at(AT_FDCWD, buf, pidstr);
+                if (r < 0)
+                        return moat_error_set(reterr, r, "writing pid %s to %s", pidstr, buf);
+        }
+        return 0;
+}
+
+int moat_cgroup_unified_fd(struct moat_cgroup *cg)
+{
+        if (!cg->unified)
+                return -EOPNOTSUPP;
+        if (cg->unified_fd < 0) {
+                char buf[PATH_MAX];
+                int n = snprintf(buf, sizeof(buf), "%s%s", cg->h[0].mountpoint, cg->h[0].path);
+
+                if (n < 0 || (size_t) n >= sizeof(buf))
+                        return -ENAMETOOLONG;
+                cg->unified_fd = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (cg->unified_fd < 0)
+                        return negative_errno();
+        }
+        return cg->unified_fd;
+}
+
+int moat_cgroup_serialize(const struct moat_cgroup *cg, char **ret)
+{
+        size_t size = 1;
+
+        for (size_t i = 0; i < cg->n; i++)
+                size += strlen(cg->h[i].mountpoint) + strlen(cg->h[i].path) + 16;
+
+        _cleanup_free_ char *out = malloc(size);
+        if (!out)
+                return -ENOMEM;
+        size_t o = 0;
+        out[0] = '\0';
+        for (size_t i = 0; i < cg->n; i++)
+                o += (size_t) snprintf(out + o, size - o, "%s\t%s\t%u\n", cg->h[i].mountpoint, cg->h[i].path,
+                                       cg->h[i].created);
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+static int deserialize_line(char *line, struct hierarchy *h, struct moat_error **reterr, size_t lineno)
+{
+        _cleanup_free_ char *norm = NULL;
+        char *f[3];
+        uint32_t created;
+        int r;
+
+        f[0] = line;
+        for (int k = 1; k < 3; k++) {
+                f[k] = strchr(f[k - 1], '\t');
+                if (!f[k])
+                        return moat_error_setx(reterr, -EINVAL, "cgroup state line %zu: expected 3 fields", lineno);
+                *f[k]++ = '\0';
+        }
+        if (strchr(f[2], '\t'))
+                return moat_error_setx(reterr, -EINVAL, "cgroup state line %zu: expected 3 fields", lineno);
+
+        r = path_normalize(f[0], &norm);
+        if (r < 0 || f[0][0] != '/' || !streq(norm, f[0]) || !under_cgroup_root(f[0]) ||
+            strlen(f[0]) > PATH_MAX / 4)
+                return moat_error_setx(reterr, -EINVAL,
+                                       "cgroup state line %zu: mountpoint \"%s\" is not a clean path under %s",
+                                       lineno, f[0], CGROUP_ROOT);
+        free(norm);
+        norm = NULL;
+        r = path_normalize(f[1], &norm);
+        if (r < 0 || !streq(norm, f[1]) || !*norm)
+                return moat_error_setx(reterr, -EINVAL, "cgroup state line %zu: path \"%s\" is not a clean cgroup path",
+                                       lineno, f[1]);
+        r = safe_atou32(f[2], &created);
+        if (r < 0 || created > path_depth(f[1]))
+                return moat_error_setx(reterr, -EINVAL, "cgroup state line %zu: invalid created count \"%s\"", lineno,
+                                       f[2]);
+
+        h->mountpoint = strdup(f[0]);
+        h->path = TAKE_PTR(norm);
+        if (!h->mountpoint)
+                return -ENOMEM;
+        h->created = created;
+        h->v2 = is_cgroup2(f[0]);
+        const char *base = strrchr(f[0], '/') + 1;
+        h->cpuset = !h->v2 && comma_list_has(base, "cpuset", 6);
+        h->rank = rank_of(h->v2, base);
+        return 0;
+}
+
+int moat_cgroup_deserialize(const char *text, struct moat_cgroup **ret, struct moat_error **reterr)
+{
+        _cleanup_(moat_cgroup_freep) struct moat_cgroup *cg = NULL;
+        _cleanup_free_ char *copy = NULL;
+        size_t len = strnlen(text, CGROUP_STATE_MAX + 1), lines = 0;
+        int r;
+
+        if (len > CGROUP_STATE_MAX)
+                return moat_error_setx(reterr, -EFBIG, "cgroup state: larger than %u bytes", CGROUP_STATE_MAX);
+        for (size_t i = 0; i < len; i++)
+                if (text[i] == '\n' || i == len - 1)
+                        lines++;
+        if (lines == 0)
+                return moat_error_setx(reterr, -EINVAL, "cgroup state: empty");
+        if (lines > CGROUP_MAX_HIERARCHIES)
+                return moat_error_setx(reterr, -EINVAL, "cgroup state: more than %d hierarchies",
+                                       CGROUP_MAX_HIERARCHIES);
+        copy = strndup(text, len);
+        cg = cgroup_new(lines);
+        if (!copy || !cg)
+                return -ENOMEM;
+
+        size_t lineno = 0;
+        for (char *line = copy, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+                lineno++;
+                if (!*line)
+                        return moat_error_setx(reterr, -EINVAL, "cgroup state line %zu: empty", lineno);
+                r = deserialize_line(line, &cg->h[cg->n], reterr, lineno);
+                if (r < 0)
+                        return r;
+                cg->n++;
+        }
+        if (cg->n == 0)
+                return moat_error_setx(reterr, -EINVAL, "cgroup state: empty");
+        cg->unified = cg->n == 1 && cg->h[0].v2 && streq(cg->h[0].mountpoint, CGROUP_ROOT);
+        cgroup_set_primary_path(cg);
+        *ret = TAKE_PTR(cg);
+        return 0;
+}
+
+const char *moat_cgroup_path(const struct moat_cgroup *cg)
+{
+        return cg->path;
+}
+
+int moat_cgroup_pids(struct moat_cgroup *cg, pid_t **ret, size_t *ret_n, struct moat_error **reterr)
+{
+        const struct hierarchy *h = NULL;
+        _cleanup_free_ char *text = NULL;
+        _cleanup_free_ pid_t *pids = NULL;
+        size_t size = 0, n = 0, cap = 0;
+        char buf[PATH_MAX];
+        int r;
+
+        for (size_t i = 0; i < cg->n; i++)
+                if (!h || cg->h[i].rank < h->rank)
+                        h = &cg->h[i];
+        if (!h)
+                return moat_error_setx(reterr, -ENOENT, "no cgroup hierarchy");
+
+        r = snprintf(buf, sizeof(buf), "%s%s/cgroup.procs", h->mountpoint, h->path);
+        if (r < 0 || (size_t) r >= sizeof(buf))
+                return moat_error_setx(reterr, -ENAMETOOLONG, "cgroup path %s%s is too long", h->mountpoint,
+                                       h->path);
+        r = read_full_file_at(AT_FDCWD, buf, CGROUP_PROCS_MAX, &text, &size);
+        if (r == -ENOENT) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        if (r < 0)
+                return moat_error_set(reterr, r, "reading %s", buf);
+
+        for (char *line = text, *next; line && *line; line = next) {
+                int pid;
+
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+                if (!*line)
+                        continue;
+                r = safe_atoi(line, &pid);
+                if (r < 0 || pid <= 0)
+                        return moat_error_setx(reterr, -EINVAL, "%s: invalid pid \"%s\"", buf, line);
+                if (n == cap) {
+                        size_t ncap = cap ? cap * 2 : 16;
+                        pid_t *np = reallocarray(pids, ncap, sizeof(*pids));
+                        if (!np)
+                                return -ENOMEM;
+                        pids = np;
+                        cap = ncap;
+                }
+                pids[n++] = pid;
+        }
+        *ret = TAKE_PTR(pids);
+        *ret_n = n;
+        return 0;
+}
+
+int moat_cgroup_destroy(struct moat_cgroup *cg, struct moat_error **reterr)
+{
+        uint64_t deadline = 0;
+        int ret = 0;
+
+        cg->unified_fd = safe_close(cg->unified_fd);
+        for (size_t i = 0; i < cg->n; i++) {
+                int r = rmdir_created(&cg->h[i], true, &deadline, reterr);
+                if (r < 0 && ret == 0)
+                        ret = r;
+        }
+        return ret;
+}
+
+void moat_cgroup_free(struct moat_cgroup *cg)
+{
+        if (!cg)
+                return;
+        for (size_t i = 0; i < cg->n; i++) {
+                free(cg->h[i].mountpoint);
+                free(cg->h[i].path);
+        }
+        safe_close(cg->unified_fd);
+        free(cg->h);
+        free(cg);
+}

@@ -49,8 +49,10 @@ int moat_cgroup_unified_fd(struct moat_cgroup *cg);
 
 /*
  * Serialize what was created (one line per hierarchy: "<mountpoint>\t<path
- * relative to the mountpoint>\t<created:0|1>") for the state directory, and
- * load it back for delete.
+ * relative to the mountpoint>\t<created>") for the state directory, and
+ * load it back for delete. <created> counts the trailing components of the
+ * path that create made: 0 when the cgroup existed, 1 for the leaf only,
+ * more when missing parents were made too (destroy removes exactly those).
  */
 MOAT_NODISCARD int moat_cgroup_serialize(const struct moat_cgroup *cg, char **ret);
 MOAT_NODISCARD int moat_cgroup_deserialize(const char *text, struct moat_cgroup **ret, struct moat_error **reterr);

@@ -1,1 +1,818 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include "base/compat.h"
+
+/*
+ * The container lifecycle: create, start, state, kill, delete, list, and
+ * `run` as create+start+wait. This file owns the order of things and the
+ * rule that a failed create leaves nothing behind: every step that made
+ * something (state directory, cgroup, init process) is undone on the error
+ * path, in reverse order.
+ *
+ * The init is not a child of later invocations (start, kill, delete run in
+ * new processes), so they follow it through a pidfd and check its start
+ * time against the one recorded at create.
+ */
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "base/fileio.h"
+#include "base/parse.h"
+#include "oci/runtime-spec.h"
+#include "runtime/cgroup.h"
+#include "runtime/hooks.h"
+#include "runtime/linux.h"
+#include "runtime/runtime.h"
+#include "runtime/state.h"
+#include "runtime/terminal.h"
+
+int moat_id_validate(const char *id, struct moat_error **reterr)
+{
+        if (strempty(id))
+                return moat_error_setx(reterr, -EINVAL, "container id must not be empty");
+        size_t len = strnlen(id, MOAT_ID_MAX + 1);
+        if (len > MOAT_ID_MAX)
+                return moat_error_setx(reterr, -EINVAL, "container id is longer than %d characters", MOAT_ID_MAX);
+        if (streq(id, ".") || streq(id, ".."))
+                return moat_error_setx(reterr, -EINVAL, "invalid container id \"%s\"", id);
+        for (const char *p = id; *p; p++) {
+                unsigned char ch = (unsigned char) *p;
+                if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                      ch == '_' || ch == '+' || ch == '-' || ch == '.'))
+                        return moat_error_setx(reterr, -EINVAL,
+                                               "invalid container id \"%s\": only letters, digits, '_', '+', "
+                                               "'-' and '.' are allowed",
+                                               id);
+        }
+        return 0;
+}
+
+static const struct {
+        const char *name;
+        int number;
+} signal_table[] = {
+        { "ABRT", SIGABRT }, { "ALRM", SIGALRM },   { "BUS", SIGBUS },     { "CHLD", SIGCHLD },
+        { "CLD", SIGCHLD },  { "CONT", SIGCONT },   { "FPE", SIGFPE },     { "HUP", SIGHUP },
+        { "ILL", SIGILL },   { "INT", SIGINT },     { "IO", SIGIO },       { "IOT", SIGIOT },
+        { "KILL", SIGKILL }, { "PIPE", SIGPIPE },   { "POLL", SIGPOLL },   { "PROF", SIGPROF },
+        { "PWR", SIGPWR },   { "QUIT", SIGQUIT },   { "SEGV", SIGSEGV },   { "STKFLT", SIGSTKFLT },
+        { "STOP", SIGSTOP }, { "SYS", SIGSYS },     { "TERM", SIGTERM },   { "TRAP", SIGTRAP },
+        { "TSTP", SIGTSTP }, { "TTIN", SIGTTIN },   { "TTOU", SIGTTOU },   { "URG", SIGURG },
+        { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 },   { "VTALRM", SIGVTALRM }, { "WINCH", SIGWINCH },
+        { "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ },
+};
+
+int moat_signal_parse(const char *s, int *ret)
+{
+        int n;
+
+        if (strempty(s))
+                return -EINVAL;
+        if (safe_atoi(s, &n) >= 0) {
+                if (n <= 0 || n > SIGRTMAX)
+                        return -EINVAL;
+                *ret = n;
+                return 0;
+        }
+        const char *name = s;
+        if (strncasecmp(name, "SIG", 3) == 0)
+                name += 3;
+        for (size_t i = 0; i < ELEMENTSOF(signal_table); i++)
+                if (strcasecmp(name, signal_table[i].name) == 0) {
+                        *ret = signal_table[i].number;
+                        return 0;
+                }
+        /* RTMIN+n / RTMAX-n */
+        if (strncasecmp(name, "RTMIN", 5) == 0 || strncasecmp(name, "RTMAX", 5) == 0) {
+                bool min = strncasecmp(name, "RTMIN", 5) == 0;
+                int off = 0;
+                if (name[5] != '\0') {
+                        if (name[5] != (min ? '+' : '-') || safe_atoi(name + 6, &off) < 0)
+                                return -EINVAL;
+                }
+                n = min ? SIGRTMIN + off : SIGRTMAX - off;
+                if (n < SIGRTMIN || n > SIGRTMAX)
+                        return -EINVAL;
+                *ret = n;
+                return 0;
+        }
+        return -EINVAL;
+}
+
+static int pidfd_open_checked(const struct moat_state *s, int *ret)
+{
+        int fd = (int) syscall(SYS_pidfd_open, s->pid, 0);
+        if (fd < 0)
+                return -errno;
+        /* The pid might have been reused between the state check and here. */
+        uint64_t start;
+        bool zombie;
+        if (moat_process_start_time(s->pid, &start, &zombie) < 0 || start != s->pid_start_time) {
+                close(fd);
+                return -ESRCH;
+        }
+        *ret = fd;
+        return 0;
+}
+
+/* Wait until the process behind pidfd has exited; timeout_ms < 0: forever. */
+static int pidfd_wait_exit(int pidfd, int timeout_ms)
+{
+        struct pollfd p = { .fd = pidfd, .events = POLLIN };
+        int r;
+        do
+                r = poll(&p, 1, timeout_ms);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+                return -errno;
+        return r == 0 ? -ETIMEDOUT : 0;
+}
+
+static char *owner_name(void)
+{
+        uid_t uid = geteuid();
+        struct passwd *pw = getpwuid(uid);
+        char *s = NULL;
+        if (pw && pw->pw_name)
+                return strdup(pw->pw_name);
+        if (asprintf(&s, "#%u", (unsigned) uid) < 0)
+                return NULL;
+        return s;
+}
+
+static int absolute_path(const char *path, char **ret)
+{
+        if (path[0] == '/') {
+                *ret = strdup(path);
+                return *ret ? 0 : -ENOMEM;
+        }
+        _cleanup_free_ char *cwd = get_current_dir_name();
+        if (!cwd)
+                return -errno;
+        if (asprintf(ret, "%s/%s", cwd, path) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* ---- create ------------------------------------------------------------- */
+
+struct create_ctx {
+        const struct moat_runtime *rt;
+        const struct moat_create_options *opts;
+        struct oci_config *config;
+        struct moat_state state;
+        int state_dir_fd;
+};
+
+static int ctx_state_json(void *userdata, pid_t pid, const char *status, char **ret)
+{
+        struct create_ctx *ctx = userdata;
+        struct moat_state s = ctx->state;
+        s.pid = pid;
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:I, s:s, s:O}", "ociVersion", MOAT_OCI_VERSION, "id", s.id,
+                                "status", status, "pid", (json_int_t) pid, "bundle", s.bundle, "annotations",
+                                s.annotations);
+        if (!doc)
+                return -ENOMEM;
+        *ret = json_dumps(doc, JSON_COMPACT);
+        json_decref(doc);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int ctx_runtime_hooks(void *userdata, pid_t pid, struct moat_error **reterr)
+{
+        struct create_ctx *ctx = userdata;
+        _cleanup_free_ char *json = NULL;
+        int r = ctx_state_json(ctx, pid, "creating", &json);
+        if (r < 0)
+                return moat_error_set(reterr, r, "encoding state for hooks");
+        r = moat_hooks_run(OCI_HOOK_PRESTART, &ctx->config->hooks[OCI_HOOK_PRESTART], json,
+                           MOAT_HOOKS_STOP_AT_FIRST_FAILURE, reterr);
+        if (r < 0)
+                return r;
+        return moat_hooks_run(OCI_HOOK_CREATE_RUNTIME, &ctx->config->hooks[OCI_HOOK_CREATE_RUNTIME], json,
+                              MOAT_HOOKS_STOP_AT_FIRST_FAILURE, reterr);
+}
+
+static int write_pid_file(const char *path, pid_t pid, struct moat_error **reterr)
+{
+        char buf[32];
+        int n = snprintf(buf, sizeof(buf), "%d", (int) pid);
+        _cleanup_free_ char *abs = NULL, *dir = NULL;
+        int r = absolute_path(path, &abs);
+        if (r < 0)
+                return moat_error_set(reterr, r, "--pid-file '%s'", path);
+        dir = strdup(abs);
+        if (!dir)
+                return -ENOMEM;
+        char *slash = strrchr(dir, '/');
+        const char *name = slash + 1;
+        if (slash == dir)
+                dir[1] = '\0';
+        else
+                *slash = '\0';
+        name = abs + (name - dir);
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return moat_error_set(reterr, errno, "--pid-file '%s'", path);
+        r = write_file_atomic_at(dfd, name, buf, (size_t) n, 0644);
+        if (r < 0)
+                return moat_error_set(reterr, r, "writing --pid-file '%s'", path);
+        return 0;
+}
+
+static int run_poststart(struct create_ctx *ctx, pid_t pid, struct moat_error **reterr)
+{
+        const struct oci_hook_list *l = &ctx->config->hooks[OCI_HOOK_POSTSTART];
+        if (l->n_hooks == 0)
+                return 0;
+        _cleanup_free_ char *json = NULL;
+        int r = ctx_state_json(ctx, pid, "running", &json);
+        if (r < 0)
+                return moat_error_set(reterr, r, "encoding state for hooks");
+        return moat_hooks_run(OCI_HOOK_POSTSTART, l, json, MOAT_HOOKS_STOP_AT_FIRST_FAILURE, reterr);
+}
+
+/* Foreground `run`: forward signals to the init and relay its terminal
+ * until it exits; returns its exit status the way a shell reports it. */
+static int wait_foreground(pid_t pid, int pty_master, const sigset_t *forwarded, int *ret_status,
+                           struct moat_error **reterr)
+{
+        _cleanup_close_ int sfd = signalfd(-1, forwarded, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (sfd < 0)
+                return moat_error_set(reterr, errno, "signalfd");
+
+        bool relaying = pty_master >= 0;
+        for (;;) {
+                int status;
+                pid_t w = waitpid(pid, &status, WNOHANG);
+                if (w == pid) {
+                        *ret_status = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+                        return 0;
+                }
+                if (w < 0 && errno != EINTR)
+                        return moat_error_set(reterr, errno, "waiting for the container");
+
+                if (relaying) {
+                        _cleanup_error_ struct moat_error *rerr = NULL;
+                        /* Returns when the pty hangs up or a signal is pending. */
+                        if (moat_terminal_relay(pty_master, sfd, &rerr) < 0 || !rerr) {
+                                struct pollfd p = { .fd = sfd, .events = POLLIN };
+                                if (poll(&p, 1, 0) <= 0)
+                                        relaying = false;
+                        }
+                }
+                struct signalfd_siginfo si;
+                ssize_t n = read(sfd, &si, sizeof(si));
+                if (n == (ssize_t) sizeof(si)) {
+                        if (si.ssi_signo != SIGCHLD)
+                                (void) kill(pid, (int) si.ssi_signo);
+                        continue;
+                }
+                if (!relaying) {
+                        struct pollfd p = { .fd = sfd, .events = POLLIN };
+                        (void) poll(&p, 1, -1);
+                }
+        }
+}
+
+static int create_cleanup(struct create_ctx *ctx, int root_fd, struct moat_cgroup *cg, int r)
+{
+        if (cg) {
+                _cleanup_error_ struct moat_error *e = NULL;
+                if (moat_cgroup_destroy(cg, &e) < 0) {
+                        /* The error of the create matters more; this one is
+                         * only recorded for debugging. */
+                }
+        }
+        _cleanup_error_ struct moat_error *e = NULL;
+        if (moat_state_remove(root_fd, ctx->opts->id, &e) < 0) {
+        }
+        return r;
+}
+
+int moat_container_create(const struct moat_runtime *rt, const struct moat_create_options *opts,
+                          int *ret_exit_status, struct moat_error **reterr)
+{
+        _cleanup_oci_config_ struct oci_config *config = NULL;
+        _cleanup_close_ int root_fd = -EBADF, dir_fd = -EBADF, bundle_fd = -EBADF, fifo_fd = -EBADF;
+        _cleanup_cgroup_ struct moat_cgroup *cg = NULL;
+        _cleanup_free_ char *bundle = NULL, *rootfs = NULL, *console = NULL, *created = NULL, *owner = NULL,
+                            *cgroup_text = NULL;
+        _cleanup_close_ int sync_fd = -EBADF, pty_master = -EBADF;
+        struct create_ctx ctx = { .rt = rt, .opts = opts };
+        sigset_t forwarded, saved_mask;
+        json_t *annotations = NULL;
+        int r;
+
+        r = moat_id_validate(opts->id, reterr);
+        if (r < 0)
+                return r;
+        if (rt->systemd_cgroup)
+                return moat_error_setx(reterr, -EOPNOTSUPP,
+                                       "--systemd-cgroup: the systemd cgroup driver is not supported yet");
+
+        r = absolute_path(opts->bundle ? opts->bundle : ".", &bundle);
+        if (r < 0)
+                return moat_error_set(reterr, r, "bundle");
+        if (opts->console_socket) {
+                r = absolute_path(opts->console_socket, &console);
+                if (r < 0)
+                        return moat_error_set(reterr, r, "--console-socket");
+        }
+        bundle_fd = open(bundle, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (bundle_fd < 0)
+                return moat_error_set(reterr, errno, "bundle '%s'", bundle);
+        r = oci_config_load_at(bundle_fd, "config.json", &config, reterr);
+        if (r < 0)
+                return moat_error_wrap(reterr, r, "%s/config.json", bundle);
+        if (!config->has_process)
+                return moat_error_setx(reterr, -EINVAL, "%s/config.json: process: required to create a container",
+                                       bundle);
+        if (config->process.terminal && !console && opts->mode != MOAT_CREATE_RUN_FOREGROUND)
+                return moat_error_setx(reterr, -EINVAL,
+                                       "process.terminal is true: --console-socket is required unless `run` "
+                                       "stays in the foreground");
+        if (!config->process.terminal && console)
+                return moat_error_setx(reterr, -EINVAL,
+                                       "--console-socket given but process.terminal is false");
+
+        /* Relative paths in the config (root.path, bind sources) are
+         * relative to the bundle, as for runc. */
+        if (fchdir(bundle_fd) < 0)
+                return moat_error_set(reterr, errno, "entering bundle '%s'", bundle);
+        if (config->root.path[0] == '/')
+                rootfs = realpath(config->root.path, NULL);
+        else {
+                _cleanup_free_ char *joined = NULL;
+                if (asprintf(&joined, "%s/%s", bundle, config->root.path) < 0)
+                        return -ENOMEM;
+                rootfs = realpath(joined, NULL);
+        }
+        if (!rootfs)
+                return moat_error_set(reterr, errno, "root.path '%s'", config->root.path);
+        struct stat st;
+        if (stat(rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
+                return moat_error_setx(reterr, -ENOTDIR, "root.path '%s': not a directory", config->root.path);
+
+        const char *listen = secure_getenv("LISTEN_FDS");
+        unsigned listen_fds = 0;
+        if (listen) {
+                uint32_t v;
+                if (safe_atou32(listen, &v) >= 0 && v < 1024)
+                        listen_fds = v;
+        }
+
+        r = moat_state_root_open(rt, true, &root_fd, reterr);
+        if (r < 0)
+                return r;
+        if (mkdirat(root_fd, opts->id, 0711) < 0) {
+                if (errno == EEXIST)
+                        return moat_error_setx(reterr, -EEXIST, "container \"%s\" already exists", opts->id);
+                return moat_error_set(reterr, errno, "creating state directory for \"%s\"", opts->id);
+        }
+        /* From here on, failures undo what was made. */
+        ctx.config = config;
+        dir_fd = openat(root_fd, opts->id, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (dir_fd < 0) {
+                r = moat_error_set(reterr, errno, "opening state directory for \"%s\"", opts->id);
+                return create_cleanup(&ctx, root_fd, NULL, r);
+        }
+        if (moat_now_rfc3339(&created) < 0 || !(owner = owner_name()))
+                return create_cleanup(&ctx, root_fd, NULL, -ENOMEM);
+
+        annotations = json_object();
+        for (size_t i = 0; i < config->n_annotations; i++)
+                json_object_set_new(annotations, config->annotations[i].key,
+                                    json_string(config->annotations[i].value));
+        ctx.state = (struct moat_state){
+                .id = (char *) opts->id,
+                .bundle = bundle,
+                .rootfs = rootfs,
+                .created = created,
+                .owner = owner,
+                .annotations = annotations,
+                .has_poststop_hooks = config->hooks[OCI_HOOK_POSTSTOP].n_hooks > 0 ||
+                                      config->hooks[OCI_HOOK_POSTSTART].n_hooks > 0,
+        };
+        ctx.state_dir_fd = dir_fd;
+
+        /* The config as created, for start's poststart and delete's
+         * poststop hooks. */
+        if (ctx.state.has_poststop_hooks) {
+                char *text = json_dumps(config->json, JSON_COMPACT);
+                r = text ? write_file_atomic_at(dir_fd, MOAT_STATE_CONFIG, text, strlen(text), 0600) : -ENOMEM;
+                free(text);
+                if (r < 0) {
+                        r = moat_error_set(reterr, r, "saving the configuration");
+                        goto fail;
+                }
+        }
+
+        if (opts->mode == MOAT_CREATE_ONLY) {
+                if (mkfifoat(dir_fd, MOAT_STATE_FIFO, 0622) < 0) {
+                        r = moat_error_set(reterr, errno, "creating exec.fifo");
+                        goto fail;
+                }
+                fifo_fd = openat(dir_fd, MOAT_STATE_FIFO, O_PATH | O_CLOEXEC);
+                if (fifo_fd < 0) {
+                        r = moat_error_set(reterr, errno, "opening exec.fifo");
+                        goto fail;
+                }
+        }
+
+        r = moat_cgroup_create(config->linux_.cgroups_path, opts->id, &cg, reterr);
+        if (r < 0) {
+                cg = NULL;
+                goto fail;
+        }
+        r = moat_cgroup_serialize(cg, &cgroup_text);
+        if (r < 0)
+                goto fail;
+        ctx.state.cgroup = cgroup_text;
+
+        /* Signals meant for the container are held from before the clone, so
+         * none is lost between the init's birth and the wait loop. */
+        sigfillset(&forwarded);
+        sigdelset(&forwarded, SIGSEGV);
+        sigdelset(&forwarded, SIGBUS);
+        sigdelset(&forwarded, SIGILL);
+        sigdelset(&forwarded, SIGFPE);
+        sigdelset(&forwarded, SIGTTIN);
+        sigdelset(&forwarded, SIGTTOU);
+        if (opts->mode == MOAT_CREATE_RUN_FOREGROUND)
+                sigprocmask(SIG_BLOCK, &forwarded, &saved_mask);
+
+        struct moat_spawn sp = {
+                .config = config,
+                .id = opts->id,
+                .bundle = bundle,
+                .rootfs = rootfs,
+                .fifo_fd = fifo_fd,
+                .console_socket = console,
+                .relay_terminal = config->process.terminal && !console,
+                .no_pivot = opts->no_pivot,
+                .no_new_keyring = opts->no_new_keyring,
+                .preserve_fds = opts->preserve_fds,
+                .listen_fds = listen_fds,
+                .cgroup = cg,
+                .runtime_hooks = ctx_runtime_hooks,
+                .state_json = ctx_state_json,
+                .userdata = &ctx,
+        };
+        struct moat_spawn_result res = { .pid = 0, .sync_fd = -EBADF, .pty_master = -EBADF };
+        r = moat_linux_spawn(&sp, &res, reterr);
+        if (r < 0)
+                goto fail_unmask;
+        sync_fd = res.sync_fd;
+        pty_master = res.pty_master;
+
+        ctx.state.pid = res.pid;
+        r = moat_process_start_time(res.pid, &ctx.state.pid_start_time, NULL);
+        if (r >= 0)
+                r = moat_state_save(dir_fd, &ctx.state, reterr);
+        if (r >= 0 && opts->pid_file)
+                r = write_pid_file(opts->pid_file, res.pid, reterr);
+        if (r < 0) {
+                (void) kill(res.pid, SIGKILL);
+                while (waitpid(res.pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+                goto fail_unmask;
+        }
+
+        if (opts->mode == MOAT_CREATE_ONLY) {
+                json_decref(annotations);
+                return 0;
+        }
+
+        r = moat_linux_send_start(sync_fd, reterr);
+        sync_fd = safe_close(sync_fd);
+        if (r >= 0) {
+                _cleanup_error_ struct moat_error *hook_err = NULL;
+                /* Spec: a poststart failure is a warning; the container
+                 * keeps running. */
+                if (run_poststart(&ctx, res.pid, &hook_err) < 0 && rt->warn)
+                        rt->warn(hook_err->msg);
+        }
+
+        if (opts->mode == MOAT_CREATE_RUN_DETACHED) {
+                json_decref(annotations);
+                return r;
+        }
+
+        int status = 255;
+        if (r >= 0)
+                r = wait_foreground(res.pid, pty_master, &forwarded, &status, reterr);
+        sigprocmask(SIG_SETMASK, &saved_mask, NULL);
+        json_decref(annotations);
+        annotations = NULL;
+        if (r < 0) {
+                (void) kill(res.pid, SIGKILL);
+                while (waitpid(res.pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+        }
+        if (!opts->keep) {
+                _cleanup_error_ struct moat_error *derr = NULL;
+                int dr = moat_container_delete(rt, opts->id, true, r < 0 ? &derr : reterr);
+                if (r >= 0 && dr < 0)
+                        r = dr;
+        }
+        if (ret_exit_status)
+                *ret_exit_status = status;
+        return r;
+
+fail_unmask:
+        if (opts->mode == MOAT_CREATE_RUN_FOREGROUND)
+                sigprocmask(SIG_SETMASK, &saved_mask, NULL);
+fail:
+        json_decref(annotations);
+        return create_cleanup(&ctx, root_fd, TAKE_PTR(cg), r);
+}
+
+/* ---- start, state, kill, delete, list ----------------------------------- */
+
+int moat_container_start(const struct moat_runtime *rt, const char *id, struct moat_error **reterr)
+{
+        _cleanup_close_ int root_fd = -EBADF, dir_fd = -EBADF, fifo = -EBADF, pidfd = -EBADF;
+        _cleanup_state_ struct moat_state *s = NULL;
+        int r;
+
+        r = moat_state_root_open(rt, false, &root_fd, reterr);
+        if (r < 0)
+                return r == -ENOENT ? moat_error_setx(reterr, -ENOENT, "container \"%s\" does not exist", id) : r;
+        r = moat_state_load(root_fd, id, &s, &dir_fd, reterr);
+        if (r < 0)
+                return r;
+        enum moat_status st = moat_state_status(s, dir_fd);
+        if (st == MOAT_STATUS_STOPPED)
+                return moat_error_setx(reterr, -EINVAL, "cannot start a container that has stopped");
+        if (st != MOAT_STATUS_CREATED)
+                return moat_error_setx(reterr, -EINVAL, "cannot start an already running container");
+
+        fifo = openat(dir_fd, MOAT_STATE_FIFO, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fifo < 0)
+                return moat_error_set(reterr, errno, "opening exec.fifo of container \"%s\"", id);
+        r = pidfd_open_checked(s, &pidfd);
+        if (r < 0)
+                return moat_error_setx(reterr, -ESRCH, "container \"%s\": container not running", id);
+
+        /* Wait for the init's byte; if the init dies instead, its pidfd
+         * becomes readable and start fails rather than hanging. */
+        struct pollfd p[2] = { { .fd = fifo, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
+        for (;;) {
+                r = poll(p, 2, -1);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return moat_error_set(reterr, errno, "waiting for container \"%s\"", id);
+                if (p[0].revents & POLLIN) {
+                        char b;
+                        ssize_t n = read(fifo, &b, 1);
+                        if (n == 1)
+                                break;
+                }
+                if (p[1].revents)
+                        return moat_error_setx(reterr, -ESRCH,
+                                               "cannot start container \"%s\": its init exited (container not running)",
+                                               id);
+        }
+        if (unlinkat(dir_fd, MOAT_STATE_FIFO, 0) < 0 && errno != ENOENT)
+                return moat_error_set(reterr, errno, "removing exec.fifo");
+
+        if (!s->has_poststop_hooks)
+                return 0;
+        _cleanup_free_ char *text = NULL, *json = NULL;
+        _cleanup_oci_config_ struct oci_config *config = NULL;
+        size_t len;
+        if (read_full_file_at(dir_fd, MOAT_STATE_CONFIG, OCI_CONFIG_MAX_SIZE, &text, &len) < 0 ||
+            oci_config_parse(text, len, &config, NULL) < 0)
+                return moat_error_setx(reterr, -EINVAL, "container \"%s\": saved configuration unreadable", id);
+        if (config->hooks[OCI_HOOK_POSTSTART].n_hooks > 0) {
+                if (moat_state_to_oci_json(s, MOAT_STATUS_RUNNING, &json) < 0)
+                        return -ENOMEM;
+                _cleanup_error_ struct moat_error *hook_err = NULL;
+                if (moat_hooks_run(OCI_HOOK_POSTSTART, &config->hooks[OCI_HOOK_POSTSTART], json,
+                                   MOAT_HOOKS_STOP_AT_FIRST_FAILURE, &hook_err) < 0 && rt->warn)
+                        rt->warn(hook_err->msg);
+        }
+        return 0;
+}
+
+int moat_container_state(const struct moat_runtime *rt, const char *id, char **ret_json, struct moat_error **reterr)
+{
+        _cleanup_close_ int root_fd = -EBADF, dir_fd = -EBADF;
+        _cleanup_state_ struct moat_state *s = NULL;
+        int r;
+
+        r = moat_state_root_open(rt, false, &root_fd, reterr);
+        if (r < 0)
+                return r == -ENOENT ? moat_error_setx(reterr, -ENOENT, "container \"%s\" does not exist", id) : r;
+        r = moat_state_load(root_fd, id, &s, &dir_fd, reterr);
+        if (r < 0)
+                return r;
+        r = moat_state_to_oci_json(s, moat_state_status(s, dir_fd), ret_json);
+        if (r < 0)
+                return moat_error_set(reterr, r, "encoding state");
+        return 0;
+}
+
+static int signal_all(struct moat_cgroup *cg, int sig, struct moat_error **reterr)
+{
+        _cleanup_free_ pid_t *pids = NULL;
+        size_t n = 0;
+        int r = moat_cgroup_pids(cg, &pids, &n, reterr);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (kill(pids[i], sig) < 0 && errno != ESRCH)
+                        return moat_error_set(reterr, errno, "signalling pid %d", (int) pids[i]);
+        return 0;
+}
+
+int moat_container_kill(const struct moat_runtime *rt, const char *id, int sig, bool all, struct moat_error **reterr)
+{
+        _cleanup_close_ int root_fd = -EBADF, dir_fd = -EBADF, pidfd = -EBADF;
+        _cleanup_state_ struct moat_state *s = NULL;
+        int r;
+
+        r = moat_state_root_open(rt, false, &root_fd, reterr);
+        if (r < 0)
+                return r == -ENOENT ? moat_error_setx(reterr, -ENOENT, "container \"%s\" does not exist", id) : r;
+        r = moat_state_load(root_fd, id, &s, &dir_fd, reterr);
+        if (r < 0)
+                return r;
+        if (moat_state_status(s, dir_fd) == MOAT_STATUS_STOPPED && !all)
+                return moat_error_setx(reterr, -ESRCH, "container \"%s\": container not running", id);
+
+        if (all && !strempty(s->cgroup)) {
+                _cleanup_cgroup_ struct moat_cgroup *cg = NULL;
+                r = moat_cgroup_deserialize(s->cgroup, &cg, reterr);
+                if (r < 0)
+                        return r;
+                return signal_all(cg, sig, reterr);
+        }
+        r = pidfd_open_checked(s, &pidfd);
+        if (r < 0)
+                return moat_error_setx(reterr, -ESRCH, "container \"%s\": container not running", id);
+        if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0) {
+                if (errno == ESRCH)
+                        return moat_error_setx(reterr, -ESRCH, "container \"%s\": container not running", id);
+                return moat_error_set(reterr, errno, "sending signal %d to container \"%s\"", sig, id);
+        }
+        return 0;
+}
+
+static int run_poststop(int dir_fd, struct moat_state *s, struct moat_error **reterr)
+{
+        _cleanup_free_ char *text = NULL, *json = NULL;
+        _cleanup_oci_config_ struct oci_config *config = NULL;
+        size_t len;
+        int r;
+
+        if (!s->has_poststop_hooks)
+                return 0;
+        r = read_full_file_at(dir_fd, MOAT_STATE_CONFIG, OCI_CONFIG_MAX_SIZE, &text, &len);
+        if (r < 0)
+                return moat_error_set(reterr, r, "reading the saved configuration for poststop hooks");
+        r = oci_config_parse(text, len, &config, reterr);
+        if (r < 0)
+                return r;
+        r = moat_state_to_oci_json(s, MOAT_STATUS_STOPPED, &json);
+        if (r < 0)
+                return r;
+        return moat_hooks_run(OCI_HOOK_POSTSTOP, &config->hooks[OCI_HOOK_POSTSTOP], json, MOAT_HOOKS_RUN_ALL,
+                              reterr);
+}
+
+int moat_container_delete(const struct moat_runtime *rt, const char *id, bool force, struct moat_error **reterr)
+{
+        _cleanup_close_ int root_fd = -EBADF, dir_fd = -EBADF;
+        _cleanup_state_ struct moat_state *s = NULL;
+        _cleanup_cgroup_ struct moat_cgroup *cg = NULL;
+        int r;
+
+        r = moat_state_root_open(rt, false, &root_fd, reterr);
+        if (r < 0)
+                return r == -ENOENT ? moat_error_setx(reterr, -ENOENT, "container \"%s\" does not exist", id) : r;
+        r = moat_state_load(root_fd, id, &s, &dir_fd, reterr);
+        if (r < 0)
+                return r;
+        if (!strempty(s->cgroup)) {
+                r = moat_cgroup_deserialize(s->cgroup, &cg, reterr);
+                if (r < 0)
+                        return r;
+        }
+
+        enum moat_status st = moat_state_status(s, dir_fd);
+        if (st != MOAT_STATUS_STOPPED) {
+                if (!force)
+                        return moat_error_setx(reterr, -EBUSY,
+                                               "cannot delete container \"%s\" that is not stopped: %s", id,
+                                               moat_status_to_string(st));
+                _cleanup_close_ int pidfd = -EBADF;
+                if (pidfd_open_checked(s, &pidfd) >= 0) {
+                        (void) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+                        /* A pid namespace dies with its init; without one, the
+                         * rest of the cgroup is killed below. */
+                        if (pidfd_wait_exit(pidfd, 10000) < 0)
+                                return moat_error_setx(reterr, -ETIMEDOUT,
+                                                       "container \"%s\": init did not exit after SIGKILL", id);
+                }
+        }
+        if (cg) {
+                /* Processes that left the pid namespace's reach (no pid
+                 * namespace, or joined one) are killed one by one; the
+                 * freezer-based kill belongs to the cgroups work. */
+                _cleanup_error_ struct moat_error *kerr = NULL;
+                if (signal_all(cg, SIGKILL, &kerr) < 0) {
+                }
+                r = moat_cgroup_destroy(cg, reterr);
+                if (r < 0)
+                        return r;
+        }
+
+        /* Spec: poststop failures are warnings; every hook runs. */
+        _cleanup_error_ struct moat_error *hook_err = NULL;
+        if (run_poststop(dir_fd, s, &hook_err) < 0 && rt->warn)
+                rt->warn(hook_err ? hook_err->msg : "poststop hook failed");
+
+        return moat_state_remove(root_fd, id, reterr);
+}
+
+void moat_container_info_free(struct moat_container_info *v, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(v[i].id);
+                free(v[i].status);
+                free(v[i].bundle);
+                free(v[i].created);
+                free(v[i].owner);
+        }
+        free(v);
+}
+
+int moat_container_list(const struct moat_runtime *rt, struct moat_container_info **ret, size_t *ret_n,
+                        struct moat_error **reterr)
+{
+        _cleanup_close_ int root_fd = -EBADF;
+        struct moat_container_info *v = NULL;
+        size_t n = 0;
+        int r;
+
+        r = moat_state_root_open(rt, false, &root_fd, NULL);
+        if (r == -ENOENT) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        if (r < 0)
+                return moat_error_set(reterr, r, "opening state root");
+        int dfd = fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
+        DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+        if (!d) {
+                safe_close(dfd);
+                return moat_error_set(reterr, errno, "listing state root");
+        }
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.' || moat_id_validate(de->d_name, NULL) < 0)
+                        continue;
+                _cleanup_state_ struct moat_state *s = NULL;
+                _cleanup_close_ int dir_fd = -EBADF;
+                if (moat_state_load(root_fd, de->d_name, &s, &dir_fd, NULL) < 0)
+                        continue;
+                struct moat_container_info *nv = realloc(v, (n + 1) * sizeof(*v));
+                if (!nv) {
+                        r = -ENOMEM;
+                        break;
+                }
+                v = nv;
+                enum moat_status st = moat_state_status(s, dir_fd);
+                v[n] = (struct moat_container_info){
+                        .id = strdup(s->id),
+                        .pid = st == MOAT_STATUS_STOPPED ? 0 : s->pid,
+                        .status = strdup(moat_status_to_string(st)),
+                        .bundle = strdup(s->bundle ? s->bundle : ""),
+                        .created = strdup(s->created ? s->created : ""),
+                        .owner = strdup(s->owner ? s->owner : ""),
+                };
+                n++;
+        }
+        closedir(d);
+        if (r < 0) {
+                moat_container_info_free(v, n);
+                return moat_error_set(reterr, r, "listing containers");
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}

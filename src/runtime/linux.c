@@ -1,1 +1,724 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include "base/compat.h"
+
+/*
+ * The container init's birth and set-up.
+ *
+ * One raw clone() creates the init directly in its new namespaces (no
+ * re-exec of the runtime, no intermediate process): the init is pid 1 of its
+ * pid namespace from the start. Two namespaces cannot be entered that way
+ * and are prepared in the parent around the clone instead: a joined pid
+ * namespace and the time namespace (setns/unshare only affect the children
+ * of the caller for those two, so the parent switches them, clones, and
+ * switches back). The cgroup namespace is created by the init itself after
+ * the parent has placed it in its cgroup, so that the namespace's root is
+ * the container's cgroup and not the runtime's.
+ *
+ * Parent and init speak over a SOCK_SEQPACKET socketpair:
+ *   parent -> init   GO (maps written, cgroup entered; carries the state
+ *                    JSON for hooks), HOOKS_DONE, START
+ *   init -> parent   HOOKS (run prestart/createRuntime now), PTY (with the
+ *                    master fd), ERROR (message), READY
+ * Any failure of the init is sent as ERROR with the full message and the
+ * init exits; the parent turns it into the create error. If the parent dies,
+ * the init reads EOF and exits, so nothing is left behind.
+ *
+ * The init opens exec.fifo through an fd of the host's /proc taken before
+ * pivot_root, since the fifo lives outside the container; that fd is
+ * close-on-exec and closed before the program runs.
+ */
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "base/fileio.h"
+#include "runtime/hooks.h"
+#include "runtime/linux.h"
+#include "runtime/mount.h"
+#include "runtime/process.h"
+#include "runtime/terminal.h"
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef KEYCTL_JOIN_SESSION_KEYRING
+#define KEYCTL_JOIN_SESSION_KEYRING 1
+#endif
+
+/* Upper bound of one sync message (an error text or a state JSON). */
+#define SYNC_MSG_MAX (64u * 1024u)
+
+enum sync_type {
+        SYNC_GO = 1,
+        SYNC_HOOKS,
+        SYNC_HOOKS_DONE,
+        SYNC_PTY,
+        SYNC_ERROR,
+        SYNC_READY,
+        SYNC_START,
+};
+
+struct sync_header {
+        uint32_t type;
+        int32_t errnum;
+};
+
+static int sync_send(int fd, enum sync_type type, int errnum, const char *payload, int pass_fd)
+{
+        struct sync_header h = { .type = type, .errnum = errnum };
+        size_t plen = payload ? strlen(payload) : 0;
+        if (plen > SYNC_MSG_MAX)
+                plen = SYNC_MSG_MAX;
+        struct iovec iov[2] = {
+                { .iov_base = &h, .iov_len = sizeof(h) },
+                { .iov_base = (void *) (payload ? payload : ""), .iov_len = plen },
+        };
+        union {
+                char buf[CMSG_SPACE(sizeof(int))];
+                struct cmsghdr align;
+        } control;
+        struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+
+        if (pass_fd >= 0) {
+                memset(&control, 0, sizeof(control));
+                msg.msg_control = control.buf;
+                msg.msg_controllen = sizeof(control.buf);
+                struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+        }
+        for (;;) {
+                ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+                if (n >= 0)
+                        return 0;
+                if (errno != EINTR)
+                        return -errno;
+        }
+}
+
+/* Receive one message; *ret_payload is NUL-terminated (may be empty). A
+ * closed peer gives -EPIPE. */
+static int sync_recv(int fd, struct sync_header *ret_h, char **ret_payload, int *ret_fd)
+{
+        _cleanup_free_ char *buf = malloc(sizeof(struct sync_header) + SYNC_MSG_MAX + 1);
+        union {
+                char buf[CMSG_SPACE(sizeof(int))];
+                struct cmsghdr align;
+        } control;
+        struct iovec iov = { .iov_base = buf, .iov_len = sizeof(struct sync_header) + SYNC_MSG_MAX };
+        struct msghdr msg = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = control.buf,
+                .msg_controllen = sizeof(control.buf),
+        };
+        ssize_t n;
+
+        if (!buf)
+                return -ENOMEM;
+        if (ret_fd)
+                *ret_fd = -EBADF;
+        do
+                n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        if (n == 0)
+                return -EPIPE;
+        if ((size_t) n < sizeof(struct sync_header))
+                return -EBADMSG;
+
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                        int passed;
+                        memcpy(&passed, CMSG_DATA(c), sizeof(int));
+                        if (ret_fd)
+                                *ret_fd = passed;
+                        else
+                                close(passed);
+                }
+        }
+        memcpy(ret_h, buf, sizeof(*ret_h));
+        size_t plen = (size_t) n - sizeof(struct sync_header);
+        if (ret_payload) {
+                char *p = malloc(plen + 1);
+                if (!p)
+                        return -ENOMEM;
+                memcpy(p, buf + sizeof(struct sync_header), plen);
+                p[plen] = '\0';
+                *ret_payload = p;
+        }
+        return 0;
+}
+
+/* ---- the init's side ---------------------------------------------------- */
+
+/* Report err to the parent and exit: the last act of a failed init. */
+static MOAT_NORETURN void child_fail(int sync_fd, int r, struct moat_error *err)
+{
+        const char *msg = err && err->msg ? err->msg : strerror(-r);
+        if (sync_send(sync_fd, SYNC_ERROR, -r, msg, -EBADF) < 0)
+                dprintf(STDERR_FILENO, "moat-runtime: container init: %s\n", msg);
+        _exit(1);
+}
+
+static int write_uid_gid_maps(pid_t pid, const struct oci_linux *lx, struct moat_error **reterr)
+{
+        static const char *const files[2] = { "uid_map", "gid_map" };
+        const struct oci_id_mapping *maps[2] = { lx->uid_mappings, lx->gid_mappings };
+        size_t counts[2] = { lx->n_uid_mappings, lx->n_gid_mappings };
+
+        for (int i = 0; i < 2; i++) {
+                if (counts[i] == 0)
+                        continue;
+                _cleanup_free_ char *text = NULL;
+                size_t len = 0;
+                FILE *f = open_memstream(&text, &len);
+                if (!f)
+                        return -ENOMEM;
+                for (size_t j = 0; j < counts[i]; j++)
+                        fprintf(f, "%u %u %u\n", maps[i][j].container_id, maps[i][j].host_id, maps[i][j].size);
+                fclose(f);
+                char path[64];
+                snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, files[i]);
+                _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+                if (fd < 0)
+                        return moat_error_set(reterr, errno, "opening %s", path);
+                /* The kernel takes the whole map in one write. */
+                if (write(fd, text, len) != (ssize_t) len)
+                        return moat_error_set(reterr, errno, "linux.%s: writing %s",
+                                              i == 0 ? "uidMappings" : "gidMappings", path);
+        }
+        return 0;
+}
+
+static int join_namespace(const struct oci_namespace *ns, struct moat_error **reterr)
+{
+        _cleanup_close_ int fd = open(ns->path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return moat_error_set(reterr, errno, "linux.namespaces: opening %s namespace '%s'",
+                                      oci_namespace_type_to_string(ns->type), ns->path);
+        if (setns(fd, (int) oci_namespace_type_clone_flag(ns->type)) < 0) {
+                if (errno == EINVAL)
+                        return moat_error_setx(reterr, -EINVAL,
+                                               "linux.namespaces: '%s' is not a %s namespace", ns->path,
+                                               oci_namespace_type_to_string(ns->type));
+                return moat_error_set(reterr, errno, "linux.namespaces: joining %s namespace '%s'",
+                                      oci_namespace_type_to_string(ns->type), ns->path);
+        }
+        return 0;
+}
+
+static int apply_sysctls(const struct oci_linux *lx, int proc_fd, struct moat_error **reterr)
+{
+        for (size_t i = 0; i < lx->n_sysctl; i++) {
+                const char *key = lx->sysctl[i].key;
+                char path[4096];
+                int n = snprintf(path, sizeof(path), "sys/%s", key);
+                if (n < 0 || (size_t) n >= sizeof(path))
+                        return moat_error_setx(reterr, -ENAMETOOLONG, "linux.sysctl: key \"%s\" too long", key);
+                /* net.ipv4.conf.eth0/1.x: dots are separators, slashes were dots. */
+                for (char *p = path + 4; *p; p++) {
+                        if (*p == '.')
+                                *p = '/';
+                        else if (*p == '/')
+                                *p = '.';
+                }
+                if (strstr(path, "..") || strstr(path, "//"))
+                        return moat_error_setx(reterr, -EINVAL, "linux.sysctl: invalid key \"%s\"", key);
+                _cleanup_close_ int fd = openat(proc_fd, path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0)
+                        return moat_error_set(reterr, errno, "linux.sysctl: \"%s\"", key);
+                const char *v = lx->sysctl[i].value;
+                if (write_all(fd, v, strlen(v)) < 0)
+                        return moat_error_set(reterr, errno, "linux.sysctl: setting \"%s\" to \"%s\"", key, v);
+        }
+        return 0;
+}
+
+static char **build_env(const struct moat_spawn *sp)
+{
+        const struct oci_process *p = &sp->config->process;
+        size_t n = 0;
+
+        for (char **e = p->env; e && *e; e++)
+                n++;
+        char **env = calloc(n + 3, sizeof(char *));
+        if (!env)
+                return NULL;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (sp->listen_fds > 0 && (startswith(p->env[i], "LISTEN_FDS=") || startswith(p->env[i], "LISTEN_PID=")))
+                        continue;
+                env[k++] = p->env[i];
+        }
+        if (sp->listen_fds > 0) {
+                static char listen_fds[32];
+                snprintf(listen_fds, sizeof(listen_fds), "LISTEN_FDS=%u", sp->listen_fds);
+                env[k++] = listen_fds;
+                env[k++] = (char *) "LISTEN_PID=1";
+        }
+        env[k] = NULL;
+        return env;
+}
+
+static int mkdir_p_inside(const char *path)
+{
+        _cleanup_free_ char *copy = strdup(path);
+        if (!copy)
+                return -ENOMEM;
+        for (char *p = copy + 1;; p++) {
+                if (*p == '/' || *p == '\0') {
+                        char saved = *p;
+                        *p = '\0';
+                        if (mkdir(copy, 0755) < 0 && errno != EEXIST)
+                                return -errno;
+                        *p = saved;
+                        if (saved == '\0')
+                                break;
+                }
+        }
+        return 0;
+}
+
+static int setup_terminal(const struct moat_spawn *sp, int console_fd, int sync_fd, struct moat_error **reterr)
+{
+        const struct oci_process *p = &sp->config->process;
+        _cleanup_close_ int master = -EBADF, slave = -EBADF;
+        _cleanup_free_ char *slave_path = NULL;
+        int r;
+
+        r = moat_terminal_open_pty(&master, &slave, &slave_path, reterr);
+        if (r < 0)
+                return moat_error_wrap(reterr, r, "process.terminal");
+        if (p->has_console_size) {
+                r = moat_terminal_set_size(slave, p->console_height, p->console_width, reterr);
+                if (r < 0)
+                        return moat_error_wrap(reterr, r, "process.consoleSize");
+        }
+        /* /dev/console is the container's terminal too, as with runc. */
+        _cleanup_close_ int console = open("/dev/console", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (console < 0 && errno != EEXIST && errno != EROFS)
+                return moat_error_set(reterr, errno, "process.terminal: creating /dev/console");
+        if (console >= 0 && mount(slave_path, "/dev/console", NULL, MS_BIND, NULL) < 0)
+                return moat_error_set(reterr, errno, "process.terminal: bind-mounting %s on /dev/console", slave_path);
+
+        if (console_fd >= 0)
+                r = moat_terminal_send_fd_on(console_fd, master, slave_path, reterr);
+        else {
+                r = sync_send(sync_fd, SYNC_PTY, 0, slave_path, master);
+                if (r < 0)
+                        moat_error_set(reterr, r, "sending the pty master to the runtime");
+        }
+        if (r < 0)
+                return r;
+        master = safe_close(master);
+        r = moat_terminal_setup_slave(slave, reterr);
+        if (r < 0)
+                return r;
+        if (slave > STDERR_FILENO)
+                slave = safe_close(slave);
+        else
+                slave = -EBADF;
+        return 0;
+}
+
+static int wait_for_start(const struct moat_spawn *sp, int sync_fd, int proc_fd, struct moat_error **reterr)
+{
+        if (sp->fifo_fd >= 0) {
+                char path[64];
+                snprintf(path, sizeof(path), "self/fd/%d", sp->fifo_fd);
+                /* Blocks until `start` opens the read side. */
+                _cleanup_close_ int fd = openat(proc_fd, path, O_WRONLY | O_CLOEXEC);
+                if (fd < 0)
+                        return moat_error_set(reterr, errno, "opening exec.fifo");
+                if (write_all(fd, "0", 1) < 0)
+                        return moat_error_set(reterr, errno, "writing exec.fifo");
+                return 0;
+        }
+        struct sync_header h;
+        int r = sync_recv(sync_fd, &h, NULL, NULL);
+        if (r < 0 || h.type != SYNC_START)
+                return moat_error_setx(reterr, r < 0 ? r : -EBADMSG, "the runtime did not start the container");
+        return 0;
+}
+
+static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, unsigned long created)
+{
+        const struct oci_config *c = sp->config;
+        const struct oci_linux *lx = &c->linux_;
+        _cleanup_error_ struct moat_error *err = NULL;
+        _cleanup_free_ char *state_json = NULL;
+        _cleanup_close_ int proc_fd = -EBADF, console_fd = -EBADF;
+        struct sync_header h;
+        int r;
+
+        /* Wait for the parent: id maps written, cgroup entered. */
+        r = sync_recv(sync_fd, &h, &state_json, NULL);
+        if (r < 0 || h.type != SYNC_GO)
+                _exit(1);
+
+        if (created & CLONE_NEWUSER) {
+                if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+                        child_fail(sync_fd, -errno,
+                                   (moat_error_set(&err, errno, "becoming root in the new user namespace (are "
+                                                                "uid 0 and gid 0 mapped?)"), err));
+        }
+
+        /* A joined user namespace comes first: everything created after it
+         * is owned by it. */
+        const struct oci_namespace *userns = oci_config_find_namespace(c, OCI_NS_USER);
+        if (userns && userns->path) {
+                r = join_namespace(userns, &err);
+                if (r < 0)
+                        child_fail(sync_fd, r, err);
+        }
+        unsigned long late = 0;
+        for (size_t i = 0; i < lx->n_namespaces; i++) {
+                const struct oci_namespace *ns = &lx->namespaces[i];
+                if (ns->type == OCI_NS_USER || ns->type == OCI_NS_PID || ns->type == OCI_NS_TIME)
+                        continue;
+                if (ns->path) {
+                        r = join_namespace(ns, &err);
+                        if (r < 0)
+                                child_fail(sync_fd, r, err);
+                } else if (!(created & oci_namespace_type_clone_flag(ns->type)))
+                        late |= oci_namespace_type_clone_flag(ns->type);
+        }
+        if (late && unshare((int) late) < 0)
+                child_fail(sync_fd, -errno, (moat_error_set(&err, errno, "creating namespaces"), err));
+
+        if (!sp->no_new_keyring)
+                /* A fresh anonymous session keyring, so the container does not
+                 * share the caller's keys; kernels without keyrings are fine. */
+                (void) syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL, 0, 0, 0);
+
+        proc_fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (proc_fd < 0)
+                child_fail(sync_fd, -errno, (moat_error_set(&err, errno, "opening /proc"), err));
+
+        if (sp->console_socket) {
+                console_fd = moat_terminal_connect(sp->console_socket, &err);
+                if (console_fd < 0)
+                        child_fail(sync_fd, console_fd, err);
+        }
+
+        struct moat_mount_context mctx = {
+                .config = c,
+                .rootfs = sp->rootfs,
+                .in_user_ns = oci_config_find_namespace(c, OCI_NS_USER) != NULL,
+                .no_pivot = sp->no_pivot,
+                .new_cgroup_ns = (late | created) & CLONE_NEWCGROUP,
+        };
+        r = moat_mount_prepare_rootfs(&mctx, &err);
+        if (r < 0)
+                child_fail(sync_fd, r, err);
+
+        if (c->hooks[OCI_HOOK_PRESTART].n_hooks > 0 || c->hooks[OCI_HOOK_CREATE_RUNTIME].n_hooks > 0) {
+                r = sync_send(sync_fd, SYNC_HOOKS, 0, NULL, -EBADF);
+                if (r < 0 || sync_recv(sync_fd, &h, NULL, NULL) < 0 || h.type != SYNC_HOOKS_DONE)
+                        _exit(1);
+        }
+        r = moat_hooks_run(OCI_HOOK_CREATE_CONTAINER, &c->hooks[OCI_HOOK_CREATE_CONTAINER], state_json,
+                           MOAT_HOOKS_STOP_AT_FIRST_FAILURE, &err);
+        if (r < 0)
+                child_fail(sync_fd, r, err);
+
+        r = moat_mount_pivot_root(&mctx, &err);
+        if (r < 0)
+                child_fail(sync_fd, r, err);
+        r = moat_mount_finalize(&mctx, &err);
+        if (r < 0)
+                child_fail(sync_fd, r, err);
+
+        if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0)
+                child_fail(sync_fd, -errno, (moat_error_set(&err, errno, "hostname: \"%s\"", c->hostname), err));
+        if (c->domainname && setdomainname(c->domainname, strlen(c->domainname)) < 0)
+                child_fail(sync_fd, -errno,
+                           (moat_error_set(&err, errno, "domainname: \"%s\"", c->domainname), err));
+        r = apply_sysctls(lx, proc_fd, &err);
+        if (r < 0)
+                child_fail(sync_fd, r, err);
+
+        if (c->process.terminal) {
+                r = setup_terminal(sp, console_fd, sync_fd, &err);
+                if (r < 0)
+                        child_fail(sync_fd, r, err);
+        }
+        console_fd = safe_close(console_fd);
+
+        const struct oci_process *p = &c->process;
+        r = moat_process_apply_rlimits(p, &err);
+        if (r >= 0)
+                r = moat_process_apply_oom_score_adj(p, &err);
+        if (r >= 0)
+                r = moat_process_apply_personality(c, &err);
+        if (r < 0)
+                child_fail(sync_fd, r, err);
+
+        r = mkdir_p_inside(p->cwd);
+        if (r < 0)
+                child_fail(sync_fd, r, (moat_error_set(&err, r, "process.cwd: creating '%s'", p->cwd), err));
+
+        r = moat_process_apply_credentials(p, &err);
+        if (r < 0)
+                child_fail(sync_fd, r, err);
+        if (chdir(p->cwd) < 0)
+                child_fail(sync_fd, -errno, (moat_error_set(&err, errno, "process.cwd: '%s'", p->cwd), err));
+
+        _cleanup_free_ char *exe = NULL;
+        r = moat_process_find_executable(p, &exe, &err);
+        if (r < 0)
+                child_fail(sync_fd, r, err);
+        char **env = build_env(sp);
+        if (!env)
+                child_fail(sync_fd, -ENOMEM, NULL);
+
+        /* Stdio, LISTEN_FDS and --preserve-fds stay open across exec; every
+         * other descriptor the caller left without O_CLOEXEC is closed. */
+        unsigned first_closed = 3 + sp->listen_fds + sp->preserve_fds;
+        for (unsigned fd = 3; fd < first_closed; fd++) {
+                int flags = fcntl((int) fd, F_GETFD);
+                if (flags >= 0 && (flags & FD_CLOEXEC))
+                        (void) fcntl((int) fd, F_SETFD, flags & ~FD_CLOEXEC);
+        }
+        if (syscall(SYS_close_range, first_closed, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+                child_fail(sync_fd, -errno, (moat_error_set(&err, errno, "close_range"), err));
+
+        r = sync_send(sync_fd, SYNC_READY, 0, NULL, -EBADF);
+        if (r < 0)
+                _exit(1);
+
+        r = wait_for_start(sp, sync_fd, proc_fd, &err);
+        if (r < 0) {
+                dprintf(STDERR_FILENO, "moat-runtime: container init: %s\n", err->msg);
+                _exit(1);
+        }
+        proc_fd = safe_close(proc_fd);
+        sync_fd = safe_close(sync_fd);
+
+        r = moat_hooks_run(OCI_HOOK_START_CONTAINER, &c->hooks[OCI_HOOK_START_CONTAINER], state_json,
+                           MOAT_HOOKS_STOP_AT_FIRST_FAILURE, &err);
+        if (r < 0) {
+                dprintf(STDERR_FILENO, "moat-runtime: %s\n", err->msg);
+                _exit(1);
+        }
+
+        execve(exe, p->args, env);
+        dprintf(STDERR_FILENO, "moat-runtime: exec \"%s\": %s\n", exe, strerror(errno));
+        _exit(127);
+}
+
+/* ---- the parent's side -------------------------------------------------- */
+
+static int write_time_offsets(const struct oci_linux *lx, struct moat_error **reterr)
+{
+        _cleanup_close_ int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return moat_error_set(reterr, errno, "linux.timeOffsets: opening /proc/self/timens_offsets");
+        for (size_t i = 0; i < lx->n_time_offsets; i++) {
+                char line[128];
+                const struct oci_time_offset *t = &lx->time_offsets[i];
+                int n = snprintf(line, sizeof(line), "%s %lld %u\n",
+                                 t->clock == OCI_CLOCK_MONOTONIC ? "monotonic" : "boottime", (long long) t->secs,
+                                 t->nanosecs);
+                if (write(fd, line, (size_t) n) != n)
+                        return moat_error_set(reterr, errno, "linux.timeOffsets[%zu]", i);
+        }
+        return 0;
+}
+
+static void kill_and_reap(pid_t pid)
+{
+        (void) kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+}
+
+static int exit_status_text(pid_t pid, char *buf, size_t len)
+{
+        int status;
+        pid_t w;
+        do
+                w = waitpid(pid, &status, 0);
+        while (w < 0 && errno == EINTR);
+        if (w < 0)
+                return snprintf(buf, len, "unknown status");
+        if (WIFSIGNALED(status))
+                return snprintf(buf, len, "killed by signal %d", WTERMSIG(status));
+        return snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
+}
+
+int moat_linux_spawn(const struct moat_spawn *sp, struct moat_spawn_result *ret, struct moat_error **reterr)
+{
+        const struct oci_config *c = sp->config;
+        const struct oci_linux *lx = &c->linux_;
+        _cleanup_close_ int saved_pidns = -EBADF, saved_timens = -EBADF;
+        int pair[2];
+        int r;
+
+        if (!oci_config_find_namespace(c, OCI_NS_MOUNT))
+                return moat_error_setx(reterr, -EINVAL,
+                                       "linux.namespaces: a mount namespace is required (the root filesystem "
+                                       "is set up in it)");
+
+        unsigned long flags = 0;
+        const struct oci_namespace *userns = oci_config_find_namespace(c, OCI_NS_USER);
+        for (size_t i = 0; i < lx->n_namespaces; i++) {
+                const struct oci_namespace *ns = &lx->namespaces[i];
+                if (ns->path || ns->type == OCI_NS_TIME || ns->type == OCI_NS_CGROUP)
+                        continue;
+                /* With a joined user namespace, the init creates the others
+                 * after joining it so that it owns them (pid excepted: it
+                 * must be created by the clone). */
+                if (userns && userns->path && ns->type != OCI_NS_PID)
+                        continue;
+                flags |= oci_namespace_type_clone_flag(ns->type);
+        }
+
+        const struct oci_namespace *pidns = oci_config_find_namespace(c, OCI_NS_PID);
+        const struct oci_namespace *timens = oci_config_find_namespace(c, OCI_NS_TIME);
+        if (pidns && pidns->path) {
+                saved_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+                if (saved_pidns < 0)
+                        return moat_error_set(reterr, errno, "opening /proc/self/ns/pid");
+                r = join_namespace(pidns, reterr);
+                if (r < 0)
+                        return r;
+        }
+        if (timens) {
+                saved_timens = open("/proc/self/ns/time", O_RDONLY | O_CLOEXEC);
+                if (saved_timens < 0)
+                        return moat_error_set(reterr, errno, "opening /proc/self/ns/time");
+                if (timens->path)
+                        r = join_namespace(timens, reterr);
+                else if (unshare(CLONE_NEWTIME) < 0)
+                        r = moat_error_set(reterr, errno, "linux.namespaces: creating a time namespace");
+                else
+                        r = write_time_offsets(lx, reterr);
+                if (r < 0) {
+                        if (saved_pidns >= 0)
+                                (void) setns(saved_pidns, CLONE_NEWPID);
+                        (void) setns(saved_timens, CLONE_NEWTIME);
+                        return r;
+                }
+        }
+
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+                return moat_error_set(reterr, errno, "socketpair");
+
+        pid_t pid = (pid_t) syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
+        int clone_errno = errno;
+        if (pid == 0) {
+                close(pair[0]);
+                child_main(sp, pair[1], flags);
+        }
+        if (saved_pidns >= 0 && setns(saved_pidns, CLONE_NEWPID) < 0)
+                r = -errno;
+        if (saved_timens >= 0 && setns(saved_timens, CLONE_NEWTIME) < 0)
+                r = -errno;
+        _cleanup_close_ int sync_fd = pair[0];
+        close(pair[1]);
+        if (pid < 0)
+                return moat_error_set(reterr, clone_errno, "clone");
+
+        _cleanup_free_ char *state_json = NULL;
+        if (flags & CLONE_NEWUSER) {
+                r = write_uid_gid_maps(pid, lx, reterr);
+                if (r < 0)
+                        goto fail;
+        }
+        if (sp->cgroup) {
+                r = moat_cgroup_enter(sp->cgroup, pid, reterr);
+                if (r < 0)
+                        goto fail;
+        }
+        r = sp->state_json(sp->userdata, pid, "creating", &state_json);
+        if (r < 0) {
+                moat_error_set(reterr, r, "encoding state for hooks");
+                goto fail;
+        }
+        r = sync_send(sync_fd, SYNC_GO, 0, state_json, -EBADF);
+        if (r < 0) {
+                moat_error_set(reterr, r, "starting container init");
+                goto fail;
+        }
+
+        ret->pty_master = -EBADF;
+        for (;;) {
+                struct sync_header h;
+                _cleanup_free_ char *payload = NULL;
+                int passed = -EBADF;
+
+                r = sync_recv(sync_fd, &h, &payload, &passed);
+                if (r < 0) {
+                        char why[64];
+                        exit_status_text(pid, why, sizeof(why));
+                        return moat_error_setx(reterr, -ECHILD, "container init exited before it was ready (%s)",
+                                               why);
+                }
+                switch (h.type) {
+                case SYNC_HOOKS:
+                        r = sp->runtime_hooks(sp->userdata, pid, reterr);
+                        if (r < 0)
+                                goto fail;
+                        r = sync_send(sync_fd, SYNC_HOOKS_DONE, 0, NULL, -EBADF);
+                        if (r < 0) {
+                                moat_error_set(reterr, r, "resuming container init");
+                                goto fail;
+                        }
+                        break;
+                case SYNC_PTY:
+                        safe_close(ret->pty_master);
+                        ret->pty_master = passed;
+                        break;
+                case SYNC_ERROR:
+                        safe_close(passed);
+                        safe_close(ret->pty_master);
+                        ret->pty_master = -EBADF;
+                        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                                ;
+                        return moat_error_setx(reterr, h.errnum < 0 ? h.errnum : -EIO, "%s", payload);
+                case SYNC_READY:
+                        ret->pid = pid;
+                        ret->sync_fd = TAKE_FD(sync_fd);
+                        return 0;
+                default:
+                        safe_close(passed);
+                        r = moat_error_setx(reterr, -EBADMSG, "unexpected message %u from container init",
+                                            h.type);
+                        goto fail;
+                }
+        }
+
+fail:
+        safe_close(ret->pty_master);
+        ret->pty_master = -EBADF;
+        kill_and_reap(pid);
+        return r;
+}
+
+int moat_linux_send_start(int sync_fd, struct moat_error **reterr)
+{
+        int r = sync_send(sync_fd, SYNC_START, 0, NULL, -EBADF);
+        if (r < 0)
+                return moat_error_set(reterr, r, "starting the container");
+        return 0;
+}

@@ -45,3 +45,45 @@ MOAT_NODISCARD int moat_mount_finalize(const struct moat_mount_context *ctx, str
  * here) and for unit tests. Returns the NULL-terminated list of names.
  */
 const char *const *moat_mount_known_options(void);
+
+/*
+ * Internal to the mount module (mount.c, mount-options.c, devices.c) and
+ * its unit test.
+ */
+
+/* One mount's options[] split the way runc does: known names change flags
+ * or attributes, everything else is filesystem data. */
+struct moat_mount_options {
+        unsigned long flags;        /* MS_* set by an option (includes MS_BIND, MS_REC for rbind) */
+        unsigned long clear;        /* MS_* an option asked to clear (rw, suid, dev, exec, ...) */
+        unsigned long propagation;  /* last propagation option (MS_PRIVATE|MS_REC, ...); 0 = none */
+        uint64_t rec_set;           /* MOUNT_ATTR_* applied with AT_RECURSIVE (rro, rnosuid, ...) */
+        uint64_t rec_clr;
+        bool tmpcopyup;
+        bool idmap;
+        bool ridmap;
+        char *data;                 /* unknown options joined with ','; NULL when none */
+};
+
+/* Options are bounded (at most 4096 of them, 64 KiB of data). */
+MOAT_NODISCARD int moat_mount_options_parse(char *const *options, struct moat_mount_options *ret,
+                                            struct moat_error **reterr);
+void moat_mount_options_done(struct moat_mount_options *o);
+
+/* openat2(root_fd, path, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS) with
+ * O_CLOEXEC added; retries on EAGAIN. Returns the fd or -errno. */
+MOAT_NODISCARD int moat_open_in_root(int root_fd, const char *path, int flags, mode_t mode);
+
+/* Create every missing directory of path inside the root (mode 0755) and
+ * return an O_PATH fd of the last one. */
+MOAT_NODISCARD int moat_mkdir_p_in_root(int root_fd, const char *path);
+
+/* Make sure path exists inside the root (parents as directories, the last
+ * component as a directory or an empty file) and return an O_PATH fd of it.
+ * An existing last component is kept whatever its type. */
+MOAT_NODISCARD int moat_create_in_root(int root_fd, const char *path, bool directory, mode_t mode);
+
+/* Devices (devices.c): the default devices, linux.devices and the /dev
+ * links, inside the rootfs open as root_fd. */
+MOAT_NODISCARD int moat_mount_create_devices(const struct moat_mount_context *ctx, int root_fd,
+                                             bool devpts_at_dev_pts, struct moat_error **reterr);

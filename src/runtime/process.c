@@ -1,1 +1,603 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include "base/compat.h"
+
+/*
+ * The last privileged steps of the container init, after pivot_root and
+ * before exec: resource limits, oom_score_adj, personality, credentials and
+ * capabilities, and the PATH lookup of args[0].
+ *
+ * The order is dictated by what each step still needs:
+ *
+ *   rlimits, oom_score_adj   Raising a hard limit or lowering the OOM score
+ *                            below its floor needs CAP_SYS_RESOURCE, so both
+ *                            run while the init still holds its capabilities.
+ *   personality              Needs nothing; any time before exec.
+ *   credentials, in order:
+ *     1. PR_SET_KEEPCAPS=1   Without it setresuid() away from uid 0 empties
+ *                            the permitted set, and the capabilities asked
+ *                            for could not be restored afterwards.
+ *     2. bounding set        PR_CAPBSET_DROP needs CAP_SETPCAP in the
+ *                            effective set, which setresuid() clears.
+ *     3. setgroups, setresgid, setresuid
+ *                            setgroups and setresgid need CAP_SETGID, which
+ *                            is gone (from the effective set) once the uid
+ *                            changes, so groups first and the uid last.
+ *     4. umask               Default 0022 when absent, as runc.
+ *     5. capset (E, P, I)    After the uid change, which cleared E and
+ *                            (keepcaps aside) P; P can only shrink, I only
+ *                            within the bounding set just applied.
+ *     6. ambient             Raising an ambient capability needs it in the
+ *                            new P and I, so after the capset; the uid
+ *                            change cleared the set anyway.
+ *     7. PR_SET_KEEPCAPS=0   Back to the default before exec.
+ *     8. no_new_privs        Last: nothing above needs privilege gained by
+ *                            exec, and seccomp (loaded after) relies on it.
+ *
+ * Capability requests are checked against the process's own sets before
+ * anything changes, so a capability this host does not grant (root here
+ * lacks CAP_SYS_RESOURCE) is reported by name instead of as a bare EPERM
+ * from capset, and nothing is half-applied. Capabilities above the
+ * kernel's cap_last_cap are skipped: a config written for a newer kernel
+ * still runs.
+ */
+
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/capability.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "base/fileio.h"
+#include "base/log.h"
+#include "base/parse.h"
+#include "runtime/process.h"
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define DEFAULT_UMASK 0022
+
+static inline void cap_freep(cap_t *c)
+{
+        if (*c)
+                cap_free(*c);
+}
+#define _cleanup_cap_ _cleanup_(cap_freep)
+
+/* ---- helpers ---- */
+
+static void format_limit(uint64_t v, char *buf, size_t size)
+{
+        if (v == (uint64_t) RLIM_INFINITY)
+                snprintf(buf, size, "unlimited");
+        else
+                snprintf(buf, size, "%" PRIu64, v);
+}
+
+static const char *cap_name(int cap, char *buf, size_t size)
+{
+        char *n = cap_to_name(cap);
+
+        if (!n || (*n >= '0' && *n <= '9')) { /* a number: unknown to libcap */
+                if (n)
+                        cap_free(n);
+                snprintf(buf, size, "capability %d", cap);
+                return buf;
+        }
+        snprintf(buf, size, "%s", n);
+        cap_free(n);
+        for (char *p = buf; *p; p++)
+                if (*p >= 'a' && *p <= 'z')
+                        *p = (char) (*p - 'a' + 'A');
+        return buf;
+}
+
+/* Highest capability number the running kernel knows, read once. */
+static int cap_last_cap(void)
+{
+        static int cached = -1;
+        _cleanup_free_ char *s = NULL;
+        uint32_t v;
+
+        if (cached >= 0)
+                return cached;
+        if (read_full_file_at(AT_FDCWD, "/proc/sys/kernel/cap_last_cap", 64, &s, NULL) >= 0) {
+                s[strcspn(s, "\n")] = '\0';
+                if (safe_atou32(s, &v) >= 0 && v < 64)
+                        cached = (int) v;
+        }
+        if (cached < 0) {
+                /* Fall back to probing the bounding set, as libcap does. */
+                cap_value_t m = cap_max_bits();
+                cached = m > 0 && m <= 64 ? (int) m - 1 : CAP_LAST_CAP;
+        }
+        return cached;
+}
+
+static uint64_t known_caps_mask(void)
+{
+        int last = cap_last_cap();
+
+        return last >= 63 ? UINT64_MAX : (UINT64_C(1) << (last + 1)) - 1;
+}
+
+static bool has_effective_cap(cap_value_t cap)
+{
+        _cleanup_cap_ cap_t c = cap_get_proc();
+        cap_flag_value_t v = CAP_CLEAR;
+
+        if (!c || cap_get_flag(c, cap, CAP_EFFECTIVE, &v) < 0)
+                return false;
+        return v == CAP_SET;
+}
+
+/* ---- rlimits ---- */
+
+static int read_nr_open(uint64_t *ret)
+{
+        _cleanup_free_ char *s = NULL;
+        int r;
+
+        r = read_full_file_at(AT_FDCWD, "/proc/sys/fs/nr_open", 64, &s, NULL);
+        if (r < 0)
+                return r;
+        s[strcspn(s, "\n")] = '\0';
+        return safe_atou64(s, ret);
+}
+
+int moat_process_apply_rlimits(const struct oci_process *p, struct moat_error **reterr)
+{
+        bool checked_cap = false, have_sys_resource = false;
+
+        for (size_t i = 0; i < p->n_rlimits; i++) {
+                const struct oci_rlimit *r = &p->rlimits[i];
+                char name[48], soft[32], hard[32], cur_hard[32];
+                struct rlimit cur, want;
+
+                if (r->type)
+                        snprintf(name, sizeof(name), "%s", r->type);
+                else
+                        snprintf(name, sizeof(name), "rlimit %d", r->resource);
+                format_limit(r->soft, soft, sizeof(soft));
+                format_limit(r->hard, hard, sizeof(hard));
+
+                if (r->soft > r->hard)
+                        return moat_error_setx(reterr, -EINVAL,
+                                               "process.rlimits[%zu]: %s soft limit %s exceeds its hard limit %s",
+                                               i, name, soft, hard);
+
+                if (prlimit(0, (__rlimit_resource_t) r->resource, NULL, &cur) < 0)
+                        return moat_error_set(reterr, errno, "process.rlimits[%zu]: %s: getrlimit failed", i, name);
+                format_limit(cur.rlim_max, cur_hard, sizeof(cur_hard));
+
+                if (r->hard > (uint64_t) cur.rlim_max) {
+                        if (!checked_cap) {
+                                have_sys_resource = has_effective_cap(CAP_SYS_RESOURCE);
+                                checked_cap = true;
+                        }
+                        if (!have_sys_resource)
+                                return moat_error_setx(reterr, -EPERM,
+                                                       "process.rlimits[%zu]: %s hard limit %s exceeds the caller's hard limit %s "
+                                                       "and this process lacks CAP_SYS_RESOURCE",
+                                                       i, name, hard, cur_hard);
+                }
+
+                want.rlim_cur = (rlim_t) r->soft;
+                want.rlim_max = (rlim_t) r->hard;
+                if (prlimit(0, (__rlimit_resource_t) r->resource, &want, NULL) < 0) {
+                        int e = errno;
+                        uint64_t nr_open;
+                        if (e == EPERM && r->resource == RLIMIT_NOFILE && read_nr_open(&nr_open) >= 0 &&
+                            r->hard > nr_open)
+                                return moat_error_setx(reterr, e,
+                                                       "process.rlimits[%zu]: %s hard limit %s exceeds the kernel's maximum %" PRIu64
+                                                       " (/proc/sys/fs/nr_open): %s",
+                                                       i, name, hard, nr_open, strerror(e));
+                        if (e == EPERM && r->hard > (uint64_t) cur.rlim_max)
+                                /* A capability in a user namespace does not count. */
+                                return moat_error_setx(reterr, e,
+                                                       "process.rlimits[%zu]: %s hard limit %s exceeds the caller's hard limit %s "
+                                                       "and setrlimit was refused: %s (raising it needs CAP_SYS_RESOURCE "
+                                                       "in the initial user namespace)",
+                                                       i, name, hard, cur_hard, strerror(e));
+                        return moat_error_set(reterr, e, "process.rlimits[%zu]: %s soft %s hard %s: setrlimit failed",
+                                              i, name, soft, hard);
+                }
+        }
+        return 0;
+}
+
+/* ---- oom_score_adj ---- */
+
+int moat_process_apply_oom_score_adj(const struct oci_process *p, struct moat_error **reterr)
+{
+        _cleanup_free_ char *cur = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        char buf[16];
+        int r, n;
+
+        if (!p->has_oom_score_adj)
+                return 0;
+        if (p->oom_score_adj < -1000 || p->oom_score_adj > 1000)
+                return moat_error_setx(reterr, -EINVAL, "process.oomScoreAdj %d: out of range (-1000 to 1000)",
+                                       p->oom_score_adj);
+
+        fd = open("/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return moat_error_set(reterr, errno, "process.oomScoreAdj %d: cannot open /proc/self/oom_score_adj",
+                                      p->oom_score_adj);
+
+        n = snprintf(buf, sizeof(buf), "%d", p->oom_score_adj);
+        r = write_all(fd, buf, (size_t) n);
+        if (r >= 0)
+                return 0;
+
+        if (r == -EACCES || r == -EPERM) {
+                int curval;
+                if (read_full_file_at(AT_FDCWD, "/proc/self/oom_score_adj", 64, &cur, NULL) >= 0) {
+                        cur[strcspn(cur, "\n")] = '\0';
+                        if (safe_atoi(cur, &curval) >= 0)
+                                return moat_error_setx(reterr, r,
+                                                       "process.oomScoreAdj %d: writing /proc/self/oom_score_adj failed: %s "
+                                                       "(lowering it below the current value %d needs CAP_SYS_RESOURCE)",
+                                                       p->oom_score_adj, strerror(-r), curval);
+                }
+                return moat_error_setx(reterr, r,
+                                       "process.oomScoreAdj %d: writing /proc/self/oom_score_adj failed: %s "
+                                       "(lowering it needs CAP_SYS_RESOURCE)",
+                                       p->oom_score_adj, strerror(-r));
+        }
+        return moat_error_set(reterr, r, "process.oomScoreAdj %d: writing /proc/self/oom_score_adj failed",
+                              p->oom_score_adj);
+}
+
+/* ---- personality ---- */
+
+int moat_process_apply_personality(const struct oci_config *c, struct moat_error **reterr)
+{
+        unsigned long persona;
+
+        if (!c->has_linux || !c->linux_.has_personality)
+                return 0;
+        if (!c->linux_.personality_domain)
+                return moat_error_setx(reterr, -EINVAL, "linux.personality.domain: missing");
+        if (streq(c->linux_.personality_domain, "LINUX"))
+                persona = PER_LINUX;
+        else if (streq(c->linux_.personality_domain, "LINUX32"))
+                persona = PER_LINUX32;
+        else
+                return moat_error_setx(reterr, -EINVAL, "linux.personality.domain: unknown domain \"%s\"",
+                                       c->linux_.personality_domain);
+
+        if (personality(persona) < 0)
+                return moat_error_set(reterr, errno, "linux.personality.domain \"%s\": personality failed",
+                                      c->linux_.personality_domain);
+        return 0;
+}
+
+/* ---- credentials and capabilities ---- */
+
+static int first_cap(uint64_t mask)
+{
+        return mask ? __builtin_ctzll(mask) : -1;
+}
+
+static int read_proc_caps(uint64_t *ret_permitted, uint64_t *ret_inheritable, uint64_t *ret_bounding)
+{
+        _cleanup_cap_ cap_t c = cap_get_proc();
+        uint64_t prm = 0, inh = 0, bnd = 0;
+        int last = cap_last_cap();
+
+        if (!c)
+                return negative_errno();
+        for (int i = 0; i <= last; i++) {
+                cap_flag_value_t v;
+                if (cap_get_flag(c, (cap_value_t) i, CAP_PERMITTED, &v) >= 0 && v == CAP_SET)
+                        prm |= UINT64_C(1) << i;
+                if (cap_get_flag(c, (cap_value_t) i, CAP_INHERITABLE, &v) >= 0 && v == CAP_SET)
+                        inh |= UINT64_C(1) << i;
+                if (cap_get_bound((cap_value_t) i) > 0)
+                        bnd |= UINT64_C(1) << i;
+        }
+        *ret_permitted = prm;
+        *ret_inheritable = inh;
+        *ret_bounding = bnd;
+        return 0;
+}
+
+/* Reject requests the kernel would refuse with a bare EPERM, naming the
+ * capability and the rule, before anything has changed. */
+static int check_capabilities(const struct oci_capabilities *want, struct moat_error **reterr)
+{
+        uint64_t prm, inh, bnd, bad;
+        char name[64];
+        int r;
+
+        r = read_proc_caps(&prm, &inh, &bnd);
+        if (r < 0)
+                return moat_error_set(reterr, r, "process.capabilities: cannot read the current capabilities");
+
+        bad = want->permitted & ~prm;
+        if (bad)
+                return moat_error_setx(reterr, -EPERM,
+                                       "process.capabilities.permitted: %s is not in the runtime's permitted set "
+                                       "(this host does not grant it)",
+                                       cap_name(first_cap(bad), name, sizeof(name)));
+        bad = want->effective & ~want->permitted;
+        if (bad)
+                return moat_error_setx(reterr, -EPERM,
+                                       "process.capabilities.effective: %s is not in process.capabilities.permitted",
+                                       cap_name(first_cap(bad), name, sizeof(name)));
+        bad = want->inheritable & ~(inh | prm);
+        if (bad)
+                return moat_error_setx(reterr, -EPERM,
+                                       "process.capabilities.inheritable: %s is not in the runtime's permitted set "
+                                       "(this host does not grant it)",
+                                       cap_name(first_cap(bad), name, sizeof(name)));
+        bad = want->inheritable & ~(inh | (want->bounding & bnd));
+        if (bad)
+                return moat_error_setx(reterr, -EPERM,
+                                       "process.capabilities.inheritable: %s is not in the bounding set",
+                                       cap_name(first_cap(bad), name, sizeof(name)));
+        bad = want->ambient & ~(want->permitted & want->inheritable);
+        if (bad)
+                return moat_error_setx(reterr, -EPERM,
+                                       "process.capabilities.ambient: %s must also be in the permitted and inheritable sets",
+                                       cap_name(first_cap(bad), name, sizeof(name)));
+        bad = want->bounding & ~bnd;
+        if (bad)
+                log_debug("process.capabilities.bounding: %s not in the runtime's bounding set, left out",
+                          cap_name(first_cap(bad), name, sizeof(name)));
+        return 0;
+}
+
+static int drop_bounding(uint64_t keep, struct moat_error **reterr)
+{
+        int last = cap_last_cap();
+        char name[64];
+
+        for (int i = 0; i <= last; i++) {
+                if (keep & (UINT64_C(1) << i))
+                        continue;
+                int have = cap_get_bound((cap_value_t) i);
+                if (have == 0)
+                        continue; /* already gone: no CAP_SETPCAP needed */
+                if (cap_drop_bound((cap_value_t) i) < 0)
+                        return moat_error_set(reterr, errno, "process.capabilities.bounding: dropping %s failed",
+                                              cap_name(i, name, sizeof(name)));
+        }
+        return 0;
+}
+
+static int setgroups_denied(bool *ret)
+{
+        _cleanup_free_ char *s = NULL;
+        int r;
+
+        r = read_full_file_at(AT_FDCWD, "/proc/self/setgroups", 64, &s, NULL);
+        if (r == -ENOENT) {
+                *ret = false;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        s[strcspn(s, "\n")] = '\0';
+        *ret = streq(s, "deny");
+        return 0;
+}
+
+static int apply_user(const struct oci_user *u, struct moat_error **reterr)
+{
+        bool denied = false;
+        int r;
+
+        if (u->n_additional_gids > NGROUPS_MAX)
+                return moat_error_setx(reterr, -EINVAL, "process.user.additionalGids: %zu groups, at most %d allowed",
+                                       u->n_additional_gids, NGROUPS_MAX);
+
+        r = setgroups_denied(&denied);
+        if (r < 0)
+                return moat_error_set(reterr, r, "process.user.additionalGids: cannot read /proc/self/setgroups");
+        if (denied) {
+                if (u->n_additional_gids > 0)
+                        return moat_error_setx(reterr, -EPERM,
+                                               "process.user.additionalGids: setgroups is denied in this user namespace "
+                                               "(/proc/self/setgroups is \"deny\")");
+        } else {
+                _cleanup_free_ gid_t *gids = NULL;
+                if (u->n_additional_gids > 0) {
+                        gids = calloc(u->n_additional_gids, sizeof(gid_t));
+                        if (!gids)
+                                return moat_error_set(reterr, -ENOMEM, "process.user.additionalGids");
+                        for (size_t i = 0; i < u->n_additional_gids; i++)
+                                gids[i] = (gid_t) u->additional_gids[i];
+                }
+                if (setgroups(u->n_additional_gids, gids) < 0) {
+                        if (u->n_additional_gids == 0)
+                                return moat_error_set(reterr, errno,
+                                                      "process.user.additionalGids: clearing the supplementary groups failed");
+                        return moat_error_set(reterr, errno, "process.user.additionalGids: setgroups failed");
+                }
+        }
+
+        if (setresgid((gid_t) u->gid, (gid_t) u->gid, (gid_t) u->gid) < 0)
+                return moat_error_set(reterr, errno, "process.user.gid %" PRIu32 ": setresgid failed", u->gid);
+        if (setresuid((uid_t) u->uid, (uid_t) u->uid, (uid_t) u->uid) < 0)
+                return moat_error_set(reterr, errno, "process.user.uid %" PRIu32 ": setresuid failed", u->uid);
+        return 0;
+}
+
+static int set_cap_flags(cap_t c, cap_flag_t flag, uint64_t mask)
+{
+        for (int i = 0; i < 64; i++) {
+                if (!(mask & (UINT64_C(1) << i)))
+                        continue;
+                cap_value_t v = (cap_value_t) i;
+                if (cap_set_flag(c, flag, 1, &v, CAP_SET) < 0)
+                        return negative_errno();
+        }
+        return 0;
+}
+
+static int apply_capsets(const struct oci_capabilities *want, struct moat_error **reterr)
+{
+        _cleanup_cap_ cap_t c = cap_init();
+        char name[64];
+        int r;
+
+        if (!c)
+                return moat_error_set(reterr, errno, "process.capabilities: cap_init failed");
+        if ((r = set_cap_flags(c, CAP_EFFECTIVE, want->effective)) < 0 ||
+            (r = set_cap_flags(c, CAP_PERMITTED, want->permitted)) < 0 ||
+            (r = set_cap_flags(c, CAP_INHERITABLE, want->inheritable)) < 0)
+                return moat_error_set(reterr, r, "process.capabilities: building the capability sets failed");
+        if (cap_set_proc(c) < 0)
+                return moat_error_set(reterr, errno,
+                                      "process.capabilities: setting the effective, permitted and inheritable sets failed");
+
+        if (cap_reset_ambient() < 0 && errno != EINVAL)
+                return moat_error_set(reterr, errno, "process.capabilities.ambient: clearing the ambient set failed");
+        for (int i = 0; i < 64; i++) {
+                if (!(want->ambient & (UINT64_C(1) << i)))
+                        continue;
+                if (cap_set_ambient((cap_value_t) i, CAP_SET) < 0)
+                        return moat_error_set(reterr, errno, "process.capabilities.ambient: raising %s failed",
+                                              cap_name(i, name, sizeof(name)));
+        }
+        return 0;
+}
+
+int moat_process_apply_credentials(const struct oci_process *p, struct moat_error **reterr)
+{
+        struct oci_capabilities want = {};
+        uint64_t known = known_caps_mask();
+        int r;
+
+        if (p->user.has_umask && p->user.umask > 0777)
+                return moat_error_setx(reterr, -EINVAL, "process.user.umask %#" PRIo32 ": not a file mode mask (at most 0777)",
+                                       p->user.umask);
+
+        if (p->has_capabilities) {
+                want = p->capabilities;
+                if ((want.bounding | want.effective | want.inheritable | want.permitted | want.ambient) & ~known)
+                        log_debug("process.capabilities: capabilities above %d are unknown to this kernel, skipped",
+                                  cap_last_cap());
+                want.bounding &= known;
+                want.effective &= known;
+                want.inheritable &= known;
+                want.permitted &= known;
+                want.ambient &= known;
+                r = check_capabilities(&want, reterr);
+                if (r < 0)
+                        return r;
+        }
+
+        bool keep = want.effective | want.permitted | want.inheritable | want.ambient;
+
+        /* 1 */
+        if (keep && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+                return moat_error_set(reterr, errno, "process.capabilities: PR_SET_KEEPCAPS failed");
+
+        /* 2 */
+        r = drop_bounding(want.bounding, reterr);
+        if (r < 0)
+                return r;
+
+        /* 3 */
+        r = apply_user(&p->user, reterr);
+        if (r < 0)
+                return r;
+
+        /* 4 */
+        umask(p->user.has_umask ? (mode_t) p->user.umask : DEFAULT_UMASK);
+
+        /* 5, 6 */
+        r = apply_capsets(&want, reterr);
+        if (r < 0)
+                return r;
+
+        /* 7 */
+        if (keep && prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+                return moat_error_set(reterr, errno, "process.capabilities: clearing PR_SET_KEEPCAPS failed");
+
+        /* 8 */
+        if (p->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return moat_error_set(reterr, errno, "process.noNewPrivileges: PR_SET_NO_NEW_PRIVS failed");
+
+        return 0;
+}
+
+/* ---- executable lookup ---- */
+
+static const char *env_path(char **env)
+{
+        const char *path = NULL;
+
+        for (char **e = env; e && *e; e++)
+                if (startswith(*e, "PATH="))
+                        path = *e + 5;
+        return path ? path : DEFAULT_PATH;
+}
+
+static bool is_executable_file(const char *path)
+{
+        struct stat st;
+
+        if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+                return false;
+        return faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) >= 0;
+}
+
+int moat_process_find_executable(const struct oci_process *p, char **ret, struct moat_error **reterr)
+{
+        const char *name = p->args ? p->args[0] : NULL;
+        const char *path;
+        char *res;
+        struct stat st;
+
+        if (strempty(name))
+                return moat_error_setx(reterr, -EINVAL, "process.args: no program to run");
+        if (strlen(name) >= PATH_MAX)
+                return moat_error_setx(reterr, -ENAMETOOLONG, "process.args[0]: longer than %d bytes", PATH_MAX - 1);
+
+        if (strchr(name, '/')) {
+                if (stat(name, &st) < 0)
+                        return moat_error_set(reterr, errno, "exec: \"%s\": stat %s", name, name);
+                if (S_ISDIR(st.st_mode))
+                        return moat_error_setx(reterr, -EACCES, "exec: \"%s\": is a directory", name);
+                if (faccessat(AT_FDCWD, name, X_OK, AT_EACCESS) < 0)
+                        return moat_error_setx(reterr, -EACCES, "exec: \"%s\": permission denied", name);
+                res = strdup(name);
+                if (!res)
+                        return moat_error_set(reterr, -ENOMEM, "exec: \"%s\"", name);
+                *ret = res;
+                return 0;
+        }
+
+        path = env_path(p->env);
+        for (const char *dir = path;;) {
+                size_t len = strcspn(dir, ":");
+                _cleanup_free_ char *cand = NULL;
+
+                /* An empty component means the current directory, as for execvp. */
+                if (len < PATH_MAX) {
+                        int n = len == 0 ? asprintf(&cand, "./%s", name)
+                                         : asprintf(&cand, "%.*s/%s", (int) len, dir, name);
+                        if (n < 0)
+                                return moat_error_set(reterr, -ENOMEM, "exec: \"%s\"", name);
+                        if (n < PATH_MAX && is_executable_file(cand)) {
+                                *ret = TAKE_PTR(cand);
+                                return 0;
+                        }
+                }
+                if (dir[len] == '\0')
+                        break;
+                dir += len + 1;
+        }
+        return moat_error_setx(reterr, -ENOENT, "exec: \"%s\": executable file not found in $PATH", name);
+}

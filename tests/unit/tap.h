@@ -7,6 +7,7 @@
  * tap_done() prints the plan and returns the exit status.
  */
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,8 +16,9 @@ static int tap_failed;
 
 #define ok(cond, ...)                                                 \
         do {                                                          \
+                bool _c = (cond);                                     \
                 tap_count++;                                          \
-                if (cond) {                                           \
+                if (_c) {                                             \
                         printf("ok %d - ", tap_count);                \
                 } else {                                              \
                         tap_failed++;                                 \
@@ -24,7 +26,7 @@ static int tap_failed;
                 }                                                     \
                 printf(__VA_ARGS__);                                  \
                 printf("\n");                                         \
-                if (!(cond))                                          \
+                if (!_c)                                              \
                         printf("#   at %s:%d\n", __FILE__, __LINE__); \
         } while (0)
 

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * Birth of a container init (internal to the runtime library): one clone()
+ * with the namespaces to create, the parent's half of the set-up (id maps,
+ * cgroup placement, createRuntime/prestart hooks) and the init's half
+ * (joining namespaces, the filesystem, credentials, the terminal), talking
+ * over a SOCK_SEQPACKET pair. The call returns once the init reports
+ * READY, i.e. it only waits for start (exec.fifo or a START message) and
+ * then execs the program.
+ */
+
+#include "base/compat.h"
+#include "base/error.h"
+#include "oci/runtime-spec.h"
+#include "runtime/cgroup.h"
+
+struct moat_spawn {
+        const struct oci_config *config;
+        const char *id;
+        const char *bundle;          /* absolute */
+        const char *rootfs;          /* absolute */
+        int fifo_fd;                 /* O_PATH fd of exec.fifo; -EBADF: wait for START on the sync socket */
+        const char *console_socket;  /* absolute, optional */
+        bool relay_terminal;         /* send the pty master back to the parent */
+        bool no_pivot;
+        bool no_new_keyring;
+        unsigned preserve_fds;
+        unsigned listen_fds;         /* LISTEN_FDS of the caller, passed through */
+        struct moat_cgroup *cgroup;
+        /* Run prestart + createRuntime hooks with the init's pid known;
+         * called from the parent while the init waits before pivot_root. */
+        int (*runtime_hooks)(void *userdata, pid_t pid, struct moat_error **reterr);
+        void *userdata;
+        /* The state JSON passed to hooks ("creating"), built by the parent
+         * once the pid is known. */
+        int (*state_json)(void *userdata, pid_t pid, const char *status, char **ret);
+};
+
+struct moat_spawn_result {
+        pid_t pid;
+        int sync_fd;      /* parent's end; send START or close it */
+        int pty_master;   /* relay_terminal: the pty master, else -EBADF */
+};
+
+/* On failure the init is killed and reaped; the caller removes the cgroup
+ * and the state directory. */
+MOAT_NODISCARD int moat_linux_spawn(const struct moat_spawn *sp, struct moat_spawn_result *ret,
+                                    struct moat_error **reterr);
+
+/* Tell an init spawned without a fifo to go ahead. */
+MOAT_NODISCARD int moat_linux_send_start(int sync_fd, struct moat_error **reterr);

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * libmoat-runtime: the OCI runtime as a library. moat-runtime (the
+ * runc-compatible CLI) is a thin layer over these calls, one per verb.
+ *
+ * State lives in <root>/<id>/: state.json (what `state` reports plus what
+ * delete needs), config.json (the configuration the container was created
+ * with, for poststop hooks) and, between create and start, exec.fifo, on
+ * which the created init blocks (managers rely on that name).
+ *
+ * Not thread-safe: the runtime is single-threaded around clone().
+ */
+
+#include "base/compat.h"
+#include "base/error.h"
+
+#define MOAT_RUNTIME_DEFAULT_ROOT "/run/moat-runtime"
+#define MOAT_OCI_VERSION "1.3.0"
+
+/* Bound on container ids (runc accepts [\w+-\.]+, we add a length cap). */
+#define MOAT_ID_MAX 1024
+
+struct moat_runtime {
+        const char *root;        /* state root; MOAT_RUNTIME_DEFAULT_ROOT when NULL */
+        bool systemd_cgroup;     /* --systemd-cgroup: refused until supported */
+        /* Where the library reports what must not fail the operation
+         * (a failed poststart or poststop hook, as the spec says); may be
+         * NULL. The library itself never prints. */
+        void (*warn)(const char *msg);
+};
+
+enum moat_create_mode {
+        MOAT_CREATE_ONLY,        /* `create`: init waits on exec.fifo */
+        MOAT_CREATE_RUN_DETACHED,/* `run -d`: start right away, return */
+        MOAT_CREATE_RUN_FOREGROUND, /* `run`: start, wait, forward signals, delete */
+};
+
+struct moat_create_options {
+        const char *id;
+        const char *bundle;          /* NULL: current directory */
+        const char *pid_file;        /* optional */
+        const char *console_socket;  /* optional */
+        bool no_pivot;
+        bool no_new_keyring;
+        bool keep;                   /* run: keep the container after it exits */
+        unsigned preserve_fds;
+        enum moat_create_mode mode;
+};
+
+/*
+ * Create (and, by mode, start and wait for) a container. For
+ * MOAT_CREATE_RUN_FOREGROUND *ret_exit_status is what `run` must exit with:
+ * the container's exit code, or 128+signal.
+ */
+MOAT_NODISCARD int moat_container_create(const struct moat_runtime *rt, const struct moat_create_options *opts,
+                                         int *ret_exit_status, struct moat_error **reterr);
+
+MOAT_NODISCARD int moat_container_start(const struct moat_runtime *rt, const char *id, struct moat_error **reterr);
+
+/* The OCI state JSON of a container (newly allocated, one line). */
+MOAT_NODISCARD int moat_container_state(const struct moat_runtime *rt, const char *id, char **ret_json,
+                                        struct moat_error **reterr);
+
+MOAT_NODISCARD int moat_container_kill(const struct moat_runtime *rt, const char *id, int sig, bool all,
+                                       struct moat_error **reterr);
+
+MOAT_NODISCARD int moat_container_delete(const struct moat_runtime *rt, const char *id, bool force,
+                                         struct moat_error **reterr);
+
+struct moat_container_info {
+        char *id;
+        pid_t pid;
+        char *status;
+        char *bundle;
+        char *created;
+        char *owner;
+};
+
+MOAT_NODISCARD int moat_container_list(const struct moat_runtime *rt, struct moat_container_info **ret, size_t *ret_n,
+                                       struct moat_error **reterr);
+void moat_container_info_free(struct moat_container_info *v, size_t n);
+
+/* Parse a signal given as a name ("TERM", "SIGTERM", "sigkill") or a number. */
+MOAT_NODISCARD int moat_signal_parse(const char *s, int *ret);
+
+/* The default config.json of `spec` (rootless variant when asked). */
+MOAT_NODISCARD int moat_spec_default(bool rootless, char **ret_json, struct moat_error **reterr);
+
+/* The runtime-spec features document (features-schema.json). */
+MOAT_NODISCARD int moat_features_json(char **ret_json, struct moat_error **reterr);
+
+/* Validate a container id: non-empty, bounded, [A-Za-z0-9_+.-], not "." or "..". */
+MOAT_NODISCARD int moat_id_validate(const char *id, struct moat_error **reterr);
