@@ -83,7 +83,7 @@ int write_string_file_at(int dir_fd, const char *path, const char *s)
         return write_all(fd, s, strlen(s));
 }
 
-int write_file_atomic_at(int dir_fd, const char *name, const void *buf, size_t len, mode_t mode)
+static int write_file_via_temp(int dir_fd, const char *name, const void *buf, size_t len, mode_t mode, bool sync)
 {
         char tmp[256];
         int r;
@@ -95,11 +95,21 @@ int write_file_atomic_at(int dir_fd, const char *name, const void *buf, size_t l
         if (fd < 0)
                 return -errno;
         r = write_all(fd, buf, len);
-        if (r >= 0 && fsync(fd) < 0)
+        if (r >= 0 && sync && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && renameat(dir_fd, tmp, dir_fd, name) < 0)
                 r = -errno;
         if (r < 0)
                 (void) unlinkat(dir_fd, tmp, 0);
         return r;
+}
+
+int write_file_atomic_at(int dir_fd, const char *name, const void *buf, size_t len, mode_t mode)
+{
+        return write_file_via_temp(dir_fd, name, buf, len, mode, true);
+}
+
+int write_file_replace_at(int dir_fd, const char *name, const void *buf, size_t len, mode_t mode)
+{
+        return write_file_via_temp(dir_fd, name, buf, len, mode, false);
 }

@@ -24,3 +24,9 @@ MOAT_NODISCARD int write_string_file_at(int dir_fd, const char *path, const char
 /* Create or replace dir_fd/name with the given content: temp file in the
  * same directory, fsync, rename. */
 MOAT_NODISCARD int write_file_atomic_at(int dir_fd, const char *name, const void *buf, size_t len, mode_t mode);
+
+/* The same without the fsync: readers never see half a file, but a crash
+ * may lose the write. For state that does not outlive the machine anyway
+ * (the runtime's state on /run), where an fsync per container start costs
+ * more than it protects. */
+MOAT_NODISCARD int write_file_replace_at(int dir_fd, const char *name, const void *buf, size_t len, mode_t mode);

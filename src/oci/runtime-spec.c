@@ -1400,6 +1400,17 @@ static int parse_root(struct parser *ps, const json_t *o, struct oci_root *root)
         return r < 0 ? r : 0;
 }
 
+/* A ".." component never leads outside the root (targets are resolved
+ * inside it), but a destination that needs one is a mistake or an attack:
+ * refuse it instead of guessing. */
+static bool has_dotdot_component(const char *path)
+{
+        for (const char *p = path; (p = strstr(p, "..")); p += 2)
+                if ((p == path || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
+                        return true;
+        return false;
+}
+
 static int parse_mount(struct parser *ps, const json_t *o, struct oci_mount *m)
 {
         int r = check_object(ps, o);
@@ -1410,6 +1421,9 @@ static int parse_mount(struct parser *ps, const json_t *o, struct oci_mount *m)
                 return r;
         if (m->destination[0] == '\0')
                 return AT_KEY(ps, "destination", fail(ps, "must not be empty"));
+        if (has_dotdot_component(m->destination))
+                return AT_KEY(ps, "destination",
+                              fail(ps, "must not contain \"..\" components, got \"%s\"", m->destination));
         r = opt_string(ps, o, "type", &m->type);
         if (r < 0)
                 return r;

@@ -9,6 +9,8 @@
 
 #include <fcntl.h>
 #include <getopt.h>
+#include <jansson.h>
+#include <sys/auxv.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -86,6 +88,12 @@ int main(int argc, char **argv)
         int c;
 
         ctx.rt.warn = warn_cb;
+
+        /* jansson seeds its hash function from /dev/urandom on first use;
+         * the kernel already handed this process 16 random bytes. */
+        const uint32_t *auxv_random = (const uint32_t *) getauxval(AT_RANDOM);
+        if (auxv_random)
+                json_object_seed(auxv_random[0] | 1);
         opterr = 0;
         while ((c = getopt_long_only(argc, argv, "+vh", options, NULL)) != -1) {
                 switch (c) {

@@ -165,6 +165,15 @@ static int absolute_path(const char *path, char **ret)
 
 /* ---- create ------------------------------------------------------------- */
 
+/* The host id that container id 0 maps to (0 without a mapping). */
+static uid_t host_id_of_root(const struct oci_id_mapping *maps, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (maps[i].container_id == 0)
+                        return maps[i].host_id;
+        return 0;
+}
+
 struct create_ctx {
         const struct moat_runtime *rt;
         const struct moat_create_options *opts;
@@ -224,7 +233,7 @@ static int write_pid_file(const char *path, pid_t pid, struct moat_error **reter
         _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return moat_error_set(reterr, errno, "--pid-file '%s'", path);
-        r = write_file_atomic_at(dfd, name, buf, (size_t) n, 0644);
+        r = write_file_replace_at(dfd, name, buf, (size_t) n, 0644);
         if (r < 0)
                 return moat_error_set(reterr, r, "writing --pid-file '%s'", path);
         return 0;
@@ -410,7 +419,7 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
          * poststop hooks. */
         if (ctx.state.has_poststop_hooks) {
                 char *text = json_dumps(config->json, JSON_COMPACT);
-                r = text ? write_file_atomic_at(dir_fd, MOAT_STATE_CONFIG, text, strlen(text), 0600) : -ENOMEM;
+                r = text ? write_file_replace_at(dir_fd, MOAT_STATE_CONFIG, text, strlen(text), 0600) : -ENOMEM;
                 free(text);
                 if (r < 0) {
                         r = moat_error_set(reterr, r, "saving the configuration");
@@ -421,6 +430,16 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
         if (opts->mode == MOAT_CREATE_ONLY) {
                 if (mkfifoat(dir_fd, MOAT_STATE_FIFO, 0622) < 0) {
                         r = moat_error_set(reterr, errno, "creating exec.fifo");
+                        goto fail;
+                }
+                /* Writable by whoever the init becomes (the umask took the
+                 * bits away), owned by the container's root as with runc. */
+                if (fchmodat(dir_fd, MOAT_STATE_FIFO, 0622, 0) < 0 ||
+                    fchownat(dir_fd, MOAT_STATE_FIFO, host_id_of_root(config->linux_.uid_mappings,
+                                                                      config->linux_.n_uid_mappings),
+                             host_id_of_root(config->linux_.gid_mappings, config->linux_.n_gid_mappings),
+                             AT_SYMLINK_NOFOLLOW) < 0) {
+                        r = moat_error_set(reterr, errno, "preparing exec.fifo");
                         goto fail;
                 }
                 fifo_fd = openat(dir_fd, MOAT_STATE_FIFO, O_PATH | O_CLOEXEC);

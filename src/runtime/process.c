@@ -344,11 +344,14 @@ static int check_capabilities(const struct oci_capabilities *want, struct moat_e
                 return moat_error_setx(reterr, -EPERM,
                                        "process.capabilities.inheritable: %s is not in the bounding set",
                                        cap_name(first_cap(bad), name, sizeof(name)));
+        /* The kernel keeps an ambient capability only while it is both
+         * permitted and inheritable; runc's default spec lists ambient
+         * capabilities without inheritable ones and runc runs it, so those
+         * are left out rather than refused. */
         bad = want->ambient & ~(want->permitted & want->inheritable);
         if (bad)
-                return moat_error_setx(reterr, -EPERM,
-                                       "process.capabilities.ambient: %s must also be in the permitted and inheritable sets",
-                                       cap_name(first_cap(bad), name, sizeof(name)));
+                log_debug("process.capabilities.ambient: %s is not both permitted and inheritable, left out",
+                          cap_name(first_cap(bad), name, sizeof(name)));
         bad = want->bounding & ~bnd;
         if (bad)
                 log_debug("process.capabilities.bounding: %s not in the runtime's bounding set, left out",
@@ -491,7 +494,7 @@ int moat_process_apply_credentials(const struct oci_process *p, struct moat_erro
                 want.effective &= known;
                 want.inheritable &= known;
                 want.permitted &= known;
-                want.ambient &= known;
+                want.ambient &= known & want.permitted & want.inheritable;
                 r = check_capabilities(&want, reterr);
                 if (r < 0)
                         return r;

@@ -163,7 +163,7 @@ int moat_state_save(int dir_fd, const struct moat_state *s, struct moat_error **
         json_decref(doc);
         if (!text)
                 return moat_error_set(reterr, ENOMEM, "encoding state");
-        int r = write_file_atomic_at(dir_fd, MOAT_STATE_FILE, text, strlen(text), 0600);
+        int r = write_file_replace_at(dir_fd, MOAT_STATE_FILE, text, strlen(text), 0600);
         if (r < 0)
                 return moat_error_set(reterr, r, "writing %s", MOAT_STATE_FILE);
         return 0;
