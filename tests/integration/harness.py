@@ -45,7 +45,7 @@ def payload_path():
 
 
 def spec_dir():
-    return os.environ.get("MOAT_SPEC_DIR") or os.path.join(REPO, "..", "shared", "spec")
+    return os.environ.get("MOAT_SPEC_DIR") or os.path.join(REPO, "tests", "data", "spec")
 
 
 def is_moat():
