@@ -294,18 +294,20 @@ static int wait_foreground(pid_t pid, int pty_master, const sigset_t *forwarded,
         }
 }
 
+/* Undo a failed create. Errors here are not reported: the create's own
+ * error is what the user needs, and both steps tolerate what is already
+ * gone. */
 static int create_cleanup(struct create_ctx *ctx, int root_fd, struct moat_cgroup *cg, int r)
 {
         if (cg) {
-                _cleanup_error_ struct moat_error *e = NULL;
-                if (moat_cgroup_destroy(cg, &e) < 0) {
-                        /* The error of the create matters more; this one is
-                         * only recorded for debugging. */
-                }
+                _cleanup_error_ struct moat_error *ignored = NULL;
+                int k = moat_cgroup_destroy(cg, &ignored);
+                moat_cgroup_free(cg);
+                (void) k;
         }
-        _cleanup_error_ struct moat_error *e = NULL;
-        if (moat_state_remove(root_fd, ctx->opts->id, &e) < 0) {
-        }
+        _cleanup_error_ struct moat_error *ignored = NULL;
+        int k = moat_state_remove(root_fd, ctx->opts->id, &ignored);
+        (void) k;
         return r;
 }
 
@@ -751,9 +753,9 @@ int moat_container_delete(const struct moat_runtime *rt, const char *id, bool fo
                 /* Processes that left the pid namespace's reach (no pid
                  * namespace, or joined one) are killed one by one; the
                  * freezer-based kill belongs to the cgroups work. */
-                _cleanup_error_ struct moat_error *kerr = NULL;
-                if (signal_all(cg, SIGKILL, &kerr) < 0) {
-                }
+                _cleanup_error_ struct moat_error *ignored = NULL;
+                int k = signal_all(cg, SIGKILL, &ignored);
+                (void) k;
                 r = moat_cgroup_destroy(cg, reterr);
                 if (r < 0)
                         return r;
