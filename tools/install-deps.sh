@@ -5,13 +5,16 @@ set -euo pipefail
 
 packages=(
         # build
-        gcc meson ninja-build pkg-config libjansson-dev libcap-dev
+        gcc meson ninja-build pkg-config libjansson-dev libcap-dev libseccomp-dev
         # sanitizers and fuzzing
         clang libclang-rt-14-dev llvm
         # tests: the test rootfs, the pytest runner, tools the tests call
         busybox-static python3 python3-pytest util-linux iproute2 procps
-        # peers for side-by-side tests and benchmarks
-        crun runc
+        # peers for side-by-side tests and benchmarks, and the managers
+        # that drive moat-runtime in the tests
+        crun runc podman containerd docker.io tmux uidmap
+        # the cgroup v2 lane: a VM booting Debian's kernel
+        qemu-system-x86 cpio
 )
 
 missing=()
@@ -24,6 +27,13 @@ fi
 if [ "$(id -u)" -ne 0 ]; then
         echo "install-deps: missing packages (${missing[*]}); run as root" >&2
         exit 1
+fi
+# Package scripts must not start daemons here: dockerd would make a
+# bridge and firewall rules in the host's namespace. Tests start the
+# daemons they need themselves, with networking off.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
 fi
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive

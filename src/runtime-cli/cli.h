@@ -29,6 +29,12 @@ int cmd_spec(struct cli_context *ctx, int argc, char **argv);
 int cmd_start(struct cli_context *ctx, int argc, char **argv);
 int cmd_state(struct cli_context *ctx, int argc, char **argv);
 int cmd_unsupported(struct cli_context *ctx, int argc, char **argv);
+int cmd_exec(struct cli_context *ctx, int argc, char **argv);
+int cmd_ps(struct cli_context *ctx, int argc, char **argv);
+int cmd_update(struct cli_context *ctx, int argc, char **argv);
+int cmd_pause(struct cli_context *ctx, int argc, char **argv);
+int cmd_resume(struct cli_context *ctx, int argc, char **argv);
+int cmd_events(struct cli_context *ctx, int argc, char **argv);
 
 /* Log err (or a generic message for r) and return the exit status 1. */
 int cli_fail(int r, const struct moat_error *err);

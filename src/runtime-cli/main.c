@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "moat-config.h"
 #include "runtime-cli/cli.h"
+#include "runtime/protect.h"
 
 static const struct {
         const char *name;
@@ -25,19 +26,19 @@ static const struct {
 } verbs[] = {
         { "create", cmd_create, "create a container" },
         { "delete", cmd_delete, "delete a container and what it holds" },
-        { "events", cmd_unsupported, "container events and statistics" },
-        { "exec", cmd_unsupported, "run a new process inside a container" },
+        { "events", cmd_events, "container events and statistics" },
+        { "exec", cmd_exec, "run a new process inside a container" },
         { "features", cmd_features, "show what this runtime implements" },
         { "kill", cmd_kill, "send a signal to a container's init" },
         { "list", cmd_list, "list containers" },
-        { "pause", cmd_unsupported, "suspend all processes of a container" },
-        { "ps", cmd_unsupported, "list the processes of a container" },
-        { "resume", cmd_unsupported, "resume a paused container" },
+        { "pause", cmd_pause, "suspend all processes of a container" },
+        { "ps", cmd_ps, "list the processes of a container" },
+        { "resume", cmd_resume, "resume a paused container" },
         { "run", cmd_run, "create and start a container" },
         { "spec", cmd_spec, "write a default config.json" },
         { "start", cmd_start, "start a created container" },
         { "state", cmd_state, "print the state of a container" },
-        { "update", cmd_unsupported, "change a container's resource limits" },
+        { "update", cmd_update, "change a container's resource limits" },
         { "checkpoint", cmd_unsupported, "checkpoint a running container" },
         { "restore", cmd_unsupported, "restore a checkpointed container" },
 };
@@ -160,6 +161,15 @@ int main(int argc, char **argv)
         }
         int first = optind;
         const char *verb = argv[first];
+
+        /* The verbs that run code next to a container's processes first
+         * make sure this binary cannot be written through /proc/<pid>/exe. */
+        if (streq(verb, "create") || streq(verb, "run") || streq(verb, "exec")) {
+                _cleanup_error_ struct moat_error *err = NULL;
+                int r = moat_protect_self_exe(argc, argv, &err);
+                if (r < 0)
+                        return cli_fail(r, err);
+        }
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 if (streq(verbs[i].name, verb)) {
                         /* Each verb sees argv[0] = its name; optind = 0 makes

@@ -867,6 +867,73 @@ int moat_cgroup_pids(struct moat_cgroup *cg, pid_t **ret, size_t *ret_n, struct 
         return 0;
 }
 
+static bool v1_mount_has(const char *mountpoint, const char *controller)
+{
+        const char *base = strrchr(mountpoint, '/');
+        base = base ? base + 1 : mountpoint;
+        if (startswith(base, "name="))
+                base += 5;
+        return comma_list_has(base, controller, strlen(controller));
+}
+
+static bool v2_dir_has(int dir_fd, const char *controller)
+{
+        if (streq(controller, "freezer") || streq(controller, "kill"))
+                return true;
+        _cleanup_free_ char *list = NULL;
+        if (read_full_file_at(dir_fd, "cgroup.controllers", 64 * 1024, &list, NULL) < 0)
+                return false;
+        for (char *tok = list, *save = NULL; (tok = strtok_r(tok, " \n", &save)); tok = NULL)
+                if (streq(tok, controller))
+                        return true;
+        return false;
+}
+
+int moat_cgroup_open_controller(struct moat_cgroup *cg, const char *controller, int *ret_fd, bool *ret_v2,
+                                struct moat_error **reterr)
+{
+        char path[PATH_MAX];
+
+        for (int pass = 0; pass < 2; pass++)
+                for (size_t i = 0; i < cg->n; i++) {
+                        const struct hierarchy *h = &cg->h[i];
+                        if (h->v2 != (pass == 1))
+                                continue;
+                        if (!h->v2 && !v1_mount_has(h->mountpoint, controller))
+                                continue;
+                        int n = snprintf(path, sizeof(path), "%s%s", h->mountpoint, h->path);
+                        if (n < 0 || (size_t) n >= sizeof(path))
+                                return moat_error_setx(reterr, -ENAMETOOLONG, "cgroup path %s%s is too long",
+                                                       h->mountpoint, h->path);
+                        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        if (fd < 0)
+                                return moat_error_set(reterr, errno, "opening cgroup %s", path);
+                        if (h->v2 && !v2_dir_has(fd, controller))
+                                continue;
+                        *ret_fd = TAKE_FD(fd);
+                        if (ret_v2)
+                                *ret_v2 = h->v2;
+                        return 0;
+                }
+        return moat_error_setx(reterr, -ENOENT, "no cgroup hierarchy has the %s controller", controller);
+}
+
+size_t moat_cgroup_n_hierarchies(const struct moat_cgroup *cg)
+{
+        return cg->n;
+}
+
+int moat_cgroup_hierarchy_dir(const struct moat_cgroup *cg, size_t i, char **ret_path, bool *ret_v2)
+{
+        if (i >= cg->n)
+                return -ERANGE;
+        if (asprintf(ret_path, "%s%s", cg->h[i].mountpoint, cg->h[i].path) < 0)
+                return -ENOMEM;
+        if (ret_v2)
+                *ret_v2 = cg->h[i].v2;
+        return 0;
+}
+
 int moat_cgroup_destroy(struct moat_cgroup *cg, struct moat_error **reterr)
 {
         uint64_t deadline = 0;

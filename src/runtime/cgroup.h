@@ -64,6 +64,23 @@ const char *moat_cgroup_path(const struct moat_cgroup *cg);
  * cgroup.procs, preferring pids, then memory, then the unified tree). */
 MOAT_NODISCARD int moat_cgroup_pids(struct moat_cgroup *cg, pid_t **ret, size_t *ret_n, struct moat_error **reterr);
 
+/*
+ * Open the container's cgroup directory (O_DIRECTORY|O_CLOEXEC) in the
+ * hierarchy that holds a controller: a v1 hierarchy whose mount is named
+ * after it (co-mounts like "cpu,cpuacct" count for each; "name=systemd" is
+ * "systemd"), else the cgroup2 tree when the controller is listed in the
+ * container's cgroup.controllers there. The pseudo-controllers "freezer" and
+ * "kill" on a cgroup2 tree mean its core files (cgroup.freeze, cgroup.kill).
+ * *ret_v2 says which kind of hierarchy answered. -ENOENT: none has it.
+ */
+MOAT_NODISCARD int moat_cgroup_open_controller(struct moat_cgroup *cg, const char *controller, int *ret_fd,
+                                               bool *ret_v2, struct moat_error **reterr);
+
+/* Number of hierarchies and, for each, whether it is cgroup2 and its
+ * directory's absolute path (for callers that walk them all). */
+size_t moat_cgroup_n_hierarchies(const struct moat_cgroup *cg);
+MOAT_NODISCARD int moat_cgroup_hierarchy_dir(const struct moat_cgroup *cg, size_t i, char **ret_path, bool *ret_v2);
+
 /* Remove the directories this container created, deepest first; for each,
  * retry briefly on EBUSY while exiting processes leave. Directories that
  * existed before create are left alone. Missing directories are fine. */

@@ -29,8 +29,12 @@
 #include "base/parse.h"
 #include "oci/runtime-spec.h"
 #include "runtime/cgroup.h"
+#include "runtime/cgroup-control.h"
+#include "runtime/cgroup-resources.h"
 #include "runtime/hooks.h"
 #include "runtime/linux.h"
+#include "runtime/protect.h"
+#include "runtime/seccomp.h"
 #include "runtime/runtime.h"
 #include "runtime/state.h"
 #include "runtime/terminal.h"
@@ -320,6 +324,8 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
         _cleanup_free_ char *bundle = NULL, *rootfs = NULL, *console = NULL, *created = NULL, *owner = NULL,
                             *cgroup_text = NULL;
         _cleanup_close_ int sync_fd = -EBADF, pty_master = -EBADF;
+        _cleanup_resources_ struct moat_resources *resources = NULL;
+        _cleanup_seccomp_ struct moat_seccomp *seccomp = NULL;
         struct create_ctx ctx = { .rt = rt, .opts = opts };
         sigset_t forwarded, saved_mask;
         json_t *annotations = NULL;
@@ -356,6 +362,18 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
         if (!config->process.terminal && console)
                 return moat_error_setx(reterr, -EINVAL,
                                        "--console-socket given but process.terminal is false");
+
+        /* Everything that can be checked without side effects is checked
+         * before anything is made. */
+        r = moat_resources_parse(config->linux_.resources, "linux.resources", &resources, reterr);
+        if (r < 0)
+                return moat_error_wrap(reterr, r, "%s/config.json", bundle);
+        r = moat_landlock_validate(config, reterr);
+        if (r < 0)
+                return moat_error_wrap(reterr, r, "%s/config.json", bundle);
+        r = moat_seccomp_prepare(config, rt->root ? rt->root : MOAT_RUNTIME_DEFAULT_ROOT, rt->warn, &seccomp, reterr);
+        if (r < 0)
+                return moat_error_wrap(reterr, r, "%s/config.json", bundle);
 
         /* Relative paths in the config (root.path, bind sources) are
          * relative to the bundle, as for runc. */
@@ -417,9 +435,10 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
         };
         ctx.state_dir_fd = dir_fd;
 
-        /* The config as created, for start's poststart and delete's
-         * poststop hooks. */
-        if (ctx.state.has_poststop_hooks) {
+        /* The config as created: start's poststart hooks, exec's process
+         * defaults and delete's poststop hooks read it, never the bundle's
+         * (which may have changed since). */
+        {
                 char *text = json_dumps(config->json, JSON_COMPACT);
                 r = text ? write_file_replace_at(dir_fd, MOAT_STATE_CONFIG, text, strlen(text), 0600) : -ENOMEM;
                 free(text);
@@ -456,6 +475,9 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
                 cg = NULL;
                 goto fail;
         }
+        r = moat_resources_apply(cg, resources, MOAT_RESOURCES_CREATE, reterr);
+        if (r < 0)
+                goto fail;
         r = moat_cgroup_serialize(cg, &cgroup_text);
         if (r < 0)
                 goto fail;
@@ -486,6 +508,7 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
                 .preserve_fds = opts->preserve_fds,
                 .listen_fds = listen_fds,
                 .cgroup = cg,
+                .seccomp = seccomp,
                 .runtime_hooks = ctx_runtime_hooks,
                 .state_json = ctx_state_json,
                 .userdata = &ctx,
@@ -646,19 +669,6 @@ int moat_container_state(const struct moat_runtime *rt, const char *id, char **r
         return 0;
 }
 
-static int signal_all(struct moat_cgroup *cg, int sig, struct moat_error **reterr)
-{
-        _cleanup_free_ pid_t *pids = NULL;
-        size_t n = 0;
-        int r = moat_cgroup_pids(cg, &pids, &n, reterr);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n; i++)
-                if (kill(pids[i], sig) < 0 && errno != ESRCH)
-                        return moat_error_set(reterr, errno, "signalling pid %d", (int) pids[i]);
-        return 0;
-}
-
 int moat_container_kill(const struct moat_runtime *rt, const char *id, int sig, bool all, struct moat_error **reterr)
 {
         _cleanup_close_ int root_fd = -EBADF, dir_fd = -EBADF, pidfd = -EBADF;
@@ -679,7 +689,7 @@ int moat_container_kill(const struct moat_runtime *rt, const char *id, int sig, 
                 r = moat_cgroup_deserialize(s->cgroup, &cg, reterr);
                 if (r < 0)
                         return r;
-                return signal_all(cg, sig, reterr);
+                return moat_cgroup_kill_all(cg, sig, reterr);
         }
         r = pidfd_open_checked(s, &pidfd);
         if (r < 0)
@@ -754,7 +764,7 @@ int moat_container_delete(const struct moat_runtime *rt, const char *id, bool fo
                  * namespace, or joined one) are killed one by one; the
                  * freezer-based kill belongs to the cgroups work. */
                 _cleanup_error_ struct moat_error *ignored = NULL;
-                int k = signal_all(cg, SIGKILL, &ignored);
+                int k = moat_cgroup_kill_all(cg, SIGKILL, &ignored);
                 (void) k;
                 r = moat_cgroup_destroy(cg, reterr);
                 if (r < 0)

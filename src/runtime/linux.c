@@ -48,6 +48,7 @@
 #include "runtime/linux.h"
 #include "runtime/mount.h"
 #include "runtime/process.h"
+#include "runtime/protect.h"
 #include "runtime/terminal.h"
 
 #ifndef CLONE_NEWTIME
@@ -370,6 +371,11 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
         struct sync_header h;
         int r;
 
+        /* Nobody in the container may ptrace or open /proc/<pid> files of
+         * the init while it still holds host resources; execve restores
+         * the dumpable flag for the container's program. */
+        (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
         /* Wait for the parent: id maps written, cgroup entered. */
         r = sync_recv(sync_fd, &h, &state_json, NULL);
         if (r < 0 || h.type != SYNC_GO)
@@ -477,6 +483,20 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
         if (r < 0)
                 child_fail(sync_fd, r, (moat_error_set(&err, r, "process.cwd: creating '%s'", p->cwd), err));
 
+        r = moat_lsm_apply_exec_label(c, p, proc_fd, &err);
+        if (r < 0)
+                child_fail(sync_fd, r, err);
+
+        /* Without no_new_privs, installing a filter needs CAP_SYS_ADMIN,
+         * which the credentials step may drop: install it first (the
+         * filter must then allow the credential syscalls, as every
+         * sensible profile does). With no_new_privs it comes last. */
+        if (sp->seccomp && !p->no_new_privileges) {
+                r = moat_seccomp_install(sp->seccomp, state_json, &err);
+                if (r < 0)
+                        child_fail(sync_fd, r, err);
+        }
+
         r = moat_process_apply_credentials(p, &err);
         if (r < 0)
                 child_fail(sync_fd, r, err);
@@ -502,6 +522,12 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
         if (syscall(SYS_close_range, first_closed, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
                 child_fail(sync_fd, -errno, (moat_error_set(&err, errno, "close_range"), err));
 
+        if (sp->seccomp && p->no_new_privileges) {
+                r = moat_seccomp_install(sp->seccomp, state_json, &err);
+                if (r < 0)
+                        child_fail(sync_fd, r, err);
+        }
+
         r = sync_send(sync_fd, SYNC_READY, 0, NULL, -EBADF);
         if (r < 0)
                 _exit(1);
@@ -516,6 +542,8 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
 
         r = moat_hooks_run(OCI_HOOK_START_CONTAINER, &c->hooks[OCI_HOOK_START_CONTAINER], state_json,
                            MOAT_HOOKS_STOP_AT_FIRST_FAILURE, &err);
+        if (r >= 0)
+                r = moat_landlock_apply(c, &err);
         if (r < 0) {
                 dprintf(STDERR_FILENO, "moat-runtime: %s\n", err->msg);
                 _exit(1);

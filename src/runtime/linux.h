@@ -15,6 +15,7 @@
 #include "base/error.h"
 #include "oci/runtime-spec.h"
 #include "runtime/cgroup.h"
+#include "runtime/seccomp.h"
 
 struct moat_spawn {
         const struct oci_config *config;
@@ -29,6 +30,7 @@ struct moat_spawn {
         unsigned preserve_fds;
         unsigned listen_fds;         /* LISTEN_FDS of the caller, passed through */
         struct moat_cgroup *cgroup;
+        const struct moat_seccomp *seccomp; /* NULL: no filter */
         /* Run prestart + createRuntime hooks with the init's pid known;
          * called from the parent while the init waits before pivot_root. */
         int (*runtime_hooks)(void *userdata, pid_t pid, struct moat_error **reterr);

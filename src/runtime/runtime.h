@@ -16,6 +16,8 @@
 #include "base/compat.h"
 #include "base/error.h"
 
+#include <jansson.h>
+
 #define MOAT_RUNTIME_DEFAULT_ROOT "/run/moat-runtime"
 #define MOAT_OCI_VERSION "1.3.0"
 
@@ -81,6 +83,58 @@ struct moat_container_info {
 MOAT_NODISCARD int moat_container_list(const struct moat_runtime *rt, struct moat_container_info **ret, size_t *ret_n,
                                        struct moat_error **reterr);
 void moat_container_info_free(struct moat_container_info *v, size_t n);
+
+/* ---- exec and ps --------------------------------------------------------- */
+
+struct moat_exec_options {
+        const char *id;
+        const char *process_file;   /* --process: a JSON process object; else args */
+        char **args;                /* NULL-terminated; used without --process */
+        bool tty;                   /* --tty */
+        const char *console_socket;
+        bool detach;
+        const char *pid_file;
+        const char *cwd;            /* overrides */
+        char **env;                 /* added to (and overriding) the container's env */
+        const char *user;           /* "uid[:gid]" */
+        uint32_t *additional_gids;
+        size_t n_additional_gids;
+        char **caps;                /* added to every capability set */
+        bool no_new_privs;
+        const char *apparmor;
+        const char *process_label;
+        unsigned preserve_fds;
+        bool ignore_paused;
+};
+
+/* Run a new process in a running container; in the foreground (not
+ * detach) wait for it and set *ret_exit_status like `run`. */
+MOAT_NODISCARD int moat_container_exec(const struct moat_runtime *rt, const struct moat_exec_options *opts,
+                                       int *ret_exit_status, struct moat_error **reterr);
+
+/* The pids (host view) of every process of the container. */
+MOAT_NODISCARD int moat_container_pids(const struct moat_runtime *rt, const char *id, pid_t **ret, size_t *ret_n,
+                                       struct moat_error **reterr);
+
+/* ---- cgroup verbs --------------------------------------------------------- */
+
+/* Change the limits of a live container; resources is a LinuxResources
+ * object (what containerd sends on stdin with --resources=-). */
+MOAT_NODISCARD int moat_container_update(const struct moat_runtime *rt, const char *id, const json_t *resources,
+                                         struct moat_error **reterr);
+
+MOAT_NODISCARD int moat_container_pause(const struct moat_runtime *rt, const char *id, struct moat_error **reterr);
+MOAT_NODISCARD int moat_container_resume(const struct moat_runtime *rt, const char *id, struct moat_error **reterr);
+
+/* One event line as runc prints it: {"type":"stats","id":...,"data":{...}}. */
+MOAT_NODISCARD int moat_container_stats(const struct moat_runtime *rt, const char *id, char **ret_json,
+                                        struct moat_error **reterr);
+
+/* Stream events (oom, and stats every interval_ms) to emit() until the
+ * container stops; returns 0 then. */
+MOAT_NODISCARD int moat_container_events(const struct moat_runtime *rt, const char *id, unsigned interval_ms,
+                                         void (*emit)(const char *json_line, void *userdata), void *userdata,
+                                         struct moat_error **reterr);
 
 /* Parse a signal given as a name ("TERM", "SIGTERM", "sigkill") or a number. */
 MOAT_NODISCARD int moat_signal_parse(const char *s, int *ret);

@@ -19,6 +19,8 @@
 #include "base/cleanup.h"
 #include "base/fileio.h"
 #include "base/parse.h"
+#include "runtime/cgroup.h"
+#include "runtime/cgroup-control.h"
 #include "runtime/state.h"
 
 static const char *const status_names[] = {
@@ -220,7 +222,13 @@ enum moat_status moat_state_status(const struct moat_state *s, int dir_fd)
                 return MOAT_STATUS_STOPPED;
         if (faccessat(dir_fd, MOAT_STATE_FIFO, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
                 return MOAT_STATUS_CREATED;
-        /* A frozen cgroup is the cgroups work; until then a live init is running. */
+        if (!strempty(s->cgroup)) {
+                _cleanup_cgroup_ struct moat_cgroup *cg = NULL;
+                bool frozen = false;
+                if (moat_cgroup_deserialize(s->cgroup, &cg, NULL) >= 0 && moat_cgroup_is_frozen(cg, &frozen, NULL) >= 0 &&
+                    frozen)
+                        return MOAT_STATUS_PAUSED;
+        }
         return MOAT_STATUS_RUNNING;
 }
 

@@ -22,7 +22,7 @@ import signal
 import subprocess
 import time
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 TIMEOUT = 30
 
 

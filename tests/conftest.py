@@ -1,4 +1,4 @@
-"""pytest wiring for the runtime integration tests.
+"""pytest wiring for every pytest tier (integration, security, managers).
 
 Session: become a child subreaper (detached container inits re-parent to
 us), build the busybox rootfs once in a temp dir, register the `moat_only`
@@ -13,7 +13,7 @@ import tempfile
 
 import pytest
 
-import harness
+import harness  # tests/harness.py: pytest puts this directory on sys.path (rootdir conftest)
 
 
 def pytest_configure(config):
