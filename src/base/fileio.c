@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -86,12 +87,18 @@ int write_string_file_at(int dir_fd, const char *path, const char *s)
 static int write_file_via_temp(int dir_fd, const char *name, const void *buf, size_t len, mode_t mode, bool sync)
 {
         char tmp[256];
+        uint64_t nonce = 0;
         int r;
 
-        if (snprintf(tmp, sizeof(tmp), ".%s.tmp%d", name, (int) getpid()) >= (int) sizeof(tmp))
+        /* An unpredictable name, created exclusively and never followed: a
+         * writer of the directory cannot pre-plant the temp file (a hard
+         * link to something precious would otherwise be truncated). */
+        if (getrandom(&nonce, sizeof(nonce), GRND_NONBLOCK) != sizeof(nonce))
+                nonce ^= (uint64_t) getpid() << 32 ^ (uint64_t) (uintptr_t) &nonce;
+        if (snprintf(tmp, sizeof(tmp), ".%s.%016llx.tmp", name, (unsigned long long) nonce) >= (int) sizeof(tmp))
                 return -ENAMETOOLONG;
 
-        _cleanup_close_ int fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+        _cleanup_close_ int fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd < 0)
                 return -errno;
         r = write_all(fd, buf, len);

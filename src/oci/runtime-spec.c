@@ -1864,11 +1864,22 @@ static enum oci_namespace_type sysctl_namespace(const char *key)
                 k[i] = key[i] == '/' ? '.' : key[i];
         k[n] = '\0';
 
+        /* Only keys that a namespace holds: anything else would be written
+         * to the host's kernel (kernel.core_pattern means code execution
+         * on the host). The ipc list is the kernel's ipc_sysctls. */
+        static const char *const ipc_keys[] = {
+                "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced", "kernel.auto_msgmni",
+        };
+        if (n != strlen(key))
+                return OCI_NS__INVALID;
         if (startswith(k, "net."))
                 return OCI_NS_NETWORK;
-        if (startswith(k, "kernel.msg") || streq(k, "kernel.sem") || startswith(k, "kernel.shm") ||
-            startswith(k, "fs.mqueue."))
+        if (startswith(k, "fs.mqueue."))
                 return OCI_NS_IPC;
+        for (size_t i = 0; i < ELEMENTSOF(ipc_keys); i++)
+                if (streq(k, ipc_keys[i]))
+                        return OCI_NS_IPC;
         if (streq(k, "kernel.hostname") || streq(k, "kernel.domainname"))
                 return OCI_NS_UTS;
         return OCI_NS__INVALID;
@@ -1894,7 +1905,12 @@ static int check_cross_references(struct parser *ps, const struct oci_config *c)
                 return AT_KEY(ps, "timeOffsets", fail(ps, "needs a time namespace"));
         for (size_t i = 0; i < l->n_sysctl; i++) {
                 enum oci_namespace_type t = sysctl_namespace(l->sysctl[i].key);
-                if (t != OCI_NS__INVALID && !has_namespace(c, t))
+                if (t == OCI_NS__INVALID)
+                        return AT_KEY(ps, "sysctl",
+                                      fail(ps, "%s is not in a separate kernel namespace: setting it would "
+                                               "change the host",
+                                           quote(&qb, l->sysctl[i].key)));
+                if (!has_namespace(c, t))
                         return AT_KEY(ps, "sysctl",
                                       fail(ps, "%s needs a%s %s namespace", quote(&qb, l->sysctl[i].key),
                                            t == OCI_NS_IPC ? "n" : "", oci_namespace_type_to_string(t)));

@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "base/compat.h"
 
-/* PLACEHOLDER (being written). */
+/* `resume <id>`: thaw a paused container. */
 
-#include "base/log.h"
 #include "runtime-cli/cli.h"
 
 int cmd_resume(struct cli_context *ctx, int argc, char **argv)
 {
-        log_error("resume: not supported by this version of moat-runtime");
-        return 1;
+        _cleanup_error_ struct moat_error *err = NULL;
+
+        if (!cli_check_args("resume", argc - 1, 1, "container id"))
+                return 1;
+        int r = moat_container_resume(&ctx->rt, argv[1], &err);
+        if (r < 0)
+                return cli_fail(r, err);
+        return 0;
 }

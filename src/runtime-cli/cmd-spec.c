@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "base/compat.h"
 
-/* `spec [--bundle DIR] [--rootless]`: write a default config.json. */
+/* `spec [--bundle DIR] [--rootless | --hardened]`: write a default
+ * config.json (runc's shape; --hardened: with moat's default security). */
 
 #include <fcntl.h>
 #include <getopt.h>
@@ -11,19 +12,21 @@
 #include "base/fileio.h"
 #include "base/log.h"
 #include "runtime-cli/cli.h"
+#include "runtime/seccomp.h"
 
 int cmd_spec(struct cli_context *ctx, int argc, char **argv)
 {
-        enum { OPT_ROOTLESS = 256 };
+        enum { OPT_ROOTLESS = 256, OPT_HARDENED };
         static const struct option options[] = {
                 { "bundle", required_argument, NULL, 'b' },
                 { "rootless", no_argument, NULL, OPT_ROOTLESS },
+                { "hardened", no_argument, NULL, OPT_HARDENED },
                 {},
         };
         _cleanup_error_ struct moat_error *err = NULL;
         _cleanup_free_ char *json = NULL;
         const char *bundle = ".";
-        bool rootless = false;
+        bool rootless = false, hardened = false;
         int c;
 
         opterr = 0;
@@ -32,6 +35,8 @@ int cmd_spec(struct cli_context *ctx, int argc, char **argv)
                         bundle = optarg;
                 else if (c == OPT_ROOTLESS)
                         rootless = true;
+                else if (c == OPT_HARDENED)
+                        hardened = true;
                 else {
                         log_error("spec: unknown option '%s'", argv[optind - 1]);
                         return 1;
@@ -41,7 +46,12 @@ int cmd_spec(struct cli_context *ctx, int argc, char **argv)
                 log_error("spec: takes no arguments");
                 return 1;
         }
-        int r = moat_spec_default(rootless, &json, &err);
+        if (rootless && hardened) {
+                log_error("spec: --hardened and --rootless cannot be combined (the hardened spec sets a pids "
+                          "limit and a network sysctl that a rootless container cannot have)");
+                return 1;
+        }
+        int r = hardened ? moat_spec_hardened(&json, &err) : moat_spec_default(rootless, &json, &err);
         if (r < 0)
                 return cli_fail(r, err);
 

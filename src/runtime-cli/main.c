@@ -9,6 +9,8 @@
 
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdlib.h>
+#include "base/cleanup.h"
 #include <jansson.h>
 #include <sys/auxv.h>
 #include <stdio.h>
@@ -84,11 +86,18 @@ int main(int argc, char **argv)
         };
         struct cli_context ctx = { .program = "moat-runtime" };
         const char *log_path = NULL;
+        _cleanup_free_ char *root_abs = NULL;
         enum log_format format = LOG_FORMAT_TEXT;
         bool debug = false;
         int c;
 
         ctx.rt.warn = warn_cb;
+
+        /* Before this process opens anything: which fds did the caller pass? */
+        int fd_end = 3;
+        while (fd_end < 65536 && fcntl(fd_end, F_GETFD) >= 0)
+                fd_end++;
+        ctx.rt.inherited_fds_end = fd_end;
 
         /* jansson seeds its hash function from /dev/urandom on first use;
          * the kernel already handed this process 16 random bytes. */
@@ -99,7 +108,17 @@ int main(int argc, char **argv)
         while ((c = getopt_long_only(argc, argv, "+vh", options, NULL)) != -1) {
                 switch (c) {
                 case OPT_ROOT:
-                        ctx.rt.root = optarg;
+                        /* Relative to where the caller stands, whatever
+                         * directory a verb works in later. */
+                        if (optarg[0] != '/') {
+                                _cleanup_free_ char *cwd = get_current_dir_name();
+                                if (!cwd || asprintf(&root_abs, "%s/%s", cwd, optarg) < 0) {
+                                        fprintf(stderr, "moat-runtime: --root '%s': %m\n", optarg);
+                                        return 1;
+                                }
+                                ctx.rt.root = root_abs;
+                        } else
+                                ctx.rt.root = optarg;
                         break;
                 case OPT_LOG:
                         log_path = optarg;
@@ -162,14 +181,18 @@ int main(int argc, char **argv)
         int first = optind;
         const char *verb = argv[first];
 
-        /* The verbs that run code next to a container's processes first
-         * make sure this binary cannot be written through /proc/<pid>/exe. */
-        if (streq(verb, "create") || streq(verb, "run") || streq(verb, "exec")) {
+        /* exec always runs the runtime binary inside a container for a
+         * moment: make sure it cannot be written through /proc/<pid>/exe.
+         * create and run decide by the container (container.c). */
+        ctx.rt.argc = argc;
+        ctx.rt.argv = argv;
+        if (streq(verb, "exec")) {
                 _cleanup_error_ struct moat_error *err = NULL;
                 int r = moat_protect_self_exe(argc, argv, &err);
                 if (r < 0)
                         return cli_fail(r, err);
         }
+
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 if (streq(verbs[i].name, verb)) {
                         /* Each verb sees argv[0] = its name; optind = 0 makes

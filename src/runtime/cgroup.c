@@ -918,6 +918,86 @@ int moat_cgroup_open_controller(struct moat_cgroup *cg, const char *controller, 
         return moat_error_setx(reterr, -ENOENT, "no cgroup hierarchy has the %s controller", controller);
 }
 
+bool moat_cgroup_is_unified(const struct moat_cgroup *cg)
+{
+        return cg->unified;
+}
+
+static const struct hierarchy *v2_hierarchy(const struct moat_cgroup *cg)
+{
+        for (size_t i = 0; i < cg->n; i++)
+                if (cg->h[i].v2)
+                        return &cg->h[i];
+        return NULL;
+}
+
+int moat_cgroup_open_v2(struct moat_cgroup *cg, int *ret_fd, struct moat_error **reterr)
+{
+        const struct hierarchy *h = v2_hierarchy(cg);
+        char path[PATH_MAX];
+
+        if (!h)
+                return moat_error_setx(reterr, -ENOENT, "no cgroup2 hierarchy is mounted");
+        int n = snprintf(path, sizeof(path), "%s%s", h->mountpoint, h->path);
+        if (n < 0 || (size_t) n >= sizeof(path))
+                return moat_error_setx(reterr, -ENAMETOOLONG, "cgroup path %s%s is too long", h->mountpoint, h->path);
+        int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return moat_error_set(reterr, errno, "opening cgroup %s", path);
+        *ret_fd = fd;
+        return 0;
+}
+
+static bool space_list_has(const char *path, const char *controller)
+{
+        _cleanup_free_ char *list = NULL;
+
+        if (read_full_file_at(AT_FDCWD, path, 64 * 1024, &list, NULL) < 0)
+                return false;
+        for (char *tok = list, *save = NULL; (tok = strtok_r(tok, " \n", &save)); tok = NULL)
+                if (streq(tok, controller))
+                        return true;
+        return false;
+}
+
+int moat_cgroup_v2_enable(struct moat_cgroup *cg, const char *controller, struct moat_error **reterr)
+{
+        const struct hierarchy *h = v2_hierarchy(cg);
+        char buf[PATH_MAX], file[PATH_MAX], op[64];
+        int r;
+
+        if (!h)
+                return moat_error_setx(reterr, -ENOENT, "no cgroup2 hierarchy is mounted");
+        if (strlen(controller) > 32 || strpbrk(controller, " /\n+-"))
+                return moat_error_setx(reterr, -EINVAL, "invalid controller name \"%s\"", controller);
+        int n = snprintf(buf, sizeof(buf), "%s%s", h->mountpoint, h->path);
+        if (n < 0 || (size_t) n >= sizeof(buf) - 32)
+                return moat_error_setx(reterr, -ENAMETOOLONG, "cgroup path %s%s is too long", h->mountpoint, h->path);
+        size_t len = (size_t) n, root_len = strlen(h->mountpoint);
+
+        snprintf(file, sizeof(file), "%s/cgroup.controllers", h->mountpoint);
+        if (!space_list_has(file, controller))
+                return moat_error_setx(reterr, -ENOENT, "the %s controller is not available in the cgroup2 hierarchy %s",
+                                       controller, h->mountpoint);
+        snprintf(op, sizeof(op), "+%s", controller);
+
+        /* From the root down to the container's parent. */
+        unsigned depth = path_depth(h->path);
+        for (unsigned up = depth; up >= 1; up--) {
+                size_t l = ancestor_len(buf, len, up);
+                if (l < root_len)
+                        l = root_len;
+                snprintf(file, sizeof(file), "%.*s/cgroup.subtree_control", (int) l, buf);
+                if (space_list_has(file, controller))
+                        continue;
+                r = write_string_file_at(AT_FDCWD, file, op);
+                if (r < 0)
+                        return moat_error_set(reterr, r, "enabling the %s controller (writing \"%s\" to %s)",
+                                              controller, op, file);
+        }
+        return 0;
+}
+
 size_t moat_cgroup_n_hierarchies(const struct moat_cgroup *cg)
 {
         return cg->n;

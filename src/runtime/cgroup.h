@@ -76,6 +76,22 @@ MOAT_NODISCARD int moat_cgroup_pids(struct moat_cgroup *cg, pid_t **ret, size_t 
 MOAT_NODISCARD int moat_cgroup_open_controller(struct moat_cgroup *cg, const char *controller, int *ret_fd,
                                                bool *ret_v2, struct moat_error **reterr);
 
+/* Whether the host is pure cgroup v2 (one cgroup2 tree at /sys/fs/cgroup). */
+bool moat_cgroup_is_unified(const struct moat_cgroup *cg);
+
+/* Open the container's directory in the cgroup2 hierarchy (the whole tree
+ * on a unified host, /sys/fs/cgroup/unified on a hybrid one). -ENOENT when
+ * no cgroup2 hierarchy is mounted. */
+MOAT_NODISCARD int moat_cgroup_open_v2(struct moat_cgroup *cg, int *ret_fd, struct moat_error **reterr);
+
+/* Make a controller of the cgroup2 hierarchy usable in the container's
+ * directory: "+<controller>" in cgroup.subtree_control of every ancestor
+ * from the hierarchy's root down to the container's parent (levels that
+ * have it already are left alone). -ENOENT when the hierarchy's root does
+ * not offer the controller (on hybrid hosts most are bound to v1). */
+MOAT_NODISCARD int moat_cgroup_v2_enable(struct moat_cgroup *cg, const char *controller,
+                                         struct moat_error **reterr);
+
 /* Number of hierarchies and, for each, whether it is cgroup2 and its
  * directory's absolute path (for callers that walk them all). */
 size_t moat_cgroup_n_hierarchies(const struct moat_cgroup *cg);

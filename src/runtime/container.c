@@ -18,6 +18,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -31,6 +32,7 @@
 #include "runtime/cgroup.h"
 #include "runtime/cgroup-control.h"
 #include "runtime/cgroup-resources.h"
+#include "runtime/foreground.h"
 #include "runtime/hooks.h"
 #include "runtime/linux.h"
 #include "runtime/protect.h"
@@ -46,8 +48,9 @@ int moat_id_validate(const char *id, struct moat_error **reterr)
         size_t len = strnlen(id, MOAT_ID_MAX + 1);
         if (len > MOAT_ID_MAX)
                 return moat_error_setx(reterr, -EINVAL, "container id is longer than %d characters", MOAT_ID_MAX);
-        if (streq(id, ".") || streq(id, ".."))
-                return moat_error_setx(reterr, -EINVAL, "invalid container id \"%s\"", id);
+        /* Names starting with a dot are the runtime's own (.cache). */
+        if (id[0] == '.')
+                return moat_error_setx(reterr, -EINVAL, "invalid container id \"%s\": must not start with '.'", id);
         for (const char *p = id; *p; p++) {
                 unsigned char ch = (unsigned char) *p;
                 if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
@@ -110,22 +113,6 @@ int moat_signal_parse(const char *s, int *ret)
                 return 0;
         }
         return -EINVAL;
-}
-
-static int pidfd_open_checked(const struct moat_state *s, int *ret)
-{
-        int fd = (int) syscall(SYS_pidfd_open, s->pid, 0);
-        if (fd < 0)
-                return -errno;
-        /* The pid might have been reused between the state check and here. */
-        uint64_t start;
-        bool zombie;
-        if (moat_process_start_time(s->pid, &start, &zombie) < 0 || start != s->pid_start_time) {
-                close(fd);
-                return -ESRCH;
-        }
-        *ret = fd;
-        return 0;
 }
 
 /* Wait until the process behind pidfd has exited; timeout_ms < 0: forever. */
@@ -255,57 +242,16 @@ static int run_poststart(struct create_ctx *ctx, pid_t pid, struct moat_error **
         return moat_hooks_run(OCI_HOOK_POSTSTART, l, json, MOAT_HOOKS_STOP_AT_FIRST_FAILURE, reterr);
 }
 
-/* Foreground `run`: forward signals to the init and relay its terminal
- * until it exits; returns its exit status the way a shell reports it. */
-static int wait_foreground(pid_t pid, int pty_master, const sigset_t *forwarded, int *ret_status,
-                           struct moat_error **reterr)
-{
-        _cleanup_close_ int sfd = signalfd(-1, forwarded, SFD_CLOEXEC | SFD_NONBLOCK);
-        if (sfd < 0)
-                return moat_error_set(reterr, errno, "signalfd");
-
-        bool relaying = pty_master >= 0;
-        for (;;) {
-                int status;
-                pid_t w = waitpid(pid, &status, WNOHANG);
-                if (w == pid) {
-                        *ret_status = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
-                        return 0;
-                }
-                if (w < 0 && errno != EINTR)
-                        return moat_error_set(reterr, errno, "waiting for the container");
-
-                if (relaying) {
-                        _cleanup_error_ struct moat_error *rerr = NULL;
-                        /* Returns when the pty hangs up or a signal is pending. */
-                        if (moat_terminal_relay(pty_master, sfd, &rerr) < 0 || !rerr) {
-                                struct pollfd p = { .fd = sfd, .events = POLLIN };
-                                if (poll(&p, 1, 0) <= 0)
-                                        relaying = false;
-                        }
-                }
-                struct signalfd_siginfo si;
-                ssize_t n = read(sfd, &si, sizeof(si));
-                if (n == (ssize_t) sizeof(si)) {
-                        if (si.ssi_signo != SIGCHLD)
-                                (void) kill(pid, (int) si.ssi_signo);
-                        continue;
-                }
-                if (!relaying) {
-                        struct pollfd p = { .fd = sfd, .events = POLLIN };
-                        (void) poll(&p, 1, -1);
-                }
-        }
-}
-
 /* Undo a failed create. Errors here are not reported: the create's own
  * error is what the user needs, and both steps tolerate what is already
  * gone. */
 static int create_cleanup(struct create_ctx *ctx, int root_fd, struct moat_cgroup *cg, int r)
 {
         if (cg) {
-                _cleanup_error_ struct moat_error *ignored = NULL;
-                int k = moat_cgroup_destroy(cg, &ignored);
+                _cleanup_error_ struct moat_error *ignored = NULL, *ignored2 = NULL;
+                /* A hook's child may outlive the init. */
+                int k = moat_cgroup_kill_all(cg, SIGKILL, &ignored2);
+                k = moat_cgroup_destroy(cg, &ignored);
                 moat_cgroup_free(cg);
                 (void) k;
         }
@@ -323,7 +269,9 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
         _cleanup_cgroup_ struct moat_cgroup *cg = NULL;
         _cleanup_free_ char *bundle = NULL, *rootfs = NULL, *console = NULL, *created = NULL, *owner = NULL,
                             *cgroup_text = NULL;
-        _cleanup_close_ int sync_fd = -EBADF, pty_master = -EBADF;
+        _cleanup_close_ int sync_fd = -EBADF, pty_master = -EBADF, console_fd = -EBADF;
+        _cleanup_free_ char *pid_file = NULL;
+        struct sigaction saved_sigchld;
         _cleanup_resources_ struct moat_resources *resources = NULL;
         _cleanup_seccomp_ struct moat_seccomp *seccomp = NULL;
         struct create_ctx ctx = { .rt = rt, .opts = opts };
@@ -338,9 +286,16 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
                 return moat_error_setx(reterr, -EOPNOTSUPP,
                                        "--systemd-cgroup: the systemd cgroup driver is not supported yet");
 
-        r = absolute_path(opts->bundle ? opts->bundle : ".", &bundle);
-        if (r < 0)
-                return moat_error_set(reterr, r, "bundle");
+        bundle = realpath(opts->bundle ? opts->bundle : ".", NULL);
+        if (!bundle)
+                return moat_error_set(reterr, errno, "bundle '%s'", opts->bundle ? opts->bundle : ".");
+        /* Relative paths given on the command line are relative to the
+         * caller's directory; resolve them before entering the bundle. */
+        if (opts->pid_file) {
+                r = absolute_path(opts->pid_file, &pid_file);
+                if (r < 0)
+                        return moat_error_set(reterr, r, "--pid-file");
+        }
         if (opts->console_socket) {
                 r = absolute_path(opts->console_socket, &console);
                 if (r < 0)
@@ -363,11 +318,29 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
                 return moat_error_setx(reterr, -EINVAL,
                                        "--console-socket given but process.terminal is false");
 
+        /*
+         * CVE-2019-5736: a container process that can open /proc/<pid>/exe
+         * of a process running this binary could overwrite it. With a new
+         * pid namespace nothing in the container runs before the init has
+         * exec'd the container's program, and the init is non-dumpable
+         * until then, so only host-privileged processes could reach the
+         * binary. Sharing or joining a pid namespace puts the runtime next
+         * to the container's processes: then re-execute from a read-only
+         * clone or sealed copy first (nothing has been made yet).
+         */
+        const struct oci_namespace *pidns = oci_config_find_namespace(config, OCI_NS_PID);
+        if ((!pidns || pidns->path) && rt->argv) {
+                r = moat_protect_self_exe(rt->argc, rt->argv, reterr);
+                if (r < 0)
+                        return r;
+        }
+
         /* Everything that can be checked without side effects is checked
          * before anything is made. */
         r = moat_resources_parse(config->linux_.resources, "linux.resources", &resources, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "%s/config.json", bundle);
+        moat_resources_set_warn(resources, rt->warn);
         r = moat_landlock_validate(config, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "%s/config.json", bundle);
@@ -399,6 +372,23 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
                 uint32_t v;
                 if (safe_atou32(listen, &v) >= 0 && v < 1024)
                         listen_fds = v;
+        }
+
+        /* The fds handed to the container must really be the caller's:
+         * a number not open here would be taken by one of the runtime's
+         * own directory fds, which must never reach the container. */
+        unsigned passed_end = 3 + listen_fds + opts->preserve_fds;
+        if (passed_end > 3 && rt->inherited_fds_end > 0 && passed_end > (unsigned) rt->inherited_fds_end)
+                return moat_error_setx(reterr, -EBADF,
+                                       "LISTEN_FDS=%u and --preserve-fds %u pass fds 3-%u, but fd %d is not open",
+                                       listen_fds, opts->preserve_fds, passed_end - 1, rt->inherited_fds_end);
+
+        /* The console socket is connected here, outside any user namespace
+         * the container gets (managers keep it in a 0700 directory). */
+        if (console) {
+                console_fd = moat_terminal_connect(console, reterr);
+                if (console_fd < 0)
+                        return console_fd;
         }
 
         r = moat_state_root_open(rt, true, &root_fd, reterr);
@@ -475,25 +465,29 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
                 cg = NULL;
                 goto fail;
         }
-        r = moat_resources_apply(cg, resources, MOAT_RESOURCES_CREATE, reterr);
-        if (r < 0)
-                goto fail;
         r = moat_cgroup_serialize(cg, &cgroup_text);
         if (r < 0)
                 goto fail;
         ctx.state.cgroup = cgroup_text;
+        /* Recorded before anything else can fail or the runtime be killed:
+         * `delete` of a half-created container then finds its cgroup. */
+        r = moat_state_save(dir_fd, &ctx.state, reterr);
+        if (r < 0)
+                goto fail;
+        r = moat_resources_apply(cg, resources, MOAT_RESOURCES_CREATE, reterr);
+        if (r < 0)
+                goto fail;
 
         /* Signals meant for the container are held from before the clone, so
          * none is lost between the init's birth and the wait loop. */
-        sigfillset(&forwarded);
-        sigdelset(&forwarded, SIGSEGV);
-        sigdelset(&forwarded, SIGBUS);
-        sigdelset(&forwarded, SIGILL);
-        sigdelset(&forwarded, SIGFPE);
-        sigdelset(&forwarded, SIGTTIN);
-        sigdelset(&forwarded, SIGTTOU);
-        if (opts->mode == MOAT_CREATE_RUN_FOREGROUND)
+        moat_foreground_signals(&forwarded);
+        if (opts->mode == MOAT_CREATE_RUN_FOREGROUND) {
+                /* The init is reaped here: an inherited SIG_IGN for SIGCHLD
+                 * would let the kernel reap it and lose its status. */
+                struct sigaction dfl = { .sa_handler = SIG_DFL };
+                sigaction(SIGCHLD, &dfl, &saved_sigchld);
                 sigprocmask(SIG_BLOCK, &forwarded, &saved_mask);
+        }
 
         struct moat_spawn sp = {
                 .config = config,
@@ -501,7 +495,7 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
                 .bundle = bundle,
                 .rootfs = rootfs,
                 .fifo_fd = fifo_fd,
-                .console_socket = console,
+                .console_fd = console_fd,
                 .relay_terminal = config->process.terminal && !console,
                 .no_pivot = opts->no_pivot,
                 .no_new_keyring = opts->no_new_keyring,
@@ -509,6 +503,7 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
                 .listen_fds = listen_fds,
                 .cgroup = cg,
                 .seccomp = seccomp,
+                .runtime_fds = { root_fd, dir_fd, bundle_fd },
                 .runtime_hooks = ctx_runtime_hooks,
                 .state_json = ctx_state_json,
                 .userdata = &ctx,
@@ -524,8 +519,9 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
         r = moat_process_start_time(res.pid, &ctx.state.pid_start_time, NULL);
         if (r >= 0)
                 r = moat_state_save(dir_fd, &ctx.state, reterr);
-        if (r >= 0 && opts->pid_file)
-                r = write_pid_file(opts->pid_file, res.pid, reterr);
+        console_fd = safe_close(console_fd);
+        if (r >= 0 && pid_file)
+                r = write_pid_file(pid_file, res.pid, reterr);
         if (r < 0) {
                 (void) kill(res.pid, SIGKILL);
                 while (waitpid(res.pid, NULL, 0) < 0 && errno == EINTR)
@@ -539,6 +535,9 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
         }
 
         r = moat_linux_send_start(sync_fd, reterr);
+        /* poststart hooks run once the program has been exec'd. */
+        if (r >= 0 && config->hooks[OCI_HOOK_POSTSTART].n_hooks > 0 && moat_linux_wait_exec(sync_fd) < 0 && rt->warn)
+                rt->warn("waiting for the container's program to start");
         sync_fd = safe_close(sync_fd);
         if (r >= 0) {
                 _cleanup_error_ struct moat_error *hook_err = NULL;
@@ -555,8 +554,7 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
 
         int status = 255;
         if (r >= 0)
-                r = wait_foreground(res.pid, pty_master, &forwarded, &status, reterr);
-        sigprocmask(SIG_SETMASK, &saved_mask, NULL);
+                r = moat_foreground_wait(res.pid, pty_master, &forwarded, &status, reterr);
         json_decref(annotations);
         annotations = NULL;
         if (r < 0) {
@@ -570,13 +568,19 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
                 if (r >= 0 && dr < 0)
                         r = dr;
         }
+        moat_foreground_drain_signals(&forwarded);
+        sigprocmask(SIG_SETMASK, &saved_mask, NULL);
+        sigaction(SIGCHLD, &saved_sigchld, NULL);
         if (ret_exit_status)
                 *ret_exit_status = status;
         return r;
 
 fail_unmask:
-        if (opts->mode == MOAT_CREATE_RUN_FOREGROUND)
+        if (opts->mode == MOAT_CREATE_RUN_FOREGROUND) {
+                moat_foreground_drain_signals(&forwarded);
                 sigprocmask(SIG_SETMASK, &saved_mask, NULL);
+                sigaction(SIGCHLD, &saved_sigchld, NULL);
+        }
 fail:
         json_decref(annotations);
         return create_cleanup(&ctx, root_fd, TAKE_PTR(cg), r);
@@ -605,7 +609,7 @@ int moat_container_start(const struct moat_runtime *rt, const char *id, struct m
         fifo = openat(dir_fd, MOAT_STATE_FIFO, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
         if (fifo < 0)
                 return moat_error_set(reterr, errno, "opening exec.fifo of container \"%s\"", id);
-        r = pidfd_open_checked(s, &pidfd);
+        r = moat_state_pidfd(s, &pidfd);
         if (r < 0)
                 return moat_error_setx(reterr, -ESRCH, "container \"%s\": container not running", id);
 
@@ -618,11 +622,15 @@ int moat_container_start(const struct moat_runtime *rt, const char *id, struct m
                         continue;
                 if (r < 0)
                         return moat_error_set(reterr, errno, "waiting for container \"%s\"", id);
-                if (p[0].revents & POLLIN) {
+                if (p[0].revents & (POLLIN | POLLHUP)) {
                         char b;
                         ssize_t n = read(fifo, &b, 1);
                         if (n == 1)
                                 break;
+                        if (n == 0)
+                                /* The init wrote its byte to another start. */
+                                return moat_error_setx(reterr, -EBUSY,
+                                                       "cannot start an already running container");
                 }
                 if (p[1].revents)
                         return moat_error_setx(reterr, -ESRCH,
@@ -641,6 +649,10 @@ int moat_container_start(const struct moat_runtime *rt, const char *id, struct m
             oci_config_parse(text, len, &config, NULL) < 0)
                 return moat_error_setx(reterr, -EINVAL, "container \"%s\": saved configuration unreadable", id);
         if (config->hooks[OCI_HOOK_POSTSTART].n_hooks > 0) {
+                /* poststart hooks run once the program has been exec'd: the
+                 * init's end of the fifo closes then. */
+                if (moat_linux_wait_exec(fifo) < 0 && rt->warn)
+                        rt->warn("waiting for the container's program to start");
                 if (moat_state_to_oci_json(s, MOAT_STATUS_RUNNING, &json) < 0)
                         return -ENOMEM;
                 _cleanup_error_ struct moat_error *hook_err = NULL;
@@ -691,13 +703,23 @@ int moat_container_kill(const struct moat_runtime *rt, const char *id, int sig, 
                         return r;
                 return moat_cgroup_kill_all(cg, sig, reterr);
         }
-        r = pidfd_open_checked(s, &pidfd);
+        r = moat_state_pidfd(s, &pidfd);
         if (r < 0)
                 return moat_error_setx(reterr, -ESRCH, "container \"%s\": container not running", id);
         if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0) {
                 if (errno == ESRCH)
                         return moat_error_setx(reterr, -ESRCH, "container \"%s\": container not running", id);
                 return moat_error_set(reterr, errno, "sending signal %d to container \"%s\"", sig, id);
+        }
+        /* A frozen init only dies once it runs again (v1 freezer), as runc
+         * knows: SIGKILL thaws a paused container. */
+        if (sig == SIGKILL && !strempty(s->cgroup) && moat_state_status(s, dir_fd) == MOAT_STATUS_PAUSED) {
+                _cleanup_cgroup_ struct moat_cgroup *cg = NULL;
+                r = moat_cgroup_deserialize(s->cgroup, &cg, reterr);
+                if (r >= 0)
+                        r = moat_cgroup_freeze(cg, false, reterr);
+                if (r < 0)
+                        return moat_error_wrap(reterr, r, "container \"%s\": thawing after SIGKILL", id);
         }
         return 0;
 }
@@ -724,6 +746,27 @@ static int run_poststop(int dir_fd, struct moat_state *s, struct moat_error **re
                               reterr);
 }
 
+/* Whether the container's cgroup was made by its create in every
+ * hierarchy (each state line ends in the number of path components create
+ * made): only then may delete kill what is in it. A cgroupsPath naming an
+ * existing cgroup must never cost its other processes their lives. */
+static bool cgroup_owned(const char *text)
+{
+        bool any = false;
+        for (const char *line = text; line && *line;) {
+                const char *nl = strchr(line, '\n');
+                size_t len = nl ? (size_t) (nl - line) : strlen(line);
+                const char *tab = memrchr(line, '\t', len);
+                if (len > 0) {
+                        if (!tab || tab + 1 >= line + len || tab[1] == '0')
+                                return false;
+                        any = true;
+                }
+                line = nl ? nl + 1 : NULL;
+        }
+        return any;
+}
+
 int moat_container_delete(const struct moat_runtime *rt, const char *id, bool force, struct moat_error **reterr)
 {
         _cleanup_close_ int root_fd = -EBADF, dir_fd = -EBADF;
@@ -734,9 +777,17 @@ int moat_container_delete(const struct moat_runtime *rt, const char *id, bool fo
         r = moat_state_root_open(rt, false, &root_fd, reterr);
         if (r < 0)
                 return r == -ENOENT ? moat_error_setx(reterr, -ENOENT, "container \"%s\" does not exist", id) : r;
-        r = moat_state_load(root_fd, id, &s, &dir_fd, reterr);
-        if (r < 0)
+        _cleanup_error_ struct moat_error *load_err = NULL;
+        r = moat_state_load(root_fd, id, &s, &dir_fd, &load_err);
+        if (r == -ENOENT && force && faccessat(root_fd, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+                /* A create killed before it recorded anything: only its
+                 * directory is left. */
+                return moat_state_remove(root_fd, id, reterr);
+        if (r < 0) {
+                if (reterr && !*reterr)
+                        *reterr = TAKE_PTR(load_err);
                 return r;
+        }
         if (!strempty(s->cgroup)) {
                 r = moat_cgroup_deserialize(s->cgroup, &cg, reterr);
                 if (r < 0)
@@ -744,28 +795,36 @@ int moat_container_delete(const struct moat_runtime *rt, const char *id, bool fo
         }
 
         enum moat_status st = moat_state_status(s, dir_fd);
-        if (st != MOAT_STATUS_STOPPED) {
+        if (st == MOAT_STATUS_RUNNING || st == MOAT_STATUS_PAUSED) {
                 if (!force)
                         return moat_error_setx(reterr, -EBUSY,
                                                "cannot delete container \"%s\" that is not stopped: %s", id,
                                                moat_status_to_string(st));
+        }
+        if (st != MOAT_STATUS_STOPPED) {
+                /* A created container is deleted like runc does: its init,
+                 * still waiting on exec.fifo, is killed. */
                 _cleanup_close_ int pidfd = -EBADF;
-                if (pidfd_open_checked(s, &pidfd) >= 0) {
+                if (moat_state_pidfd(s, &pidfd) >= 0) {
+                        if (cg && st == MOAT_STATUS_PAUSED) {
+                                _cleanup_error_ struct moat_error *ignored = NULL;
+                                int k = moat_cgroup_kill_all(cg, SIGKILL, &ignored);
+                                (void) k;
+                        }
                         (void) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-                        /* A pid namespace dies with its init; without one, the
-                         * rest of the cgroup is killed below. */
                         if (pidfd_wait_exit(pidfd, 10000) < 0)
                                 return moat_error_setx(reterr, -ETIMEDOUT,
                                                        "container \"%s\": init did not exit after SIGKILL", id);
                 }
         }
         if (cg) {
-                /* Processes that left the pid namespace's reach (no pid
-                 * namespace, or joined one) are killed one by one; the
-                 * freezer-based kill belongs to the cgroups work. */
-                _cleanup_error_ struct moat_error *ignored = NULL;
-                int k = moat_cgroup_kill_all(cg, SIGKILL, &ignored);
-                (void) k;
+                /* What outlived the init (no pid namespace of its own, a
+                 * joined one, a hook's child) goes with the cgroup. */
+                if (cgroup_owned(s->cgroup)) {
+                        _cleanup_error_ struct moat_error *ignored = NULL;
+                        int k = moat_cgroup_kill_all(cg, SIGKILL, &ignored);
+                        (void) k;
+                }
                 r = moat_cgroup_destroy(cg, reterr);
                 if (r < 0)
                         return r;

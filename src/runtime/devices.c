@@ -6,7 +6,8 @@
  * (null, zero, full, random, urandom, tty), linux.devices, and the /dev
  * links (fd, stdin, stdout, stderr, ptmx, core). Nodes are made with
  * mknodat() in their parent directory resolved inside the root, so a
- * symlink planted in the image is never followed; in a user namespace,
+ * symlink planted in the image is never followed, and a rootfs whose /dev
+ * is a symlink is refused outright; in a user namespace,
  * where mknod is refused, the host's node is bind-mounted onto an empty
  * file instead, as runc does.
  */
@@ -64,9 +65,16 @@ static int bind_host_node(int root_fd, int parent_fd, const char *leaf, const st
                 return negative_errno();
         safe_close(fd);
 
-        target = moat_open_in_root(root_fd, d->path, O_PATH, 0);
+        /* The leaf itself, never followed: a symlink the image put there
+         * is refused rather than bound over its target. */
+        target = openat(parent_fd, leaf, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         if (target < 0)
-                return target;
+                return negative_errno();
+        struct stat st;
+        if (fstat(target, &st) < 0)
+                return negative_errno();
+        if (S_ISLNK(st.st_mode) || S_ISDIR(st.st_mode))
+                return -ELOOP;
         tree = open_tree(AT_FDCWD, d->path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
         if (tree < 0)
                 return negative_errno();
@@ -173,7 +181,17 @@ int moat_mount_create_devices(const struct moat_mount_context *ctx, int root_fd,
 {
         const struct oci_linux *l = ctx->config->has_linux ? &ctx->config->linux_ : NULL;
         const char *step;
+        struct stat st;
         int r;
+
+        /* A /dev symlink in the image (CVE-2026-41579, CVE-2026-47766) is
+         * refused: even resolved inside the root it would put the nodes
+         * wherever the image chose. */
+        if (fstatat(root_fd, "dev", &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
+                return moat_error_setx(reterr, -ELOOP,
+                                       "/dev in the rootfs is not a directory (%s): refusing to create devices "
+                                       "through it",
+                                       S_ISLNK(st.st_mode) ? "a symlink" : "another file type");
 
         for (size_t i = 0; i < ELEMENTSOF(default_devices); i++) {
                 bool overridden = false;

@@ -14,7 +14,9 @@
 
 #include "oci/runtime-spec.h"
 #include "runtime/mount.h"
+#include "runtime/protect.h"
 #include "runtime/runtime.h"
+#include "runtime/seccomp.h"
 
 int moat_features_json(char **ret_json, struct moat_error **reterr)
 {
@@ -46,13 +48,18 @@ int moat_features_json(char **ret_json, struct moat_error **reterr)
                         json_array_append_new(caps, json_string(upper));
         }
 
+        json_t *seccomp = NULL;
+        if (moat_seccomp_features(&seccomp) < 0)
+                return moat_error_set(reterr, ENOMEM, "building the features document");
+
         json_t *doc = json_pack(
-                "{s:s, s:s, s:o, s:o, s:{s:o, s:o, s:{s:b, s:b, s:b, s:b, s:b}, s:{s:b}, s:{s:b}, s:{s:b},"
+                "{s:s, s:s, s:o, s:o, s:{s:o, s:o, s:{s:b, s:b, s:b, s:b, s:b}, s:o, s:{s:b}, s:{s:b},"
                 " s:{s:b}, s:{s:{s:b}}}}",
                 "ociVersionMin", "1.0.0", "ociVersionMax", MOAT_OCI_VERSION, "hooks", hooks, "mountOptions",
                 mount_options, "linux", "namespaces", namespaces, "capabilities", caps, "cgroup", "v1", 1, "v2", 1,
-                "systemd", 0, "systemdUser", 0, "rdma", 0, "seccomp", "enabled", 0, "apparmor", "enabled", 0,
-                "selinux", "enabled", 0, "intelRdt", "enabled", 0, "mountExtensions", "idmap", "enabled", 1);
+                "systemd", 0, "systemdUser", 0, "rdma", 0, "seccomp", seccomp, "apparmor", "enabled",
+                moat_lsm_is_active(MOAT_LSM_APPARMOR, -EBADF), "selinux", "enabled",
+                moat_lsm_is_active(MOAT_LSM_SELINUX, -EBADF), "intelRdt", "enabled", 0, "mountExtensions", "idmap", "enabled", 1);
         if (!doc)
                 return moat_error_set(reterr, ENOMEM, "building the features document");
         *ret_json = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

@@ -30,10 +30,12 @@
 
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <linux/mount.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -143,9 +145,6 @@ static int sync_recv(int fd, struct sync_header *ret_h, char **ret_payload, int 
                 return -errno;
         if (n == 0)
                 return -EPIPE;
-        if ((size_t) n < sizeof(struct sync_header))
-                return -EBADMSG;
-
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
                 if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
                         int passed;
@@ -155,6 +154,11 @@ static int sync_recv(int fd, struct sync_header *ret_h, char **ret_payload, int 
                         else
                                 close(passed);
                 }
+        }
+        if ((size_t) n < sizeof(struct sync_header) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+                if (ret_fd)
+                        *ret_fd = safe_close(*ret_fd);
+                return -EBADMSG;
         }
         memcpy(ret_h, buf, sizeof(*ret_h));
         size_t plen = (size_t) n - sizeof(struct sync_header);
@@ -244,9 +248,10 @@ static int apply_sysctls(const struct oci_linux *lx, int proc_fd, struct moat_er
                 }
                 if (strstr(path, "..") || strstr(path, "//"))
                         return moat_error_setx(reterr, -EINVAL, "linux.sysctl: invalid key \"%s\"", key);
-                _cleanup_close_ int fd = openat(proc_fd, path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+                /* Verified procfs, no symlink followed, no mount crossed. */
+                _cleanup_close_ int fd = moat_procfs_open(proc_fd, path, O_WRONLY);
                 if (fd < 0)
-                        return moat_error_set(reterr, errno, "linux.sysctl: \"%s\"", key);
+                        return moat_error_set(reterr, fd, "linux.sysctl: \"%s\"", key);
                 const char *v = lx->sysctl[i].value;
                 if (write_all(fd, v, strlen(v)) < 0)
                         return moat_error_set(reterr, errno, "linux.sysctl: setting \"%s\" to \"%s\"", key, v);
@@ -280,25 +285,6 @@ static char **build_env(const struct moat_spawn *sp)
         return env;
 }
 
-static int mkdir_p_inside(const char *path)
-{
-        _cleanup_free_ char *copy = strdup(path);
-        if (!copy)
-                return -ENOMEM;
-        for (char *p = copy + 1;; p++) {
-                if (*p == '/' || *p == '\0') {
-                        char saved = *p;
-                        *p = '\0';
-                        if (mkdir(copy, 0755) < 0 && errno != EEXIST)
-                                return -errno;
-                        *p = saved;
-                        if (saved == '\0')
-                                break;
-                }
-        }
-        return 0;
-}
-
 static int setup_terminal(const struct moat_spawn *sp, int console_fd, int sync_fd, struct moat_error **reterr)
 {
         const struct oci_process *p = &sp->config->process;
@@ -314,12 +300,25 @@ static int setup_terminal(const struct moat_spawn *sp, int console_fd, int sync_
                 if (r < 0)
                         return moat_error_wrap(reterr, r, "process.consoleSize");
         }
-        /* /dev/console is the container's terminal too, as with runc. */
-        _cleanup_close_ int console = open("/dev/console", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (console < 0 && errno != EEXIST && errno != EROFS)
+        /* /dev/console is the container's terminal too, as with runc. Both
+         * ends are fds: the target is created (never followed) and the pty
+         * is attached with move_mount. */
+        _cleanup_close_ int console = open("/dev/console", O_WRONLY | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
+        if (console < 0 && errno != EROFS)
                 return moat_error_set(reterr, errno, "process.terminal: creating /dev/console");
-        if (console >= 0 && mount(slave_path, "/dev/console", NULL, MS_BIND, NULL) < 0)
-                return moat_error_set(reterr, errno, "process.terminal: bind-mounting %s on /dev/console", slave_path);
+        if (console >= 0) {
+                struct stat st;
+                if (fstat(console, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode)))
+                        return moat_error_setx(reterr, -EINVAL, "process.terminal: /dev/console is not a file");
+                _cleanup_close_ int tree = (int) syscall(SYS_open_tree, slave, "",
+                                                         OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+                if (tree < 0)
+                        return moat_error_set(reterr, errno, "process.terminal: cloning %s", slave_path);
+                if (syscall(SYS_move_mount, tree, "", console, "",
+                            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                        return moat_error_set(reterr, errno, "process.terminal: mounting %s on /dev/console",
+                                              slave_path);
+        }
 
         if (console_fd >= 0)
                 r = moat_terminal_send_fd_on(console_fd, master, slave_path, reterr);
@@ -341,7 +340,15 @@ static int setup_terminal(const struct moat_spawn *sp, int console_fd, int sync_
         return 0;
 }
 
-static int wait_for_start(const struct moat_spawn *sp, int sync_fd, int proc_fd, struct moat_error **reterr)
+/*
+ * Block until `start` (exec.fifo) or the parent (START message) lets the
+ * program run. The fifo's write end is handed back and stays open, like the
+ * sync socket, until execve closes both (O_CLOEXEC): their EOF tells the
+ * other side that the program has been exec'd, which poststart hooks must
+ * wait for.
+ */
+static int wait_for_start(const struct moat_spawn *sp, int sync_fd, int proc_fd, int *ret_fifo,
+                          struct moat_error **reterr)
 {
         if (sp->fifo_fd >= 0) {
                 char path[64];
@@ -352,6 +359,7 @@ static int wait_for_start(const struct moat_spawn *sp, int sync_fd, int proc_fd,
                         return moat_error_set(reterr, errno, "opening exec.fifo");
                 if (write_all(fd, "0", 1) < 0)
                         return moat_error_set(reterr, errno, "writing exec.fifo");
+                *ret_fifo = TAKE_FD(fd);
                 return 0;
         }
         struct sync_header h;
@@ -367,9 +375,29 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
         const struct oci_linux *lx = &c->linux_;
         _cleanup_error_ struct moat_error *err = NULL;
         _cleanup_free_ char *state_json = NULL;
-        _cleanup_close_ int proc_fd = -EBADF, console_fd = -EBADF;
+        _cleanup_close_ int proc_fd = -EBADF;
+        int console_fd = sp->console_fd;
         struct sync_header h;
         int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(sp->runtime_fds); i++)
+                if (sp->runtime_fds[i] >= 0)
+                        close(sp->runtime_fds[i]);
+
+        /* The program starts with no signal blocked or ignored, whatever
+         * the caller had (run blocks them all to forward them). */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        for (int sig = 1; sig < NSIG; sig++) {
+                struct sigaction sa;
+                if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) < 0)
+                        continue;
+                if (sa.sa_handler == SIG_IGN) {
+                        sa.sa_handler = SIG_DFL;
+                        (void) sigaction(sig, &sa, NULL);
+                }
+        }
 
         /* Nobody in the container may ptrace or open /proc/<pid> files of
          * the init while it still holds host resources; execve restores
@@ -419,12 +447,9 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
         proc_fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (proc_fd < 0)
                 child_fail(sync_fd, -errno, (moat_error_set(&err, errno, "opening /proc"), err));
-
-        if (sp->console_socket) {
-                console_fd = moat_terminal_connect(sp->console_socket, &err);
-                if (console_fd < 0)
-                        child_fail(sync_fd, console_fd, err);
-        }
+        r = moat_procfs_verify(proc_fd);
+        if (r < 0)
+                child_fail(sync_fd, r, (moat_error_set(&err, r, "/proc is not a procfs"), err));
 
         struct moat_mount_context mctx = {
                 .config = c,
@@ -450,6 +475,15 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
         r = moat_mount_pivot_root(&mctx, &err);
         if (r < 0)
                 child_fail(sync_fd, r, err);
+        /* The terminal comes before maskedPaths and readonlyPaths, so its
+         * /dev/console mount can never be used to cover them. */
+        if (c->process.terminal) {
+                r = setup_terminal(sp, console_fd, sync_fd, &err);
+                if (r < 0)
+                        child_fail(sync_fd, r, err);
+        }
+        console_fd = safe_close(console_fd);
+
         r = moat_mount_finalize(&mctx, &err);
         if (r < 0)
                 child_fail(sync_fd, r, err);
@@ -463,25 +497,19 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
         if (r < 0)
                 child_fail(sync_fd, r, err);
 
-        if (c->process.terminal) {
-                r = setup_terminal(sp, console_fd, sync_fd, &err);
-                if (r < 0)
-                        child_fail(sync_fd, r, err);
-        }
-        console_fd = safe_close(console_fd);
 
         const struct oci_process *p = &c->process;
         r = moat_process_apply_rlimits(p, &err);
         if (r >= 0)
-                r = moat_process_apply_oom_score_adj(p, &err);
+                r = moat_process_apply_oom_score_adj_at(p, proc_fd, &err);
         if (r >= 0)
                 r = moat_process_apply_personality(c, &err);
         if (r < 0)
                 child_fail(sync_fd, r, err);
 
-        r = mkdir_p_inside(p->cwd);
+        r = moat_process_make_cwd(p, &err);
         if (r < 0)
-                child_fail(sync_fd, r, (moat_error_set(&err, r, "process.cwd: creating '%s'", p->cwd), err));
+                child_fail(sync_fd, r, err);
 
         r = moat_lsm_apply_exec_label(c, p, proc_fd, &err);
         if (r < 0)
@@ -500,8 +528,9 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
         r = moat_process_apply_credentials(p, &err);
         if (r < 0)
                 child_fail(sync_fd, r, err);
-        if (chdir(p->cwd) < 0)
-                child_fail(sync_fd, -errno, (moat_error_set(&err, errno, "process.cwd: '%s'", p->cwd), err));
+        r = moat_process_chdir(p, &err);
+        if (r < 0)
+                child_fail(sync_fd, r, err);
 
         _cleanup_free_ char *exe = NULL;
         r = moat_process_find_executable(p, &exe, &err);
@@ -532,13 +561,14 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
         if (r < 0)
                 _exit(1);
 
-        r = wait_for_start(sp, sync_fd, proc_fd, &err);
+        int fifo_fd = -EBADF; /* closed by execve */
+        r = wait_for_start(sp, sync_fd, proc_fd, &fifo_fd, &err);
+        (void) fifo_fd;
         if (r < 0) {
                 dprintf(STDERR_FILENO, "moat-runtime: container init: %s\n", err->msg);
                 _exit(1);
         }
         proc_fd = safe_close(proc_fd);
-        sync_fd = safe_close(sync_fd);
 
         r = moat_hooks_run(OCI_HOOK_START_CONTAINER, &c->hooks[OCI_HOOK_START_CONTAINER], state_json,
                            MOAT_HOOKS_STOP_AT_FIRST_FAILURE, &err);
@@ -658,14 +688,21 @@ int moat_linux_spawn(const struct moat_spawn *sp, struct moat_spawn_result *ret,
                 close(pair[0]);
                 child_main(sp, pair[1], flags);
         }
+        bool restored = true;
         if (saved_pidns >= 0 && setns(saved_pidns, CLONE_NEWPID) < 0)
-                r = -errno;
+                restored = false;
         if (saved_timens >= 0 && setns(saved_timens, CLONE_NEWTIME) < 0)
-                r = -errno;
+                restored = false;
         _cleanup_close_ int sync_fd = pair[0];
         close(pair[1]);
         if (pid < 0)
                 return moat_error_set(reterr, clone_errno, "clone");
+        ret->pty_master = -EBADF;
+        if (!restored) {
+                /* Hooks forked later would land in the container's namespaces. */
+                r = moat_error_set(reterr, errno, "returning to the runtime's own namespaces");
+                goto fail;
+        }
 
         _cleanup_free_ char *state_json = NULL;
         if (flags & CLONE_NEWUSER) {
@@ -683,13 +720,17 @@ int moat_linux_spawn(const struct moat_spawn *sp, struct moat_spawn_result *ret,
                 moat_error_set(reterr, r, "encoding state for hooks");
                 goto fail;
         }
+        if (strlen(state_json) > SYNC_MSG_MAX) {
+                r = moat_error_setx(reterr, -E2BIG, "the container state for hooks is larger than %u bytes "
+                                                    "(annotations too large?)", SYNC_MSG_MAX);
+                goto fail;
+        }
         r = sync_send(sync_fd, SYNC_GO, 0, state_json, -EBADF);
         if (r < 0) {
                 moat_error_set(reterr, r, "starting container init");
                 goto fail;
         }
 
-        ret->pty_master = -EBADF;
         for (;;) {
                 struct sync_header h;
                 _cleanup_free_ char *payload = NULL;
@@ -698,6 +739,7 @@ int moat_linux_spawn(const struct moat_spawn *sp, struct moat_spawn_result *ret,
                 r = sync_recv(sync_fd, &h, &payload, &passed);
                 if (r < 0) {
                         char why[64];
+                        ret->pty_master = safe_close(ret->pty_master);
                         exit_status_text(pid, why, sizeof(why));
                         return moat_error_setx(reterr, -ECHILD, "container init exited before it was ready (%s)",
                                                why);
@@ -749,4 +791,22 @@ int moat_linux_send_start(int sync_fd, struct moat_error **reterr)
         if (r < 0)
                 return moat_error_set(reterr, r, "starting the container");
         return 0;
+}
+
+int moat_linux_wait_exec(int fd)
+{
+        char b;
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        for (;;) {
+                if (poll(&p, 1, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                ssize_t n = read(fd, &b, 1);
+                if (n == 0 || (n < 0 && errno == ECONNRESET))
+                        return 0;
+                if (n < 0 && errno != EINTR && errno != EAGAIN)
+                        return -errno;
+        }
 }

@@ -23,7 +23,8 @@ struct moat_spawn {
         const char *bundle;          /* absolute */
         const char *rootfs;          /* absolute */
         int fifo_fd;                 /* O_PATH fd of exec.fifo; -EBADF: wait for START on the sync socket */
-        const char *console_socket;  /* absolute, optional */
+        int console_fd;              /* connected --console-socket (by the parent, outside any user
+                                      * namespace), or -EBADF */
         bool relay_terminal;         /* send the pty master back to the parent */
         bool no_pivot;
         bool no_new_keyring;
@@ -31,6 +32,10 @@ struct moat_spawn {
         unsigned listen_fds;         /* LISTEN_FDS of the caller, passed through */
         struct moat_cgroup *cgroup;
         const struct moat_seccomp *seccomp; /* NULL: no filter */
+        /* The runtime's own directory fds (state root, state dir, bundle):
+         * the init closes them first thing, so no path inside the
+         * container can ever reach them (CVE-2024-21626). -EBADF: unused. */
+        int runtime_fds[3];
         /* Run prestart + createRuntime hooks with the init's pid known;
          * called from the parent while the init waits before pivot_root. */
         int (*runtime_hooks)(void *userdata, pid_t pid, struct moat_error **reterr);
@@ -53,3 +58,8 @@ MOAT_NODISCARD int moat_linux_spawn(const struct moat_spawn *sp, struct moat_spa
 
 /* Tell an init spawned without a fifo to go ahead. */
 MOAT_NODISCARD int moat_linux_send_start(int sync_fd, struct moat_error **reterr);
+
+/* Wait until the init (or the process behind a start fifo) has exec'd:
+ * the read side sees EOF when execve closes the init's end (sync socket or
+ * exec.fifo). */
+MOAT_NODISCARD int moat_linux_wait_exec(int fd);

@@ -16,6 +16,12 @@
  * each mount the destination is resolved again and must show the new
  * mount. Inside the new root only fd-based calls are used, because the
  * container may have no /proc at all.
+ *
+ * Destinations the runtime itself relies on are held to more than "stays
+ * inside the root": a proc, sysfs or /dev destination that is a symlink in
+ * the image is refused, and nothing but a proc mount (or a bind of a few
+ * lxcfs-style files) may be mounted at or under /proc, so a volume can
+ * never stand in for the procfs (CVE-2019-16884, CVE-2023-27561).
  */
 
 #include <dirent.h>
@@ -39,6 +45,7 @@
 #include "base/fileio.h"
 #include "base/log.h"
 #include "runtime/mount.h"
+#include "runtime/protect.h"
 
 #define MOUNTINFO_MAX (64u * 1024u * 1024u)
 #define PROC_CGROUP_MAX (1024u * 1024u)
@@ -194,6 +201,26 @@ static bool path_equal(const char *a, const char *b)
                         return true;
                 a += la;
                 b += lb;
+        }
+}
+
+/* Whether path is strictly below prefix, comparing components and
+ * ignoring repeated slashes and "." parts (no resolution). */
+static bool path_is_under_lexically(const char *path, const char *prefix)
+{
+        for (;;) {
+                while (*path == '/' || (path[0] == '.' && (path[1] == '/' || path[1] == '\0')))
+                        path++;
+                while (*prefix == '/' || (prefix[0] == '.' && (prefix[1] == '/' || prefix[1] == '\0')))
+                        prefix++;
+                size_t lp = strcspn(prefix, "/");
+                if (lp == 0)
+                        return *path != '\0';
+                size_t la = strcspn(path, "/");
+                if (la != lp || strncmp(path, prefix, la) != 0)
+                        return false;
+                path += la;
+                prefix += lp;
         }
 }
 
@@ -919,7 +946,11 @@ static int do_mount(struct mount_job *j, int target_fd, bool *ret_devpts, struct
         }
 
         if (streq(type, "mqueue")) {
-                r = mount_fs_at(source, target_fd, type, flags, j->opts.data);
+                _cleanup_free_ char *labeled = NULL;
+                r = moat_lsm_mount_label_data(ctx->config, j->opts.data, &labeled, reterr);
+                if (r < 0)
+                        return r;
+                r = mount_fs_at(source, target_fd, type, flags, labeled ? labeled : j->opts.data);
                 if (r >= 0)
                         return 0;
                 if (r != -EPERM || !ctx->in_user_ns)
@@ -936,7 +967,11 @@ static int do_mount(struct mount_job *j, int target_fd, bool *ret_devpts, struct
                 size_t len = strlen(data);
                 if (len > 0 && data[len - 1] == ',')
                         data[len - 1] = '\0';
-                r = mount_fs_at(source, target_fd, type, flags, data);
+                _cleanup_free_ char *labeled = NULL;
+                r = moat_lsm_mount_label_data(ctx->config, data, &labeled, reterr);
+                if (r < 0)
+                        return r;
+                r = mount_fs_at(source, target_fd, type, flags, labeled ? labeled : data);
                 if (r < 0)
                         return moat_error_set(reterr, r, "mount");
                 *ret_devpts = path_equal(j->m->destination, "/dev/pts");
@@ -950,10 +985,87 @@ static int do_mount(struct mount_job *j, int target_fd, bool *ret_devpts, struct
                 return mount_cgroup_v1_layout(j, target_fd, flags, reterr);
         }
 
-        r = mount_fs_at(source, target_fd, type, flags, j->opts.data);
+        _cleanup_free_ char *labeled = NULL;
+        if (streq(type, "tmpfs")) {
+                r = moat_lsm_mount_label_data(ctx->config, j->opts.data, &labeled, reterr);
+                if (r < 0)
+                        return r;
+        }
+        r = mount_fs_at(source, target_fd, type, flags, labeled ? labeled : j->opts.data);
         if (r < 0)
                 return moat_error_set(reterr, r, "mount");
         return 0;
+}
+
+/* ---- destinations that must not be redirected ---------------------- */
+
+/* proc, sysfs and /dev are where the runtime later writes (LSM labels,
+ * sysctls), reads (/proc) and creates devices: a symlink there in the
+ * image (CVE-2023-27561, CVE-2023-28642, CVE-2026-41579) is refused, as
+ * runc does, even though RESOLVE_IN_ROOT would keep it inside the root. */
+static bool is_special_destination(const struct mount_job *j)
+{
+        const char *d = j->m->destination;
+
+        return streq(j->type, "proc") || streq(j->type, "sysfs") || path_equal(d, "/proc") ||
+               path_equal(d, "/sys") || path_equal(d, "/dev") || path_is_under_lexically(d, "/dev");
+}
+
+/* Only these files under /proc may be mounted over (what lxcfs and
+ * runc's checkProcMount allow); anything else would let a mount shadow
+ * procfs files the runtime or the kernel interfaces rely on
+ * (CVE-2019-16884). */
+static const char *const proc_allowed[] = {
+        "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat",  "/proc/swaps",
+        "/proc/uptime",  "/proc/loadavg",   "/proc/slabinfo", "/proc/net/dev", "/proc/sys/kernel/ns_last_pid",
+};
+
+static bool source_is_procfs(const char *source)
+{
+        struct statfs sfs;
+        return source && statfs(source, &sfs) == 0 && sfs.f_type == PROC_SUPER_MAGIC;
+}
+
+static int check_destination(const struct mount_job *j, struct moat_error **reterr)
+{
+        const char *d = j->m->destination;
+        size_t i = j->index;
+
+        if (path_equal(d, "/proc") || path_is_under_lexically(d, "/proc")) {
+                bool ok = (path_equal(d, "/proc") && streq(j->type, "proc")) ||
+                          (j->bind && source_is_procfs(j->source));
+                for (size_t k = 0; !ok && k < ELEMENTSOF(proc_allowed); k++)
+                        ok = path_equal(d, proc_allowed[k]);
+                if (!ok)
+                        return moat_error_setx(reterr, -EPERM,
+                                               "mounts[%zu]: \"%s\" cannot be mounted because it is inside /proc "
+                                               "(only a proc mount, or binds over a few files such as "
+                                               "/proc/meminfo, are allowed there)",
+                                               i, d);
+        }
+
+        if (!is_special_destination(j))
+                return 0;
+        struct open_how how = {
+                .flags = O_PATH | O_CLOEXEC,
+                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
+        };
+        int fd;
+        do
+                fd = (int) syscall(SYS_openat2, j->root_fd, d, &how, sizeof(how));
+        while (fd < 0 && errno == EAGAIN);
+        if (fd >= 0) {
+                safe_close(fd);
+                return 0;
+        }
+        if (errno == ELOOP)
+                return moat_error_setx(reterr, -ELOOP,
+                                       "mounts[%zu]: %s mount destination \"%s\" is a symlink in the rootfs "
+                                       "(it must be an ordinary directory)",
+                                       i, j->type, d);
+        if (errno == ENOENT)
+                return 0;
+        return moat_error_set(reterr, -errno, "mounts[%zu].destination \"%s\"", i, d);
 }
 
 static int mount_one(const struct moat_mount_context *ctx, int root_fd, size_t i, bool *devpts,
@@ -993,6 +1105,10 @@ static int mount_one(const struct moat_mount_context *ctx, int root_fd, size_t i
                 }
                 directory = S_ISDIR(st.st_mode);
         }
+
+        r = check_destination(&j, reterr);
+        if (r < 0)
+                goto out;
 
         target_fd = moat_create_in_root(root_fd, m->destination, directory, directory ? 0755 : 0644);
         if (target_fd < 0) {
@@ -1126,6 +1242,13 @@ int moat_mount_prepare_rootfs(const struct moat_mount_context *ctx, struct moat_
         if (rootfs_propagation(ctx->config, &prop) < 0)
                 return moat_error_setx(reterr, -EINVAL, "linux.rootfsPropagation: unknown value \"%s\"",
                                        ctx->config->linux_.rootfs_propagation);
+
+        /* linux.mountLabel asked for without SELinux fails here, before
+         * anything is mounted. */
+        _cleanup_free_ char *label_check = NULL;
+        r = moat_lsm_mount_label_data(ctx->config, NULL, &label_check, reterr);
+        if (r < 0)
+                return r;
 
         if (mount(NULL, "/", NULL, prop ? prop : MS_SLAVE | MS_REC, NULL) < 0)
                 return moat_error_set(reterr, -errno, "making \"/\" %s", prop ? "follow rootfsPropagation" : "rslave");

@@ -57,7 +57,9 @@
 #include "base/fileio.h"
 #include "base/log.h"
 #include "base/parse.h"
+#include "runtime/mount.h"
 #include "runtime/process.h"
+#include "runtime/protect.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define DEFAULT_UMASK 0022
@@ -97,25 +99,28 @@ static const char *cap_name(int cap, char *buf, size_t size)
         return buf;
 }
 
-/* Highest capability number the running kernel knows, read once. */
+/* Highest capability number the running kernel knows, asked of the kernel
+ * itself (PR_CAPBSET_READ fails with EINVAL past the last one): after
+ * pivot_root /proc is the container's, and a fake
+ * /proc/sys/kernel/cap_last_cap would make the bounding set drop skip
+ * capabilities. */
 static int cap_last_cap(void)
 {
         static int cached = -1;
-        _cleanup_free_ char *s = NULL;
-        uint32_t v;
 
         if (cached >= 0)
                 return cached;
-        if (read_full_file_at(AT_FDCWD, "/proc/sys/kernel/cap_last_cap", 64, &s, NULL) >= 0) {
-                s[strcspn(s, "\n")] = '\0';
-                if (safe_atou32(s, &v) >= 0 && v < 64)
-                        cached = (int) v;
+        int lo = 0, hi = 63;
+        if (prctl(PR_CAPBSET_READ, 0, 0, 0, 0) < 0)
+                return cached = CAP_LAST_CAP;
+        while (lo < hi) {
+                int mid = (lo + hi + 1) / 2;
+                if (prctl(PR_CAPBSET_READ, (unsigned long) mid, 0, 0, 0) >= 0)
+                        lo = mid;
+                else
+                        hi = mid - 1;
         }
-        if (cached < 0) {
-                /* Fall back to probing the bounding set, as libcap does. */
-                cap_value_t m = cap_max_bits();
-                cached = m > 0 && m <= 64 ? (int) m - 1 : CAP_LAST_CAP;
-        }
+        cached = lo;
         return cached;
 }
 
@@ -214,11 +219,12 @@ int moat_process_apply_rlimits(const struct oci_process *p, struct moat_error **
 
 /* ---- oom_score_adj ---- */
 
-int moat_process_apply_oom_score_adj(const struct oci_process *p, struct moat_error **reterr)
+/* Through a procfs verified by moat_procfs_open() (CVE-2019-16884: after
+ * pivot_root "/proc" is whatever the container put there). */
+int moat_process_apply_oom_score_adj_at(const struct oci_process *p, int proc_fd, struct moat_error **reterr)
 {
-        _cleanup_free_ char *cur = NULL;
         _cleanup_close_ int fd = -EBADF;
-        char buf[16];
+        char buf[16], cur[16];
         int r, n;
 
         if (!p->has_oom_score_adj)
@@ -227,9 +233,10 @@ int moat_process_apply_oom_score_adj(const struct oci_process *p, struct moat_er
                 return moat_error_setx(reterr, -EINVAL, "process.oomScoreAdj %d: out of range (-1000 to 1000)",
                                        p->oom_score_adj);
 
-        fd = open("/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC | O_NOCTTY);
+        fd = moat_procfs_open(proc_fd, "self/oom_score_adj", O_RDWR);
         if (fd < 0)
-                return moat_error_set(reterr, errno, "process.oomScoreAdj %d: cannot open /proc/self/oom_score_adj",
+                return moat_error_set(reterr, fd,
+                                      "process.oomScoreAdj %d: cannot open oom_score_adj in a verified procfs",
                                       p->oom_score_adj);
 
         n = snprintf(buf, sizeof(buf), "%d", p->oom_score_adj);
@@ -239,7 +246,9 @@ int moat_process_apply_oom_score_adj(const struct oci_process *p, struct moat_er
 
         if (r == -EACCES || r == -EPERM) {
                 int curval;
-                if (read_full_file_at(AT_FDCWD, "/proc/self/oom_score_adj", 64, &cur, NULL) >= 0) {
+                ssize_t k = pread(fd, cur, sizeof(cur) - 1, 0);
+                if (k > 0) {
+                        cur[k] = '\0';
                         cur[strcspn(cur, "\n")] = '\0';
                         if (safe_atoi(cur, &curval) >= 0)
                                 return moat_error_setx(reterr, r,
@@ -254,6 +263,11 @@ int moat_process_apply_oom_score_adj(const struct oci_process *p, struct moat_er
         }
         return moat_error_set(reterr, r, "process.oomScoreAdj %d: writing /proc/self/oom_score_adj failed",
                               p->oom_score_adj);
+}
+
+int moat_process_apply_oom_score_adj(const struct oci_process *p, struct moat_error **reterr)
+{
+        return moat_process_apply_oom_score_adj_at(p, -EBADF, reterr);
 }
 
 /* ---- personality ---- */
@@ -377,54 +391,38 @@ static int drop_bounding(uint64_t keep, struct moat_error **reterr)
         return 0;
 }
 
-static int setgroups_denied(bool *ret)
-{
-        _cleanup_free_ char *s = NULL;
-        int r;
-
-        r = read_full_file_at(AT_FDCWD, "/proc/self/setgroups", 64, &s, NULL);
-        if (r == -ENOENT) {
-                *ret = false;
-                return 0;
-        }
-        if (r < 0)
-                return r;
-        s[strcspn(s, "\n")] = '\0';
-        *ret = streq(s, "deny");
-        return 0;
-}
-
+/* Whether the supplementary groups may be set is asked of the kernel, not
+ * read from /proc/self/setgroups: after pivot_root that file is the
+ * container's, and a fake "deny" would leave the runtime's own groups to
+ * the container. setgroups() fails with EPERM despite CAP_SETGID only
+ * when the user namespace denies it. */
 static int apply_user(const struct oci_user *u, struct moat_error **reterr)
 {
-        bool denied = false;
-        int r;
+        _cleanup_free_ gid_t *gids = NULL;
 
         if (u->n_additional_gids > NGROUPS_MAX)
                 return moat_error_setx(reterr, -EINVAL, "process.user.additionalGids: %zu groups, at most %d allowed",
                                        u->n_additional_gids, NGROUPS_MAX);
 
-        r = setgroups_denied(&denied);
-        if (r < 0)
-                return moat_error_set(reterr, r, "process.user.additionalGids: cannot read /proc/self/setgroups");
-        if (denied) {
-                if (u->n_additional_gids > 0)
+        if (u->n_additional_gids > 0) {
+                gids = calloc(u->n_additional_gids, sizeof(gid_t));
+                if (!gids)
+                        return moat_error_set(reterr, -ENOMEM, "process.user.additionalGids");
+                for (size_t i = 0; i < u->n_additional_gids; i++)
+                        gids[i] = (gid_t) u->additional_gids[i];
+        }
+        if (setgroups(u->n_additional_gids, gids) < 0) {
+                int e = errno;
+                bool denied = e == EPERM && has_effective_cap(CAP_SETGID);
+                if (denied && u->n_additional_gids > 0)
                         return moat_error_setx(reterr, -EPERM,
                                                "process.user.additionalGids: setgroups is denied in this user namespace "
                                                "(/proc/self/setgroups is \"deny\")");
-        } else {
-                _cleanup_free_ gid_t *gids = NULL;
-                if (u->n_additional_gids > 0) {
-                        gids = calloc(u->n_additional_gids, sizeof(gid_t));
-                        if (!gids)
-                                return moat_error_set(reterr, -ENOMEM, "process.user.additionalGids");
-                        for (size_t i = 0; i < u->n_additional_gids; i++)
-                                gids[i] = (gid_t) u->additional_gids[i];
-                }
-                if (setgroups(u->n_additional_gids, gids) < 0) {
+                if (!denied) {
                         if (u->n_additional_gids == 0)
-                                return moat_error_set(reterr, errno,
+                                return moat_error_set(reterr, e,
                                                       "process.user.additionalGids: clearing the supplementary groups failed");
-                        return moat_error_set(reterr, errno, "process.user.additionalGids: setgroups failed");
+                        return moat_error_set(reterr, e, "process.user.additionalGids: setgroups failed");
                 }
         }
 
@@ -556,6 +554,23 @@ static bool is_executable_file(const char *path)
         return faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) >= 0;
 }
 
+/* strerror() in the spelling Go's syscall package uses (lower case). */
+static const char *go_strerror(int errnum)
+{
+        switch (errnum) {
+        case ENOENT:
+                return "no such file or directory";
+        case EACCES:
+                return "permission denied";
+        case ENOTDIR:
+                return "not a directory";
+        case ELOOP:
+                return "too many levels of symbolic links";
+        default:
+                return strerror(errnum);
+        }
+}
+
 int moat_process_find_executable(const struct oci_process *p, char **ret, struct moat_error **reterr)
 {
         const char *name = p->args ? p->args[0] : NULL;
@@ -570,7 +585,11 @@ int moat_process_find_executable(const struct oci_process *p, char **ret, struct
 
         if (strchr(name, '/')) {
                 if (stat(name, &st) < 0)
-                        return moat_error_set(reterr, errno, "exec: \"%s\": stat %s", name, name);
+                        /* Go's lower-case wording, as runc prints it: the
+                         * docker CLI maps "no such file or directory" to
+                         * exit status 127 by matching this text. */
+                        return moat_error_setx(reterr, -errno, "exec: \"%s\": stat %s: %s", name, name,
+                                               go_strerror(errno));
                 if (S_ISDIR(st.st_mode))
                         return moat_error_setx(reterr, -EACCES, "exec: \"%s\": is a directory", name);
                 if (faccessat(AT_FDCWD, name, X_OK, AT_EACCESS) < 0)
@@ -603,4 +622,39 @@ int moat_process_find_executable(const struct oci_process *p, char **ret, struct
                 dir += len + 1;
         }
         return moat_error_setx(reterr, -ENOENT, "exec: \"%s\": executable file not found in $PATH", name);
+}
+
+/* ---- cwd ---- */
+
+int moat_process_make_cwd(const struct oci_process *p, struct moat_error **reterr)
+{
+        _cleanup_close_ int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root < 0)
+                return moat_error_set(reterr, errno, "process.cwd: opening \"/\"");
+        int fd = moat_mkdir_p_in_root(root, p->cwd);
+        if (fd < 0)
+                return moat_error_set(reterr, fd, "process.cwd \"%s\": creating it inside the container", p->cwd);
+        safe_close(fd);
+        return 0;
+}
+
+int moat_process_chdir(const struct oci_process *p, struct moat_error **reterr)
+{
+        _cleanup_close_ int root = -EBADF, fd = -EBADF;
+        char buf[PATH_MAX];
+
+        root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root < 0)
+                return moat_error_set(reterr, errno, "process.cwd: opening \"/\"");
+        fd = moat_open_in_root(root, p->cwd, O_PATH | O_DIRECTORY, 0);
+        if (fd < 0)
+                return moat_error_set(reterr, fd, "process.cwd \"%s\"", p->cwd);
+        if (fchdir(fd) < 0)
+                return moat_error_set(reterr, errno, "process.cwd \"%s\"", p->cwd);
+        /* A directory outside the root shows as "(unreachable)/..." or
+         * fails with ENOENT. */
+        if (!getcwd(buf, sizeof(buf)) || buf[0] != '/')
+                return moat_error_setx(reterr, -EPERM, "process.cwd \"%s\": the directory is outside the container's root",
+                                       p->cwd);
+        return 0;
 }

@@ -23,7 +23,13 @@
  */
 MOAT_NODISCARD int moat_process_apply_rlimits(const struct oci_process *p, struct moat_error **reterr);
 
-/* Write /proc/self/oom_score_adj when set. */
+/* Write oom_score_adj when set, through the procfs at proc_fd (opened
+ * before pivot_root), verified and resolved with moat_procfs_open(). */
+MOAT_NODISCARD int moat_process_apply_oom_score_adj_at(const struct oci_process *p, int proc_fd,
+                                                       struct moat_error **reterr);
+
+/* The same through the caller's "/proc", verified the same way (a fake
+ * /proc is refused, not written to). */
 MOAT_NODISCARD int moat_process_apply_oom_score_adj(const struct oci_process *p, struct moat_error **reterr);
 
 /* linux.personality (LINUX / LINUX32). */
@@ -36,7 +42,8 @@ MOAT_NODISCARD int moat_process_apply_personality(const struct oci_config *c, st
  * all five capability sets (bounding first, ambient last) and, if asked,
  * no_new_privs. When process.capabilities is absent every capability is
  * dropped. Capabilities the running kernel does not know are skipped.
- * setgroups is skipped when /proc/self/setgroups says "deny".
+ * setgroups is skipped when the user namespace denies it (told by the
+ * kernel, not by the container's /proc).
  */
 MOAT_NODISCARD int moat_process_apply_credentials(const struct oci_process *p, struct moat_error **reterr);
 
@@ -46,3 +53,15 @@ MOAT_NODISCARD int moat_process_apply_credentials(const struct oci_process *p, s
  * as it is. *ret is a newly allocated path. -ENOENT names the program.
  */
 MOAT_NODISCARD int moat_process_find_executable(const struct oci_process *p, char **ret, struct moat_error **reterr);
+
+/*
+ * process.cwd (CVE-2024-21626): both steps resolve the path inside the
+ * current root with RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS, so a cwd such
+ * as /proc/self/fd/N can neither create directories in, nor land on, a
+ * host directory the init still has open. make_cwd (as root, before the
+ * credentials) creates the missing directories; chdir (after them, so
+ * permissions are the user's) enters it and checks that getcwd() shows a
+ * path inside the root.
+ */
+MOAT_NODISCARD int moat_process_make_cwd(const struct oci_process *p, struct moat_error **reterr);
+MOAT_NODISCARD int moat_process_chdir(const struct oci_process *p, struct moat_error **reterr);

@@ -31,6 +31,14 @@ struct moat_runtime {
          * (a failed poststart or poststop hook, as the spec says); may be
          * NULL. The library itself never prints. */
         void (*warn)(const char *msg);
+        /* The first fd >= 3 that was not open when the process started (0:
+         * unknown). Fds handed to a container (LISTEN_FDS, --preserve-fds)
+         * must lie below it. */
+        int inherited_fds_end;
+        /* The command line, for re-executing from a protected copy of the
+         * binary (moat_protect_self_exe) when a container could reach it. */
+        int argc;
+        char **argv;
 };
 
 enum moat_create_mode {
@@ -141,6 +149,12 @@ MOAT_NODISCARD int moat_signal_parse(const char *s, int *ret);
 
 /* The default config.json of `spec` (rootless variant when asked). */
 MOAT_NODISCARD int moat_spec_default(bool rootless, char **ret_json, struct moat_error **reterr);
+
+/* The config.json of `spec --hardened`: the default spec with moat's
+ * default security (11 capabilities, the default seccomp profile,
+ * noNewPrivileges, masked/readonly paths, a private cgroup namespace, a
+ * pids limit, ping for every group, no terminal). */
+MOAT_NODISCARD int moat_spec_hardened(char **ret_json, struct moat_error **reterr);
 
 /* The runtime-spec features document (features-schema.json). */
 MOAT_NODISCARD int moat_features_json(char **ret_json, struct moat_error **reterr);

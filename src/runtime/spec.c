@@ -6,6 +6,9 @@
  * tools and tutorials that start from `runc spec` work unchanged. The
  * rootless variant maps the caller's ids to root in a user namespace and
  * swaps the mounts a user namespace cannot make (sysfs, devpts gid=5).
+ * The hardened variant is the default with moat's own default security
+ * (runtime/seccomp.h): the engine's defaults, written out for people who
+ * drive the runtime directly.
  */
 
 #include <unistd.h>
@@ -13,6 +16,7 @@
 #include <jansson.h>
 
 #include "runtime/runtime.h"
+#include "runtime/seccomp.h"
 
 static json_t *mount_entry(const char *dest, const char *type, const char *source, const char *const *options)
 {
@@ -31,7 +35,7 @@ static json_t *string_array(const char *const *v)
         return a;
 }
 
-int moat_spec_default(bool rootless, char **ret_json, struct moat_error **reterr)
+static json_t *default_doc(bool rootless)
 {
         static const char *const caps[] = { "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE", NULL };
         static const char *const masked[] = {
@@ -103,8 +107,11 @@ int moat_spec_default(bool rootless, char **ret_json, struct moat_error **reterr
                 string_array(caps), "rlimits", "type", "RLIMIT_NOFILE", "hard", 1024, "soft", 1024,
                 "noNewPrivileges", 1, "root", "path", "rootfs", "readonly", 1, "hostname", "moat", "mounts", mounts,
                 "linux", linux_);
-        if (!doc)
-                return moat_error_set(reterr, ENOMEM, "building the default configuration");
+        return doc;
+}
+
+static int dump_doc(json_t *doc, char **ret_json, struct moat_error **reterr)
+{
         *ret_json = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         json_decref(doc);
         if (!*ret_json)
@@ -117,4 +124,38 @@ int moat_spec_default(bool rootless, char **ret_json, struct moat_error **reterr
         with_nl[len + 1] = '\0';
         *ret_json = with_nl;
         return 0;
+}
+
+int moat_spec_default(bool rootless, char **ret_json, struct moat_error **reterr)
+{
+        json_t *doc = default_doc(rootless);
+        if (!doc)
+                return moat_error_set(reterr, ENOMEM, "building the default configuration");
+        return dump_doc(doc, ret_json, reterr);
+}
+
+int moat_spec_hardened(char **ret_json, struct moat_error **reterr)
+{
+        json_t *doc = default_doc(false);
+        json_t *profile = NULL;
+        if (!doc || moat_seccomp_default_profile(moat_default_capability_mask(), &profile) < 0) {
+                json_decref(doc);
+                return moat_error_set(reterr, ENOMEM, "building the hardened configuration");
+        }
+
+        json_t *process = json_object_get(doc, "process");
+        json_object_set_new(process, "terminal", json_false());
+        json_object_set_new(process, "capabilities",
+                            json_pack("{s:o, s:o, s:o}", "bounding", string_array(moat_default_capabilities),
+                                      "effective", string_array(moat_default_capabilities), "permitted",
+                                      string_array(moat_default_capabilities)));
+        json_object_set_new(process, "noNewPrivileges", json_true());
+
+        /* ping without CAP_NET_RAW (ICMP datagram sockets): the container
+         * has its own network namespace, so the range is its own. */
+        json_t *linux_ = json_object_get(doc, "linux");
+        json_object_set_new(linux_, "sysctl", json_pack("{s:s}", "net.ipv4.ping_group_range", "0 2147483647"));
+        json_object_set_new(json_object_get(linux_, "resources"), "pids", json_pack("{s:i}", "limit", 2048));
+        json_object_set_new(linux_, "seccomp", profile);
+        return dump_doc(doc, ret_json, reterr);
 }

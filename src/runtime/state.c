@@ -6,13 +6,15 @@
  * mkdirat() is what makes an id taken (EEXIST), so two concurrent creates of
  * one id cannot both win. state.json is replaced atomically. The status is
  * computed from the recorded init pid and its start time, so a reused pid
- * never makes a stopped container look alive.
+ * never makes a stopped container look alive; "paused" and moat's
+ * "oomKilled" come from the container's cgroup (freezer, OOM kill count).
  */
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -274,6 +276,19 @@ int moat_state_to_oci_json(const struct moat_state *s, enum moat_status status, 
                                 s->annotations ? s->annotations : json_object());
         if (!doc)
                 return -ENOMEM;
+        /* moat's addition to the state (the schema allows more properties;
+         * runc has none for this): "oomKilled": true once the kernel's OOM
+         * killer killed a process of the container. The cgroup lives until
+         * delete, so a container that stopped that way still says so. */
+        if (status != MOAT_STATUS_CREATING && !strempty(s->cgroup)) {
+                _cleanup_cgroup_ struct moat_cgroup *cg = NULL;
+                uint64_t kills = 0;
+                if (moat_cgroup_deserialize(s->cgroup, &cg, NULL) >= 0 && moat_cgroup_oom_kills(cg, &kills, NULL) >= 0 &&
+                    kills > 0 && json_object_set_new(doc, "oomKilled", json_true()) < 0) {
+                        json_decref(doc);
+                        return -ENOMEM;
+                }
+        }
         *ret = json_dumps(doc, JSON_COMPACT);
         json_decref(doc);
         return *ret ? 0 : -ENOMEM;
@@ -291,4 +306,19 @@ int moat_now_rfc3339(char **ret)
         snprintf(buf + n, sizeof(buf) - n, ".%09ldZ", ts.tv_nsec);
         *ret = strdup(buf);
         return *ret ? 0 : -ENOMEM;
+}
+
+int moat_state_pidfd(const struct moat_state *s, int *ret)
+{
+        int fd = (int) syscall(SYS_pidfd_open, s->pid, 0);
+        if (fd < 0)
+                return -errno;
+        uint64_t start;
+        bool zombie;
+        if (moat_process_start_time(s->pid, &start, &zombie) < 0 || zombie || start != s->pid_start_time) {
+                close(fd);
+                return -ESRCH;
+        }
+        *ret = fd;
+        return 0;
 }

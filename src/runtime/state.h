@@ -71,6 +71,10 @@ MOAT_NODISCARD int moat_state_remove(int root_fd, const char *id, struct moat_er
  * a zombie. -ESRCH when there is no such process. */
 MOAT_NODISCARD int moat_process_start_time(pid_t pid, uint64_t *ret_start, bool *ret_zombie);
 
+/* A pidfd of the recorded init, checked (after opening, so a reused pid
+ * cannot slip in) against the recorded start time. -ESRCH when it is gone. */
+MOAT_NODISCARD int moat_state_pidfd(const struct moat_state *s, int *ret);
+
 /* The OCI state JSON (state-schema.json) of s with the given status. */
 MOAT_NODISCARD int moat_state_to_oci_json(const struct moat_state *s, enum moat_status status, char **ret);
 

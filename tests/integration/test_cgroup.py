@@ -110,7 +110,6 @@ def test_cgroup_removed_after_exit_and_delete(env):
     assert cgroup_dirs_named(c.id) == []
 
 
-@pytest.mark.xfail(strict=True, reason="linux.resources are applied by the cgroups work (issue 3), not yet")
 def test_pids_limit(env):
     c = env.container(SLEEP, {"linux": {"resources": {"pids": {"limit": 42}}}})
     c.config["linux"]["cgroupsPath"] = f"/moat-pids-{c.id}"
@@ -120,7 +119,6 @@ def test_pids_limit(env):
         assert f.read().strip() == "42"
 
 
-@pytest.mark.xfail(strict=True, reason="linux.resources are applied by the cgroups work (issue 3), not yet")
 def test_memory_limit(env):
     if not os.path.isdir(os.path.join(CGROUP_ROOT, "memory")):
         pytest.skip("no v1 memory controller")

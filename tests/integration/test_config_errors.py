@@ -107,6 +107,8 @@ CASES = {
     "relative-mount-destination-escape": (
         {"mounts": [{"destination": "../../../../escape", "type": "tmpfs",
                      "source": "tmpfs"}]}, None, ["mounts", "destination"]),
+    "host-sysctl": ({"linux": {"sysctl": {"kernel.printk_ratelimit_burst": "11"}}}, None,
+                    ["sysctl", "kernel.printk_ratelimit_burst"]),
     "bad-device-type": ({"linux": {"devices": [{"path": "/dev/x", "type": "q", "major": 1,
                                                 "minor": 3}]}}, None, ["devices", "type"]),
 }

@@ -91,3 +91,36 @@ def test_console_socket_without_terminal_fails(env, console_socket):
     c = env.container(["/bin/payload", "true"])
     r = c.create("--console-socket", path, check=False)
     assert r.returncode != 0
+
+
+def test_console_socket_in_private_dir_with_user_namespace(env):
+    # Managers keep the socket in a 0700 directory; the runtime must connect
+    # from outside the container's user namespace (review finding).
+    d = env.path("private")
+    os.mkdir(d, 0o700)
+    path = os.path.join(d, "console.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.listen(1)
+    env.on_cleanup(s.close)
+    userns = {
+        "process": {"terminal": True},
+        "linux": {
+            "namespaces": [{"type": t} for t in
+                           ("pid", "network", "ipc", "uts", "mount", "cgroup", "user")],
+            "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+            "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+        },
+    }
+    c = env.container(["/bin/payload", "info"], userns)
+    c.create("--console-socket", path)
+    master = receive_master(s)
+    try:
+        assert os.isatty(master)
+        c.start()
+        text = read_all(master)
+    finally:
+        os.close(master)
+    info = parse_json(text)
+    assert info["tty"]["stdin"] and info["tty"]["name"].startswith("/dev/pts/")
+    assert info["uid_map"].split() == ["0", "100000", "65536"]

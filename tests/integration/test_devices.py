@@ -75,7 +75,6 @@ def test_linux_devices_entry(env):
 LOOP = {"path": "/dev/moat-loop", "type": "b", "major": 7, "minor": 0}
 
 
-@pytest.mark.xfail(strict=True, reason="the device cgroup is applied by the cgroups work (issue 3), not yet")
 def test_devices_cgroup_denies_unlisted_device(env):
     # the node exists, but resources.devices denies everything not allowed
     ov = {"linux": {"devices": [LOOP]}}

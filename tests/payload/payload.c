@@ -343,7 +343,8 @@ static int cmd_info(int argc, char **argv)
         const char *st_keys[][2] = {
                 { "CapInh", "CapInh" }, { "CapPrm", "CapPrm" }, { "CapEff", "CapEff" },
                 { "CapBnd", "CapBnd" }, { "CapAmb", "CapAmb" }, { "NoNewPrivs", "NoNewPrivs" },
-                { "Seccomp", "Seccomp" }, { "Umask", "Umask" },
+                { "Seccomp", "Seccomp" }, { "Umask", "Umask" }, { "SigBlk", "SigBlk" },
+                { "SigIgn", "SigIgn" },
         };
         for (size_t i = 0; i < sizeof(st_keys) / sizeof(st_keys[0]); i++) {
                 if (st)

@@ -260,7 +260,7 @@ static void test_values(void)
 
         c = parse_ok(CFG("'linux': {'namespaces': [{'type': 'network', 'path': '/proc/1/ns/net'}, {'type': 'ipc'}, "
                          "{'type': 'time'}], 'sysctl': {'net.ipv4.ip_forward': '1', 'kernel/shmmax': '1000', "
-                         "'vm.swappiness': '1'}, 'timeOffsets': {'monotonic': {'secs': -5, 'nanosecs': 7}}, "
+                         "'kernel.sem': '1'}, 'timeOffsets': {'monotonic': {'secs': -5, 'nanosecs': 7}}, "
                          "'devices': [{'path': '/dev/fifo', 'type': 'p'}], 'rootfsPropagation': 'rprivate', "
                          "'personality': {'domain': 'LINUX32'}, 'uidMappings': []}, 'mounts': [{'destination': "
                          "'relative/dir', 'uidMappings': [{'containerID': 0, 'hostID': 100000, 'size': 65536}]}]"),
@@ -427,6 +427,10 @@ static void test_errors(void)
         parse_fails(CFG("'linux': {'sysctl': {'fs.mqueue.msg_max': '1'}}"),
                     "linux.sysctl: \"fs.mqueue.msg_max\" needs an ipc namespace");
         parse_fails(CFG("'linux': {'sysctl': {'kernel.hostname': 'x'}}"), "linux.sysctl: \"kernel.hostname\" needs a uts namespace");
+        parse_fails(CFG("'linux': {'namespaces': [{'type': 'ipc'}, {'type': 'network'}], 'sysctl': {'kernel.core_pattern': '|/x'}}"),
+                    "linux.sysctl: \"kernel.core_pattern\" is not in a separate kernel namespace: setting it would change the host");
+        parse_fails(CFG("'linux': {'namespaces': [{'type': 'ipc'}], 'sysctl': {'kernel.msgfoo': '1'}}"),
+                    "linux.sysctl: \"kernel.msgfoo\" is not in a separate kernel namespace: setting it would change the host");
         parse_fails(CFG("'linux': {'namespaces': [{'type': 'network'}], 'sysctl': {'net.core.somaxconn': 256}}"),
                     "linux.sysctl[\"net.core.somaxconn\"]: must be a string");
         parse_fails(CFG("'linux': {'sysctl': {'': '1'}}"), "linux.sysctl: keys must not be empty");

@@ -565,7 +565,7 @@ static void test_find_executable(void)
         r = find(env, want, &res, msg, sizeof(msg));
         is_int(r, -ENOENT, "absolute path that does not exist: -ENOENT");
         char want_msg[2048];
-        snprintf(want_msg, sizeof(want_msg), "exec: \"%s\": stat %s: No such file or directory", want, want);
+        snprintf(want_msg, sizeof(want_msg), "exec: \"%s\": stat %s: no such file or directory", want, want);
         is_str(msg, want_msg, "  runc's wording");
 
         r = find(env, sub, &res, msg, sizeof(msg));
