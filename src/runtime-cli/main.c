@@ -87,6 +87,7 @@ int main(int argc, char **argv)
         struct cli_context ctx = { .program = "moat-runtime" };
         const char *log_path = NULL;
         _cleanup_free_ char *root_abs = NULL;
+        bool rootless_true = false;
         enum log_format format = LOG_FORMAT_TEXT;
         bool debug = false;
         int c;
@@ -141,6 +142,7 @@ int main(int argc, char **argv)
                         ctx.rt.systemd_cgroup = true;
                         break;
                 case OPT_ROOTLESS:
+                        rootless_true = streq(optarg, "true");
                         if (!streq(optarg, "auto") && !streq(optarg, "true") && !streq(optarg, "false")) {
                                 fprintf(stderr, "moat-runtime: --rootless: expected auto, true or false, got \"%s\"\n",
                                         optarg);
@@ -186,6 +188,11 @@ int main(int argc, char **argv)
          * create and run decide by the container (container.c). */
         ctx.rt.argc = argc;
         ctx.rt.argv = argv;
+        if ((streq(verb, "create") || streq(verb, "run") || streq(verb, "exec")) &&
+            (rootless_true || geteuid() != 0)) {
+                log_error("%s: rootless containers are not supported yet: run moat-runtime as root", verb);
+                return 1;
+        }
         if (streq(verb, "exec")) {
                 _cleanup_error_ struct moat_error *err = NULL;
                 int r = moat_protect_self_exe(argc, argv, &err);

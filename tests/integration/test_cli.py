@@ -160,3 +160,11 @@ def test_root_dir_created(env):
     rt = Runtime(env.path("fresh", "nested", "root"))
     r = rt.cmd("list")
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.moat_only
+def test_rootless_refused_clearly(env):
+    c = env.container(["/bin/payload", "true"])
+    r = c.run(global_args=("--rootless", "true"))
+    assert r.returncode != 0
+    assert "rootless containers are not supported yet" in r.stderr
