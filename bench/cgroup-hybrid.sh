@@ -42,12 +42,13 @@ flock 9
 # state file: KEY=VALUE lines written by `up` when it changed something
 st_mounted=0 st_created_dir=0
 load_state() {
-    st_mounted=0 st_created_dir=0
+    st_mounted=0 st_created_dir=0 st_subtree_off=0
     [ -f "$STATE" ] || return 0
     while IFS='=' read -r k v; do
         case "$k" in
             mounted) st_mounted=$v ;;
             created_dir) st_created_dir=$v ;;
+            subtree_off) st_subtree_off=$v ;;
         esac
     done <"$STATE"
 }
@@ -148,17 +149,27 @@ do_up() {
         say "hugetlb is not on cgroup2 at $UNIFIED; nothing to do"
         return 0
     fi
+    # A controller enabled in cgroup2's subtree_control (runtimes do that
+    # to set hugetlb limits) cannot move to v1: switch it off if no child
+    # uses it, and note it so `down` switches it back on.
+    subtree_off=0
+    if grep -qw hugetlb "$UNIFIED/cgroup.subtree_control" 2>/dev/null; then
+        echo -hugetlb > "$UNIFIED/cgroup.subtree_control" ||
+            die "hugetlb is enabled in $UNIFIED/cgroup.subtree_control and in use below it"
+        subtree_off=1
+    fi
     created=0
     if [ ! -d "$MP" ]; then
         with_cg_rw mkdir "$MP"
         created=1
     fi
     if ! do_mount; then
+        [ "$subtree_off" = 1 ] && echo +hugetlb > "$UNIFIED/cgroup.subtree_control"
         [ "$created" = 1 ] && with_cg_rw rmdir "$MP"
         die "mounting the hugetlb v1 hierarchy at $MP failed"
     fi
     mkdir -p "$STATE_DIR"
-    printf 'mounted=1\ncreated_dir=%s\n' "$created" >"$STATE"
+    printf 'mounted=1\ncreated_dir=%s\nsubtree_off=%s\n' "$created" "$subtree_off" >"$STATE"
     add_owner "$owner"
     say "mounted hugetlb v1 hierarchy at $MP"
 }
@@ -193,6 +204,9 @@ do_down() {
     done
     if [ "$st_created_dir" = 1 ] && [ -d "$MP" ]; then
         with_cg_rw rmdir "$MP"
+    fi
+    if [ "$st_subtree_off" = 1 ]; then
+        echo +hugetlb > "$UNIFIED/cgroup.subtree_control" || say "could not enable hugetlb in $UNIFIED/cgroup.subtree_control again"
     fi
     rm -f "$STATE" "$OWNERS"
     rmdir "$STATE_DIR" 2>/dev/null || true

@@ -1250,9 +1250,18 @@ static int apply_memory(const struct actx *a)
                 warnf(r, "%s.memory.kernelTCP: kernel TCP memory limits are deprecated; ignored", a->p);
 
         bool wanted = memory_wanted(r);
-        bool oom_group = a->mode == MOAT_RESOURCES_CREATE;
-        if (!wanted && !oom_group)
+        if (!wanted) {
+                /* Only the default memory.oom.group=1 of a create: best
+                 * effort, never a reason to switch a controller on in a
+                 * parent (which may hold processes) or to fail. */
+                _cleanup_error_ struct moat_error *e = NULL;
+                if (a->mode != MOAT_RESOURCES_CREATE ||
+                    moat_cgroup_open_controller(a->cg, "memory", &fd, &v2, &e) < 0 || !v2)
+                        return 0;
+                if (file_exists(fd, "memory.oom.group") && write_string_file_at(fd, "memory.oom.group", "1") < 0)
+                        log_debug("memory.oom.group could not be set: %m");
                 return 0;
+        }
         k = open_ctrl(a, "memory", &fd, &v2);
         if (k == -ENOENT)
                 return wanted ? no_ctrl(a, "memory", "memory") : 0;

@@ -990,6 +990,23 @@ int moat_cgroup_v2_enable(struct moat_cgroup *cg, const char *controller, struct
                 snprintf(file, sizeof(file), "%.*s/cgroup.subtree_control", (int) l, buf);
                 if (space_list_has(file, controller))
                         continue;
+                /* cgroup v2 gives no controllers to the children of a
+                 * cgroup that holds processes (the root excepted): domain
+                 * controllers are refused, and threaded ones (cpu, cpuset,
+                 * pids) would turn it "domain threaded" and its children
+                 * unusable for processes. Refuse instead of breaking it. */
+                if (l > root_len) {
+                        char procs[PATH_MAX];
+                        _cleanup_free_ char *text = NULL;
+                        snprintf(procs, sizeof(procs), "%.*s/cgroup.procs", (int) l, buf);
+                        if (read_full_file_at(AT_FDCWD, procs, 64, &text, NULL) == -EFBIG ||
+                            (text && text[0] != '\0'))
+                                return moat_error_setx(reterr, -EBUSY,
+                                                       "enabling the %s controller: %.*s holds processes, and "
+                                                       "cgroup v2 gives no controllers to the children of such a "
+                                                       "cgroup (use an absolute cgroupsPath)",
+                                                       controller, (int) l, buf);
+                }
                 r = write_string_file_at(AT_FDCWD, file, op);
                 if (r < 0)
                         return moat_error_set(reterr, r, "enabling the %s controller (writing \"%s\" to %s)",

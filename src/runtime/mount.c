@@ -1414,10 +1414,21 @@ static int mask_paths(int root_fd, char **paths, struct moat_error **reterr)
 
                 if (S_ISDIR(st.st_mode)) {
                         if (tmpfs < 0) {
-                                r = empty_tmpfs(&tmpfs);
+                                /* The first masked directory gets a fresh
+                                 * tmpfs; once attached it belongs to this
+                                 * mount namespace, the only kind of mount
+                                 * kernels before 6.x let open_tree clone,
+                                 * and the others share it through clones. */
+                                r = empty_tmpfs(&tree);
                                 if (r < 0)
                                         return moat_error_set(reterr, r, "linux.maskedPaths[%zu] \"%s\": tmpfs",
                                                               i, paths[i]);
+                                r = attach(tree, fd);
+                                if (r < 0)
+                                        return moat_error_set(reterr, r, "linux.maskedPaths[%zu] \"%s\": mount",
+                                                              i, paths[i]);
+                                tmpfs = TAKE_FD(tree);
+                                continue;
                         }
                         tree = open_tree(tmpfs, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
                 } else {

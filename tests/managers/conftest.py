@@ -40,3 +40,37 @@ def image_archive(session_tmp, podman_store):
     podman_store("save", "--format", "docker-archive", "-o", path, managers.IMAGE,
                  timeout=180)
     return path
+
+
+# Parent cgroups the managers ask for (/docker/<id>, libpod_parent/...,
+# /<containerd namespace>/<id>): the runtime removes the leaf and any
+# parent it made, but a parent made while a sibling existed outlives them.
+MANAGER_CGROUP_PARENTS = ("docker", "libpod_parent", "moat")
+
+
+def _cgroup_parent_dirs():
+    out = []
+    for hier in os.listdir("/sys/fs/cgroup"):
+        for name in MANAGER_CGROUP_PARENTS:
+            d = os.path.join("/sys/fs/cgroup", hier, name)
+            if os.path.isdir(d):
+                out.append(d)
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def manager_cgroup_parents():
+    before = set(_cgroup_parent_dirs())
+    yield
+    left = []
+    for d in sorted(set(_cgroup_parent_dirs()) - before, key=len, reverse=True):
+        # children first: podman puts conmon in libpod_parent/conmon
+        for sub, _, _ in sorted(os.walk(d), key=lambda w: -len(w[0])):
+            try:
+                os.rmdir(sub)
+            except OSError:
+                pass
+        if os.path.isdir(d):
+            left.append(d)
+    if left:
+        pytest.fail("cgroups left behind by the managers: " + ", ".join(left), pytrace=False)
