@@ -40,14 +40,11 @@ static void target_done(struct target *t)
 
 static int load(const struct moat_runtime *rt, const char *id, struct target *t, struct moat_error **reterr)
 {
-        _cleanup_close_ int root_fd = -EBADF, dir_fd = -EBADF;
+        _cleanup_close_ int dir_fd = -EBADF;
         int r;
 
         *t = (struct target) { .pidfd = -EBADF };
-        r = moat_state_root_open(rt, false, &root_fd, reterr);
-        if (r < 0)
-                return r == -ENOENT ? moat_error_setx(reterr, -ENOENT, "container \"%s\" does not exist", id) : r;
-        r = moat_state_load(root_fd, id, &t->s, &dir_fd, reterr);
+        r = moat_state_open(rt, id, &t->s, &dir_fd, reterr);
         if (r < 0)
                 return r;
         t->status = moat_state_status(t->s, dir_fd);

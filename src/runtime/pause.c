@@ -18,14 +18,11 @@
 static int load(const struct moat_runtime *rt, const char *id, struct moat_state **ret_s, enum moat_status *ret_status,
                 struct moat_cgroup **ret_cg, struct moat_error **reterr)
 {
-        _cleanup_close_ int root_fd = -EBADF, dir_fd = -EBADF;
+        _cleanup_close_ int dir_fd = -EBADF;
         _cleanup_state_ struct moat_state *s = NULL;
         int r;
 
-        r = moat_state_root_open(rt, false, &root_fd, reterr);
-        if (r < 0)
-                return r == -ENOENT ? moat_error_setx(reterr, -ENOENT, "container \"%s\" does not exist", id) : r;
-        r = moat_state_load(root_fd, id, &s, &dir_fd, reterr);
+        r = moat_state_open(rt, id, &s, &dir_fd, reterr);
         if (r < 0)
                 return r;
         *ret_status = moat_state_status(s, dir_fd);

@@ -15,20 +15,12 @@
 int moat_container_pids(const struct moat_runtime *rt, const char *id, pid_t **ret, size_t *ret_n,
                         struct moat_error **reterr)
 {
-        _cleanup_close_ int root_fd = -EBADF, dir_fd = -EBADF;
+        _cleanup_close_ int dir_fd = -EBADF;
         _cleanup_state_ struct moat_state *s = NULL;
         _cleanup_cgroup_ struct moat_cgroup *cg = NULL;
         int r;
 
-        r = moat_id_validate(id, reterr);
-        if (r < 0)
-                return r;
-        r = moat_state_root_open(rt, false, &root_fd, NULL);
-        if (r == -ENOENT)
-                return moat_error_setx(reterr, -ENOENT, "container \"%s\" does not exist", id);
-        if (r < 0)
-                return moat_error_set(reterr, r, "opening the state root");
-        r = moat_state_load(root_fd, id, &s, &dir_fd, reterr);
+        r = moat_state_open(rt, id, &s, &dir_fd, reterr);
         if (r < 0)
                 return r;
         if (strempty(s->cgroup)) {

@@ -322,3 +322,18 @@ int moat_state_pidfd(const struct moat_state *s, int *ret)
         *ret = fd;
         return 0;
 }
+
+int moat_state_open(const struct moat_runtime *rt, const char *id, struct moat_state **ret, int *ret_dir_fd,
+                    struct moat_error **reterr)
+{
+        _cleanup_close_ int root_fd = -EBADF;
+        int r = moat_id_validate(id, reterr);
+        if (r < 0)
+                return r;
+        r = moat_state_root_open(rt, false, &root_fd, NULL);
+        if (r == -ENOENT)
+                return moat_error_setx(reterr, -ENOENT, "container \"%s\" does not exist", id);
+        if (r < 0)
+                return moat_error_set(reterr, r, "opening the state root");
+        return moat_state_load(root_fd, id, ret, ret_dir_fd, reterr);
+}

@@ -55,6 +55,12 @@ static inline void moat_state_freep(struct moat_state **s)
 MOAT_NODISCARD int moat_state_root_open(const struct moat_runtime *rt, bool create, int *ret_fd,
                                         struct moat_error **reterr);
 
+/* Open the state root and load container id: the first step of every verb
+ * on an existing container. -ENOENT: "container \"<id>\" does not exist".
+ * *ret_dir_fd (may be NULL) is the container's state directory. */
+MOAT_NODISCARD int moat_state_open(const struct moat_runtime *rt, const char *id, struct moat_state **ret,
+                                   int *ret_dir_fd, struct moat_error **reterr);
+
 /* Load <root>/<id>/state.json; -ENOENT: "container \"<id>\" does not exist". */
 MOAT_NODISCARD int moat_state_load(int root_fd, const char *id, struct moat_state **ret, int *ret_dir_fd,
                                    struct moat_error **reterr);

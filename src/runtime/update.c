@@ -21,7 +21,7 @@ int moat_container_update(const struct moat_runtime *rt, const char *id, const j
                           struct moat_error **reterr)
 {
         _cleanup_resources_ struct moat_resources *res = NULL;
-        _cleanup_close_ int root_fd = -EBADF, dir_fd = -EBADF;
+        _cleanup_close_ int dir_fd = -EBADF;
         _cleanup_state_ struct moat_state *s = NULL;
         _cleanup_cgroup_ struct moat_cgroup *cg = NULL;
         int r;
@@ -34,10 +34,7 @@ int moat_container_update(const struct moat_runtime *rt, const char *id, const j
                 return r;
         moat_resources_set_warn(res, rt->warn);
 
-        r = moat_state_root_open(rt, false, &root_fd, reterr);
-        if (r < 0)
-                return r == -ENOENT ? moat_error_setx(reterr, -ENOENT, "container \"%s\" does not exist", id) : r;
-        r = moat_state_load(root_fd, id, &s, &dir_fd, reterr);
+        r = moat_state_open(rt, id, &s, &dir_fd, reterr);
         if (r < 0)
                 return r;
         if (moat_state_status(s, dir_fd) == MOAT_STATUS_STOPPED)
