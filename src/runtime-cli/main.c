@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "moat-config.h"
 #include "runtime-cli/cli.h"
+#include "runtime/linux.h"
 #include "runtime/protect.h"
 
 static const struct {
@@ -56,7 +57,8 @@ static void usage(FILE *f)
                 "  --log-format FORMAT   text or json\n"
                 "  --debug               debug logging\n"
                 "  --systemd-cgroup      use the systemd cgroup driver (not supported yet)\n"
-                "  --rootless MODE       auto, true or false\n"
+                "  --rootless MODE       auto, true or false (auto: rootless when not root or in a user\n"
+                "                        namespace; state then defaults to $XDG_RUNTIME_DIR/moat-runtime)\n"
                 "  --version, --help\n"
                 "\ncommands:\n",
                 MOAT_RUNTIME_DEFAULT_ROOT);
@@ -87,7 +89,8 @@ int main(int argc, char **argv)
         struct cli_context ctx = { .program = "moat-runtime" };
         const char *log_path = NULL;
         _cleanup_free_ char *root_abs = NULL;
-        bool rootless_true = false;
+        enum moat_rootless_mode rootless_mode = MOAT_ROOTLESS_AUTO;
+        _cleanup_free_ char *xdg_root = NULL;
         enum log_format format = LOG_FORMAT_TEXT;
         bool debug = false;
         int c;
@@ -142,8 +145,11 @@ int main(int argc, char **argv)
                         ctx.rt.systemd_cgroup = true;
                         break;
                 case OPT_ROOTLESS:
-                        rootless_true = streq(optarg, "true");
-                        if (!streq(optarg, "auto") && !streq(optarg, "true") && !streq(optarg, "false")) {
+                        if (streq(optarg, "true"))
+                                rootless_mode = MOAT_ROOTLESS_TRUE;
+                        else if (streq(optarg, "false"))
+                                rootless_mode = MOAT_ROOTLESS_FALSE;
+                        else if (!streq(optarg, "auto")) {
                                 fprintf(stderr, "moat-runtime: --rootless: expected auto, true or false, got \"%s\"\n",
                                         optarg);
                                 return 1;
@@ -188,10 +194,22 @@ int main(int argc, char **argv)
          * create and run decide by the container (container.c). */
         ctx.rt.argc = argc;
         ctx.rt.argv = argv;
-        if ((streq(verb, "create") || streq(verb, "run") || streq(verb, "exec")) &&
-            (rootless_true || geteuid() != 0)) {
-                log_error("%s: rootless containers are not supported yet: run moat-runtime as root", verb);
-                return 1;
+        moat_rootless_set(rootless_mode);
+        /* Rootless state lives in the user's runtime directory, as with
+         * runc; spec and features need no state. */
+        if (!ctx.rt.root && moat_rootless() && !streq(verb, "spec") && !streq(verb, "features")) {
+                const char *xdg = getenv("XDG_RUNTIME_DIR");
+                if (strempty(xdg) || xdg[0] != '/') {
+                        log_error("%s: rootless mode needs a state directory: set XDG_RUNTIME_DIR (to a directory "
+                                  "only this user can write, like /run/user/%u) or pass --root",
+                                  verb, (unsigned) geteuid());
+                        return 1;
+                }
+                if (asprintf(&xdg_root, "%s/moat-runtime", xdg) < 0) {
+                        log_error("%s: out of memory", verb);
+                        return 1;
+                }
+                ctx.rt.root = xdg_root;
         }
         if (streq(verb, "exec")) {
                 _cleanup_error_ struct moat_error *err = NULL;

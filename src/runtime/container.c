@@ -27,6 +27,7 @@
 
 #include "base/cleanup.h"
 #include "base/fileio.h"
+#include "base/log.h"
 #include "base/parse.h"
 #include "oci/runtime-spec.h"
 #include "runtime/cgroup.h"
@@ -155,6 +156,49 @@ static int absolute_path(const char *path, char **ret)
 }
 
 /* ---- create ------------------------------------------------------------- */
+
+/*
+ * Rootless (runc's model): the user namespace is what lets an unprivileged
+ * caller create the other namespaces, mount and become root, so it is
+ * required; cgroups are used only where the user may create them (a
+ * delegated cgroup v2 subtree), else the container runs in the caller's
+ * cgroup, which is refused only when linux.resources asks for limits.
+ */
+static int rootless_check(const struct oci_config *config, struct moat_error **reterr)
+{
+        const struct oci_namespace *userns = oci_config_find_namespace(config, OCI_NS_USER);
+        if (!userns)
+                return moat_error_setx(reterr, -EPERM,
+                                       "rootless container: linux.namespaces must include a user namespace (an "
+                                       "unprivileged user can create the other namespaces and mount only inside "
+                                       "one; `moat-runtime spec --rootless` writes such a config)");
+        if (!userns->path && (config->linux_.n_uid_mappings == 0 || config->linux_.n_gid_mappings == 0))
+                return moat_error_setx(reterr, -EINVAL,
+                                       "rootless container: linux.uidMappings and linux.gidMappings are required "
+                                       "for a new user namespace (at least the caller's own uid %u and gid %u)",
+                                       (unsigned) geteuid(), (unsigned) getegid());
+        return 0;
+}
+
+/* The first member of linux.resources that sets a limit (device rules
+ * are not limits: without a cgroup, the user's own access to the host's
+ * device nodes is the bound), or NULL. */
+static const char *resources_limit(const json_t *resources)
+{
+        const char *key;
+        json_t *v;
+
+        if (!json_is_object(resources))
+                return NULL;
+        json_object_foreach((json_t *) resources, key, v) {
+                if (streq(key, "devices") || json_is_null(v))
+                        continue;
+                if ((json_is_object(v) && json_object_size(v) == 0) || (json_is_array(v) && json_array_size(v) == 0))
+                        continue;
+                return key;
+        }
+        return NULL;
+}
 
 /* The host id that container id 0 maps to (0 without a mapping). */
 static uid_t host_id_of_root(const struct oci_id_mapping *maps, size_t n)
@@ -337,7 +381,29 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
 
         /* Everything that can be checked without side effects is checked
          * before anything is made. */
-        r = moat_resources_parse(config->linux_.resources, "linux.resources", &resources, reterr);
+        const bool rootless = moat_rootless();
+        if (rootless) {
+                r = rootless_check(config, reterr);
+                if (r < 0)
+                        return moat_error_wrap(reterr, r, "%s/config.json", bundle);
+        }
+        {
+                /* A rootless container's device rules are not applied:
+                 * neither a v1 devices cgroup nor a v2 device program can be
+                 * set up without privilege. */
+                json_t *res = config->linux_.resources;
+                json_t *copy = NULL;
+                if (rootless && json_is_object(res) && json_object_get(res, "devices")) {
+                        copy = json_copy(res);
+                        if (!copy)
+                                return -ENOMEM;
+                        json_object_del(copy, "devices");
+                        res = copy;
+                        log_debug("rootless: linux.resources.devices is not applied");
+                }
+                r = moat_resources_parse(res, "linux.resources", &resources, reterr);
+                json_decref(copy);
+        }
         if (r < 0)
                 return moat_error_wrap(reterr, r, "%s/config.json", bundle);
         moat_resources_set_warn(resources, rt->warn);
@@ -445,11 +511,14 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
                 }
                 /* Writable by whoever the init becomes (the umask took the
                  * bits away), owned by the container's root as with runc. */
+                /* A rootless caller cannot give it away; 0622 lets any
+                 * container root write it anyway. */
                 if (fchmodat(dir_fd, MOAT_STATE_FIFO, 0622, 0) < 0 ||
-                    fchownat(dir_fd, MOAT_STATE_FIFO, host_id_of_root(config->linux_.uid_mappings,
-                                                                      config->linux_.n_uid_mappings),
-                             host_id_of_root(config->linux_.gid_mappings, config->linux_.n_gid_mappings),
-                             AT_SYMLINK_NOFOLLOW) < 0) {
+                    (fchownat(dir_fd, MOAT_STATE_FIFO, host_id_of_root(config->linux_.uid_mappings,
+                                                                       config->linux_.n_uid_mappings),
+                              host_id_of_root(config->linux_.gid_mappings, config->linux_.n_gid_mappings),
+                              AT_SYMLINK_NOFOLLOW) < 0 &&
+                     !(rootless && errno == EPERM))) {
                         r = moat_error_set(reterr, errno, "preparing exec.fifo");
                         goto fail;
                 }
@@ -460,23 +529,51 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
                 }
         }
 
-        r = moat_cgroup_create(config->linux_.cgroups_path, opts->id, &cg, reterr);
+        /* Rootless without a cgroupsPath: below the caller's own cgroup,
+         * the only place a delegated subtree can be. */
+        const char *cgroups_path = config->linux_.cgroups_path;
+        if (rootless && strempty(cgroups_path))
+                cgroups_path = opts->id;
+        _cleanup_error_ struct moat_error *cg_err = NULL;
+        r = moat_cgroup_create(cgroups_path, opts->id, &cg, rootless ? &cg_err : reterr);
         if (r < 0) {
                 cg = NULL;
-                goto fail;
+                if (!rootless)
+                        goto fail;
+                if (r != -EACCES && r != -EPERM && r != -EROFS) {
+                        if (reterr && !*reterr)
+                                *reterr = TAKE_PTR(cg_err);
+                        goto fail;
+                }
+                const char *limit = resources_limit(config->linux_.resources);
+                if (limit) {
+                        r = moat_error_setx(reterr, r,
+                                            "rootless container: linux.resources.%s needs a cgroup this user may "
+                                            "create (a delegated cgroup v2 subtree), and none could be made: %s",
+                                            limit, cg_err ? cg_err->msg : "permission denied");
+                        goto fail;
+                }
+                log_debug("rootless: running without a cgroup: %s", cg_err ? cg_err->msg : "permission denied");
         }
-        r = moat_cgroup_serialize(cg, &cgroup_text);
-        if (r < 0)
-                goto fail;
-        ctx.state.cgroup = cgroup_text;
+        if (cg) {
+                r = moat_cgroup_serialize(cg, &cgroup_text);
+                if (r < 0)
+                        goto fail;
+                ctx.state.cgroup = cgroup_text;
+        }
         /* Recorded before anything else can fail or the runtime be killed:
          * `delete` of a half-created container then finds its cgroup. */
         r = moat_state_save(dir_fd, &ctx.state, reterr);
         if (r < 0)
                 goto fail;
-        r = moat_resources_apply(cg, resources, MOAT_RESOURCES_CREATE, reterr);
-        if (r < 0)
-                goto fail;
+        /* Rootless: only what the config sets (no default device program,
+         * which needs privilege). */
+        if (cg) {
+                r = moat_resources_apply(cg, resources, rootless ? MOAT_RESOURCES_UPDATE : MOAT_RESOURCES_CREATE,
+                                         reterr);
+                if (r < 0)
+                        goto fail;
+        }
 
         /* Signals meant for the container are held from before the clone, so
          * none is lost between the init's birth and the wait loop. */

@@ -693,6 +693,7 @@ int moat_container_exec(const struct moat_runtime *rt, const struct moat_exec_op
         _cleanup_free_ char *state_json = NULL;
         sigset_t forwarded, saved_mask;
         unsigned long ns_flags = 0;
+        bool entered_userns = false;
         int min_fd = 3 + (int) opts->preserve_fds;
         int r;
 
@@ -756,6 +757,21 @@ int moat_container_exec(const struct moat_runtime *rt, const struct moat_exec_op
         if (r < 0 || pidfd < 0)
                 return moat_error_setx(reterr, -ESRCH, "cannot exec in container \"%s\": container not running",
                                        opts->id);
+        /* Joining a pid namespace needs CAP_SYS_ADMIN in the user
+         * namespace that owns it and in our own: an unprivileged runtime
+         * has both only once it is inside the container's user namespace
+         * (as its owner it may enter). It enters for good: this process
+         * only serves this exec, and it is not in the container's pid
+         * namespace, so nothing there can address it. */
+        if (geteuid() != 0) {
+                r = namespaces_to_join(s->pid, &ns_flags, reterr);
+                if (r < 0)
+                        return r;
+                if ((ns_flags & CLONE_NEWUSER) && setns(pidfd, CLONE_NEWUSER) < 0)
+                        return moat_error_set(reterr, errno, "joining the user namespace of container \"%s\"",
+                                              opts->id);
+                entered_userns = (ns_flags & CLONE_NEWUSER) != 0;
+        }
         r = namespaces_to_join(s->pid, &ns_flags, reterr);
         if (r < 0)
                 return r;
@@ -792,12 +808,16 @@ int moat_container_exec(const struct moat_runtime *rt, const struct moat_exec_op
                 sigprocmask(SIG_BLOCK, &forwarded, NULL);
 
         /* Only children are born into a joined pid namespace. */
-        if (ns_flags & CLONE_NEWPID) {
+        /* From inside the container's user namespace there is no way
+         * back to ours, and none is needed: nothing else is forked. */
+        if ((ns_flags & CLONE_NEWPID) && !entered_userns) {
                 saved_pidns = fd_move_above(open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC), min_fd);
                 if (saved_pidns < 0) {
                         r = moat_error_set(reterr, saved_pidns, "opening /proc/self/ns/pid");
                         goto fail_unmask;
                 }
+        }
+        if (ns_flags & CLONE_NEWPID) {
                 if (setns(pidfd, CLONE_NEWPID) < 0) {
                         r = moat_error_set(reterr, errno, "joining the pid namespace of container \"%s\"", opts->id);
                         goto fail_unmask;

@@ -184,15 +184,133 @@ static MOAT_NORETURN void child_fail(int sync_fd, int r, struct moat_error *err)
         _exit(1);
 }
 
+/* Bound of one map handed to newuidmap/newgidmap (the kernel takes 340
+ * lines). */
+#define ID_MAP_MAX 340
+
+static bool single_self_map(const struct oci_id_mapping *m, size_t n, unsigned id)
+{
+        return n == 1 && m[0].size == 1 && m[0].host_id == id;
+}
+
+/*
+ * An unprivileged runtime may only map its own id, once: every other map
+ * (several ids, ranges from /etc/subuid and /etc/subgid) is written by the
+ * setuid helpers of shadow's uidmap package, which check the ranges the
+ * administrator delegated. Their stderr becomes part of the error.
+ */
+static int run_id_helper(const char *helper, const char *field, pid_t pid, const struct oci_id_mapping *m,
+                         size_t n, struct moat_error **reterr)
+{
+        if (n > ID_MAP_MAX)
+                return moat_error_setx(reterr, -E2BIG, "linux.%s: %zu mappings, at most %d allowed", field, n,
+                                       ID_MAP_MAX);
+        _cleanup_free_ char *buf = malloc(16 + n * 3 * 12);
+        _cleanup_free_ char **argv = calloc(3 + n * 3, sizeof(char *));
+        if (!buf || !argv)
+                return -ENOMEM;
+        char *o = buf;
+        size_t k = 0;
+        argv[k++] = (char *) helper;
+        argv[k++] = o;
+        o += sprintf(o, "%d", (int) pid) + 1;
+        for (size_t i = 0; i < n; i++) {
+                unsigned v[3] = { m[i].container_id, m[i].host_id, m[i].size };
+                for (int j = 0; j < 3; j++) {
+                        argv[k++] = o;
+                        o += sprintf(o, "%u", v[j]) + 1;
+                }
+        }
+        argv[k] = NULL;
+
+        int pipefd[2];
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
+                return moat_error_set(reterr, errno, "pipe");
+        _cleanup_close_ int rd = pipefd[0];
+        pid_t child = fork();
+        if (child < 0) {
+                close(pipefd[1]);
+                return moat_error_set(reterr, errno, "fork for %s", helper);
+        }
+        if (child == 0) {
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+                if (devnull >= 0)
+                        dup2(devnull, STDIN_FILENO);
+                dup2(pipefd[1], STDOUT_FILENO);
+                dup2(pipefd[1], STDERR_FILENO);
+                execvp(helper, argv);
+                _exit(errno == ENOENT ? 127 : 126);
+        }
+        close(pipefd[1]);
+        char out[1024];
+        size_t got = 0;
+        for (;;) {
+                ssize_t r = read(rd, out + got, sizeof(out) - 1 - got);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0)
+                        break;
+                got += (size_t) r;
+                if (got == sizeof(out) - 1)
+                        break;
+        }
+        out[got] = '\0';
+        while (got > 0 && (out[got - 1] == '\n' || out[got - 1] == ' '))
+                out[--got] = '\0';
+        for (char *p = out; *p; p++)
+                if (*p == '\n')
+                        *p = ' ';
+        int status;
+        while (waitpid(child, &status, 0) < 0)
+                if (errno != EINTR)
+                        return moat_error_set(reterr, errno, "waiting for %s", helper);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                return 0;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+                return moat_error_setx(reterr, -ENOENT,
+                                       "linux.%s: an unprivileged user can map only its own id; more needs %s "
+                                       "(package uidmap), which is not in PATH",
+                                       field, helper);
+        return moat_error_setx(reterr, -EPERM,
+                               "linux.%s: %s refused the mapping (are the ranges delegated to this user in %s?): %s",
+                               field, helper, streq(helper, "newuidmap") ? "/etc/subuid" : "/etc/subgid",
+                               got ? out : "no message");
+}
+
 static int write_uid_gid_maps(pid_t pid, const struct oci_linux *lx, struct moat_error **reterr)
 {
         static const char *const files[2] = { "uid_map", "gid_map" };
+        static const char *const fields[2] = { "uidMappings", "gidMappings" };
+        static const char *const helpers[2] = { "newuidmap", "newgidmap" };
         const struct oci_id_mapping *maps[2] = { lx->uid_mappings, lx->gid_mappings };
         size_t counts[2] = { lx->n_uid_mappings, lx->n_gid_mappings };
+        unsigned self[2] = { geteuid(), getegid() };
+        /* Root (of the initial or of an enclosing user namespace) writes
+         * any map the kernel accepts from it. */
+        bool privileged = self[0] == 0;
 
         for (int i = 0; i < 2; i++) {
                 if (counts[i] == 0)
                         continue;
+                if (!privileged && !single_self_map(maps[i], counts[i], self[i])) {
+                        int r = run_id_helper(helpers[i], fields[i], pid, maps[i], counts[i], reterr);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                char path[64];
+                if (i == 1 && !privileged) {
+                        /* Without CAP_SETGID in the parent namespace the
+                         * kernel takes a gid_map only once setgroups() is
+                         * off for good in the new namespace. */
+                        snprintf(path, sizeof(path), "/proc/%d/setgroups", (int) pid);
+                        int r = write_string_file_at(AT_FDCWD, path, "deny");
+                        if (r < 0)
+                                return moat_error_set(reterr, r, "linux.gidMappings: writing \"deny\" to %s", path);
+                }
                 _cleanup_free_ char *text = NULL;
                 size_t len = 0;
                 FILE *f = open_memstream(&text, &len);
@@ -201,15 +319,13 @@ static int write_uid_gid_maps(pid_t pid, const struct oci_linux *lx, struct moat
                 for (size_t j = 0; j < counts[i]; j++)
                         fprintf(f, "%u %u %u\n", maps[i][j].container_id, maps[i][j].host_id, maps[i][j].size);
                 fclose(f);
-                char path[64];
                 snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, files[i]);
                 _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
                 if (fd < 0)
                         return moat_error_set(reterr, errno, "opening %s", path);
                 /* The kernel takes the whole map in one write. */
                 if (write(fd, text, len) != (ssize_t) len)
-                        return moat_error_set(reterr, errno, "linux.%s: writing %s",
-                                              i == 0 ? "uidMappings" : "gidMappings", path);
+                        return moat_error_set(reterr, errno, "linux.%s: writing %s", fields[i], path);
         }
         return 0;
 }
@@ -401,13 +517,20 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
 
         /* Nobody in the container may ptrace or open /proc/<pid> files of
          * the init while it still holds host resources; execve restores
-         * the dumpable flag for the container's program. */
-        (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+         * the dumpable flag for the container's program. A new user
+         * namespace stays dumpable until its maps are written: an
+         * unprivileged parent (or newuidmap acting for it) can only write
+         * /proc/<pid>/uid_map of a process that belongs to the caller.
+         * Nothing else runs in the namespace yet. */
+        if (!(created & CLONE_NEWUSER))
+                (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
         /* Wait for the parent: id maps written, cgroup entered. */
         r = sync_recv(sync_fd, &h, &state_json, NULL);
         if (r < 0 || h.type != SYNC_GO)
                 _exit(1);
+        if (created & CLONE_NEWUSER)
+                (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
         if (created & CLONE_NEWUSER) {
                 if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
@@ -809,4 +932,34 @@ int moat_linux_wait_exec(int fd)
                 if (n < 0 && errno != EINTR && errno != EAGAIN)
                         return -errno;
         }
+}
+
+/* ---- rootless mode ------------------------------------------------------ */
+
+static enum moat_rootless_mode rootless_mode = MOAT_ROOTLESS_AUTO;
+
+void moat_rootless_set(enum moat_rootless_mode mode)
+{
+        rootless_mode = mode;
+}
+
+bool moat_in_nested_userns(void)
+{
+        _cleanup_free_ char *text = NULL;
+        unsigned a, b, c;
+        int n = 0;
+
+        if (read_full_file_at(AT_FDCWD, "/proc/self/uid_map", 64 * 1024, &text, NULL) < 0)
+                return false;
+        /* The initial namespace maps all 2^32-1 ids to themselves. */
+        if (sscanf(text, "%u %u %u %n", &a, &b, &c, &n) != 3)
+                return true;
+        return !(a == 0 && b == 0 && c == 4294967295U && text[n] == '\0');
+}
+
+bool moat_rootless(void)
+{
+        if (rootless_mode != MOAT_ROOTLESS_AUTO)
+                return rootless_mode == MOAT_ROOTLESS_TRUE;
+        return geteuid() != 0 || moat_in_nested_userns();
 }

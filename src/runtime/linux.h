@@ -63,3 +63,21 @@ MOAT_NODISCARD int moat_linux_send_start(int sync_fd, struct moat_error **reterr
  * the read side sees EOF when execve closes the init's end (sync socket or
  * exec.fifo). */
 MOAT_NODISCARD int moat_linux_wait_exec(int fd);
+
+/*
+ * Rootless mode (the --rootless global option, process-wide like the log
+ * level): AUTO is rootless when the effective uid is not 0 or the process
+ * runs in a user namespace other than the initial one (/proc/self/uid_map
+ * is not the identity map of all ids). A rootless create requires a user
+ * namespace in the config, maps ids other than the caller's own through
+ * newuidmap/newgidmap, and runs without a cgroup when none can be created
+ * (unless linux.resources asks for limits).
+ */
+enum moat_rootless_mode {
+        MOAT_ROOTLESS_AUTO,
+        MOAT_ROOTLESS_TRUE,
+        MOAT_ROOTLESS_FALSE,
+};
+void moat_rootless_set(enum moat_rootless_mode mode);
+bool moat_rootless(void);
+bool moat_in_nested_userns(void);
