@@ -36,6 +36,7 @@
 #include "runtime/foreground.h"
 #include "runtime/hooks.h"
 #include "runtime/linux.h"
+#include "runtime/process.h"
 #include "runtime/protect.h"
 #include "runtime/seccomp.h"
 #include "runtime/runtime.h"
@@ -410,6 +411,20 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
         r = moat_landlock_validate(config, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "%s/config.json", bundle);
+        unsigned securebits;
+        r = moat_process_securebits(config, &securebits, reterr);
+        if (r < 0)
+                return moat_error_wrap(reterr, r, "%s/config.json", bundle);
+        /* Capabilities this kernel does not know are skipped, as runc and
+         * crun do; the user hears about it. */
+        if (rt->warn) {
+                _cleanup_free_ char *unknown_caps = NULL;
+                if (moat_process_check_capabilities(&config->process, &unknown_caps) < 0)
+                        return moat_error_set(reterr, -ENOMEM, "process.capabilities");
+                if (unknown_caps)
+                        rt->warn(unknown_caps);
+        }
+
         r = moat_seccomp_prepare(config, rt->root ? rt->root : MOAT_RUNTIME_DEFAULT_ROOT, rt->warn, &seccomp, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "%s/config.json", bundle);

@@ -589,7 +589,11 @@ static MOAT_NORETURN void exec_child_main(const struct exec_child *x, int sync_f
                 if (r < 0)
                         child_fail(sync_fd, r, err);
         }
-        r = moat_process_apply_credentials(p, &err);
+        unsigned securebits = 0;
+        r = moat_process_securebits(x->config, &securebits, &err);
+        if (r < 0)
+                child_fail(sync_fd, r, err);
+        r = moat_process_apply_credentials_ex(p, securebits, &err);
         if (r < 0)
                 child_fail(sync_fd, r, err);
 
@@ -742,6 +746,16 @@ int moat_container_exec(const struct moat_runtime *rt, const struct moat_exec_op
         r = moat_seccomp_prepare(config, rt->root ? rt->root : MOAT_RUNTIME_DEFAULT_ROOT, rt->warn, &seccomp, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "exec");
+        /* Capabilities this kernel does not know are skipped, as runc and
+         * crun do; the user hears about it. */
+        if (rt->warn) {
+                _cleanup_free_ char *unknown_caps = NULL;
+                if (moat_process_check_capabilities(p, &unknown_caps) < 0)
+                        return moat_error_set(reterr, -ENOMEM, "process.capabilities");
+                if (unknown_caps)
+                        rt->warn(unknown_caps);
+        }
+
         if (!strempty(s->cgroup)) {
                 r = moat_cgroup_deserialize(s->cgroup, &cg, reterr);
                 if (r < 0)

@@ -648,7 +648,11 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
                         child_fail(sync_fd, r, err);
         }
 
-        r = moat_process_apply_credentials(p, &err);
+        unsigned securebits = 0;
+        r = moat_process_securebits(c, &securebits, &err);
+        if (r < 0)
+                child_fail(sync_fd, r, err);
+        r = moat_process_apply_credentials_ex(p, securebits, &err);
         if (r < 0)
                 child_fail(sync_fd, r, err);
         r = moat_process_chdir(p, &err);

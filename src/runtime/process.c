@@ -18,6 +18,21 @@
  *                            for could not be restored afterwards.
  *     2. bounding set        PR_CAPBSET_DROP needs CAP_SETPCAP in the
  *                            effective set, which setresuid() clears.
+ *     2b. securebits         PR_SET_SECUREBITS needs CAP_SETPCAP in the
+ *                            effective set: still there (the bounding set
+ *                            limits only what exec may gain), gone after
+ *                            step 3. The word is written whole, so the
+ *                            SECBIT_KEEP_CAPS of step 1 is written with
+ *                            it. keep_caps_locked locks that bit as it is
+ *                            then: at 1 when capabilities are kept across
+ *                            the uid change, and step 7 is skipped (the
+ *                            lock would refuse it) because execve clears
+ *                            SECBIT_KEEP_CAPS, lock or not, so the program
+ *                            starts with it at 0 and locked; at 0
+ *                            otherwise. no_cap_ambient_raise would refuse
+ *                            step 6, so it is refused with ambient
+ *                            capabilities to raise. noroot and
+ *                            no_setuid_fixup change nothing before exec.
  *     3. setgroups, setresgid, setresuid
  *                            setgroups and setresgid need CAP_SETGID, which
  *                            is gone (from the effective set) once the uid
@@ -38,13 +53,20 @@
  * lacks CAP_SYS_RESOURCE) is reported by name instead of as a bare EPERM
  * from capset, and nothing is half-applied. Capabilities above the
  * kernel's cap_last_cap are skipped: a config written for a newer kernel
- * still runs.
+ * still runs. moat_process_check_capabilities() names them for the
+ * runtime, which warns at create (this code runs in the init and cannot
+ * print).
+ *
+ * Securebits have no OCI field; the annotation "org.moat.securebits"
+ * names them, parsed at create (moat_process_securebits) so a typo fails
+ * before any process exists.
  */
 
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/securebits.h>
 #include <stdio.h>
 #include <sys/capability.h>
 #include <sys/personality.h>
@@ -473,7 +495,150 @@ static int apply_capsets(const struct oci_capabilities *want, struct moat_error 
         return 0;
 }
 
+/* ---- securebits ---- */
+
+#define SECUREBITS_MAX_LEN 1024
+
+static const struct {
+        const char *name;
+        unsigned bit;
+} securebit_names[] = {
+        { "noroot", SECBIT_NOROOT },
+        { "noroot_locked", SECBIT_NOROOT_LOCKED },
+        { "no_setuid_fixup", SECBIT_NO_SETUID_FIXUP },
+        { "no_setuid_fixup_locked", SECBIT_NO_SETUID_FIXUP_LOCKED },
+        { "keep_caps_locked", SECBIT_KEEP_CAPS_LOCKED },
+        { "no_cap_ambient_raise", SECBIT_NO_CAP_AMBIENT_RAISE },
+        { "no_cap_ambient_raise_locked", SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED },
+};
+
+static bool is_blank(char c)
+{
+        return c == ' ' || c == '\t';
+}
+
+/* The ambient capabilities apply_credentials would raise. */
+static uint64_t ambient_to_raise(const struct oci_capabilities *c)
+{
+        return c->ambient & c->permitted & c->inheritable & known_caps_mask();
+}
+
+int moat_process_securebits(const struct oci_config *c, unsigned *ret, struct moat_error **reterr)
+{
+        const char *v = oci_config_annotation(c, MOAT_SECUREBITS_ANNOTATION);
+        unsigned bits = 0;
+        char name[64];
+
+        *ret = 0;
+        if (!v)
+                return 0;
+        if (strlen(v) > SECUREBITS_MAX_LEN)
+                return moat_error_setx(reterr, -EINVAL, "annotation \"%s\": longer than %d bytes",
+                                       MOAT_SECUREBITS_ANNOTATION, SECUREBITS_MAX_LEN);
+
+        for (const char *s = v;;) {
+                size_t len = strcspn(s, ",");
+                const char *b = s;
+                size_t n = len;
+                bool found = false;
+
+                while (n > 0 && is_blank(*b))
+                        b++, n--;
+                while (n > 0 && is_blank(b[n - 1]))
+                        n--;
+                if (n == 0)
+                        return moat_error_setx(reterr, -EINVAL, "annotation \"%s\": empty securebit name in \"%s\"",
+                                               MOAT_SECUREBITS_ANNOTATION, v);
+                for (size_t i = 0; i < ELEMENTSOF(securebit_names); i++)
+                        if (strlen(securebit_names[i].name) == n && strncmp(b, securebit_names[i].name, n) == 0) {
+                                bits |= securebit_names[i].bit;
+                                found = true;
+                        }
+                if (!found) {
+                        snprintf(name, sizeof(name), "%.*s", (int) (n < sizeof(name) - 1 ? n : sizeof(name) - 1), b);
+                        return moat_error_setx(reterr, -EINVAL,
+                                               "annotation \"%s\": unknown securebit \"%s\" (known: noroot, noroot_locked, "
+                                               "no_setuid_fixup, no_setuid_fixup_locked, keep_caps_locked, "
+                                               "no_cap_ambient_raise, no_cap_ambient_raise_locked)",
+                                               MOAT_SECUREBITS_ANNOTATION, name);
+                }
+                if (s[len] == '\0')
+                        break;
+                s += len + 1;
+        }
+
+        if ((bits & SECBIT_NO_CAP_AMBIENT_RAISE) && c->has_process && c->process.has_capabilities) {
+                uint64_t amb = ambient_to_raise(&c->process.capabilities);
+                if (amb)
+                        return moat_error_setx(reterr, -EINVAL,
+                                               "annotation \"%s\": no_cap_ambient_raise conflicts with "
+                                               "process.capabilities.ambient (%s would be raised)",
+                                               MOAT_SECUREBITS_ANNOTATION, cap_name(first_cap(amb), name, sizeof(name)));
+        }
+        *ret = bits;
+        return 0;
+}
+
+int moat_process_apply_securebits(unsigned bits, struct moat_error **reterr)
+{
+        if (prctl(PR_SET_SECUREBITS, (unsigned long) bits, 0, 0, 0) >= 0)
+                return 0;
+        int e = errno;
+        if (e == EPERM && !has_effective_cap(CAP_SETPCAP))
+                return moat_error_setx(reterr, -EPERM,
+                                       "annotation \"%s\": setting securebits %#x failed: %s (needs CAP_SETPCAP)",
+                                       MOAT_SECUREBITS_ANNOTATION, bits, strerror(e));
+        if (e == EPERM)
+                return moat_error_setx(reterr, -EPERM,
+                                       "annotation \"%s\": setting securebits %#x failed: %s "
+                                       "(a bit already locked, current securebits %#x)",
+                                       MOAT_SECUREBITS_ANNOTATION, bits, strerror(e),
+                                       (unsigned) prctl(PR_GET_SECUREBITS, 0, 0, 0, 0));
+        return moat_error_set(reterr, e, "annotation \"%s\": setting securebits %#x failed",
+                              MOAT_SECUREBITS_ANNOTATION, bits);
+}
+
+/* ---- capabilities unknown to the kernel ---- */
+
+int moat_process_check_capabilities(const struct oci_process *p, char **ret_warning)
+{
+        const struct oci_capabilities *c = p ? &p->capabilities : NULL;
+        uint64_t unknown;
+        char buf[4096], name[64];
+        size_t len = 0;
+        int last = cap_last_cap();
+
+        *ret_warning = NULL;
+        if (!p || !p->has_capabilities)
+                return 0;
+        unknown = (c->bounding | c->effective | c->inheritable | c->permitted | c->ambient) & ~known_caps_mask();
+        if (!unknown)
+                return 0;
+
+        /* At most 63 names of at most 63 bytes: always fits. */
+        len += (size_t) snprintf(buf + len, sizeof(buf) - len, "process.capabilities: ");
+        for (int i = 0; i < 64 && len < sizeof(buf); i++)
+                if (unknown & (UINT64_C(1) << i))
+                        len += (size_t) snprintf(buf + len, sizeof(buf) - len, "%s%s",
+                                                 unknown & ((UINT64_C(1) << i) - 1) ? ", " : "",
+                                                 cap_name(i, name, sizeof(name)));
+        if (len < sizeof(buf))
+                snprintf(buf + len, sizeof(buf) - len,
+                         " unknown to the running kernel (its last capability is %s), skipped",
+                         cap_name(last, name, sizeof(name)));
+
+        *ret_warning = strdup(buf);
+        return *ret_warning ? 0 : -ENOMEM;
+}
+
+/* ---- credentials ---- */
+
 int moat_process_apply_credentials(const struct oci_process *p, struct moat_error **reterr)
+{
+        return moat_process_apply_credentials_ex(p, 0, reterr);
+}
+
+int moat_process_apply_credentials_ex(const struct oci_process *p, unsigned securebits, struct moat_error **reterr)
 {
         struct oci_capabilities want = {};
         uint64_t known = known_caps_mask();
@@ -497,6 +662,13 @@ int moat_process_apply_credentials(const struct oci_process *p, struct moat_erro
                 if (r < 0)
                         return r;
         }
+        if ((securebits & SECBIT_NO_CAP_AMBIENT_RAISE) && want.ambient) {
+                char name[64];
+                return moat_error_setx(reterr, -EINVAL,
+                                       "annotation \"%s\": no_cap_ambient_raise conflicts with "
+                                       "process.capabilities.ambient (%s would be raised)",
+                                       MOAT_SECUREBITS_ANNOTATION, cap_name(first_cap(want.ambient), name, sizeof(name)));
+        }
 
         bool keep = want.effective | want.permitted | want.inheritable | want.ambient;
 
@@ -508,6 +680,13 @@ int moat_process_apply_credentials(const struct oci_process *p, struct moat_erro
         r = drop_bounding(want.bounding, reterr);
         if (r < 0)
                 return r;
+
+        /* 2b */
+        if (securebits) {
+                r = moat_process_apply_securebits(securebits | (keep ? SECBIT_KEEP_CAPS : 0), reterr);
+                if (r < 0)
+                        return r;
+        }
 
         /* 3 */
         r = apply_user(&p->user, reterr);
@@ -523,7 +702,7 @@ int moat_process_apply_credentials(const struct oci_process *p, struct moat_erro
                 return r;
 
         /* 7 */
-        if (keep && prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+        if (keep && !(securebits & SECBIT_KEEP_CAPS_LOCKED) && prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
                 return moat_error_set(reterr, errno, "process.capabilities: clearing PR_SET_KEEPCAPS failed");
 
         /* 8 */

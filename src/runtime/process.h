@@ -48,6 +48,41 @@ MOAT_NODISCARD int moat_process_apply_personality(const struct oci_config *c, st
 MOAT_NODISCARD int moat_process_apply_credentials(const struct oci_process *p, struct moat_error **reterr);
 
 /*
+ * The same, also setting the securebits (SECBIT_* of linux/securebits.h,
+ * as moat_process_securebits() returns them; 0 leaves them untouched).
+ * They are set while the process still holds CAP_SETPCAP: after the
+ * bounding set is dropped and before the uid changes (see process.c).
+ * no_cap_ambient_raise with ambient capabilities to raise is refused.
+ */
+MOAT_NODISCARD int moat_process_apply_credentials_ex(const struct oci_process *p, unsigned securebits,
+                                                     struct moat_error **reterr);
+
+/* The annotation naming the securebits to set (OCI has no field for them):
+ * a comma-separated list of noroot, noroot_locked, no_setuid_fixup,
+ * no_setuid_fixup_locked, keep_caps_locked, no_cap_ambient_raise,
+ * no_cap_ambient_raise_locked. */
+#define MOAT_SECUREBITS_ANNOTATION "org.moat.securebits"
+
+/*
+ * Parse and validate the securebits annotation of c into SECBIT_* bits
+ * (*ret = 0 when absent). An unknown or empty name, or no_cap_ambient_raise
+ * together with ambient capabilities, is -EINVAL with the annotation named.
+ */
+MOAT_NODISCARD int moat_process_securebits(const struct oci_config *c, unsigned *ret, struct moat_error **reterr);
+
+/* prctl(PR_SET_SECUREBITS, bits); needs CAP_SETPCAP (said in the error). */
+MOAT_NODISCARD int moat_process_apply_securebits(unsigned bits, struct moat_error **reterr);
+
+/*
+ * Capabilities in p that the running kernel does not know (above its last
+ * capability): apply_credentials skips them, as runc and crun do, and this
+ * gives the caller (the runtime, at create) the warning to show.
+ * *ret_warning is a newly allocated message naming them, or NULL when all
+ * are known. Returns 0 or -ENOMEM.
+ */
+MOAT_NODISCARD int moat_process_check_capabilities(const struct oci_process *p, char **ret_warning);
+
+/*
  * Resolve args[0] as execvp would, but on the PATH given in process.env
  * (not the runtime's), inside the current root; a name with a '/' is used
  * as it is. *ret is a newly allocated path. -ENOENT names the program.

@@ -30,6 +30,7 @@
 #include <sys/ioctl.h>
 #include <sys/personality.h>
 #include <sys/resource.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
@@ -830,10 +831,25 @@ static int cmd_readlink(int argc, char **argv)
         return 0;
 }
 
+/* securebits: {"securebits": N} from PR_GET_SECUREBITS (no /proc field shows them). */
+static int cmd_securebits(int argc, char **argv)
+{
+        int bits = prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
+        J_OBJ();
+        j_key("securebits");
+        j_sep();
+        printf("%d", bits);
+        j_end_value();
+        J_END_OBJ();
+        j_done();
+        return 0;
+}
+
 static const struct {
         const char *name;
         int (*fn)(int, char **);
 } commands[] = {
+        { "securebits", cmd_securebits },
         { "info", cmd_info },
         { "cat", cmd_cat },
         { "ls", cmd_ls },

@@ -4,11 +4,17 @@ The config comes from the runtime's own `spec --hardened` output (root and
 args swapped in); the checks read what the kernel reports: /proc/self/status
 capability masks, NoNewPrivs and Seccomp, the errno of each blocked syscall
 (a static probe built at test time makes raw syscalls), the sysctl, and the
-pids cgroup limit."""
+pids cgroup limit. The probes of the container's surroundings (masked and
+read-only paths, devices, fds, cwd, pids, network interfaces) use the
+payload's subcommands, and a second small static probe (source below,
+built next to the seccomp probe) covers the syscalls and the mknod+open
+sequence the shared probe does not make."""
 
 import json
 import os
 import platform
+import shutil
+import subprocess
 
 import pytest
 
@@ -20,7 +26,7 @@ pytestmark = pytest.mark.moat_only
 HARDENED_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
                  "CAP_NET_BIND_SERVICE", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP",
                  "CAP_SETUID", "CAP_SYS_CHROOT"]
-EPERM, ENOSYS = 1, 38
+EPERM, ENOENT, EACCES, EROFS, ENOSYS = 1, 2, 13, 30, 38
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -188,3 +194,261 @@ def test_hardened_exec_gets_the_filter(env):
     assert st["Seccomp"] == "2" and st["NoNewPrivs"] == "1"
     assert int(st["CapEff"], 16) == harness.cap_mask(HARDENED_CAPS)
     c.delete(force=True)
+
+
+# ---- the container's surroundings, seen from inside ----------------------
+
+# A second static probe for what tests/security/seccomp-probe.c does not
+# make: request_key, delete_module, ioperm, and mknod of a device followed
+# by open (the errno of each step). Prints {"name": errno} as one line.
+EXTRA_PROBE_SRC = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+static int out;
+
+static void put(const char *k, int e)
+{
+        printf("%s\"%s\": %d", out++ ? ", " : "", k, e);
+}
+
+static int err(long r)
+{
+        return r < 0 ? errno : 0;
+}
+
+int main(int argc, char **argv)
+{
+        printf("{");
+        for (int i = 1; i < argc; i++) {
+                const char *w = argv[i];
+                errno = 0;
+                if (!strcmp(w, "request-key"))
+                        put(w, err(syscall(SYS_request_key, "user", "moat", NULL, 0)));
+                else if (!strcmp(w, "delete-module"))
+                        put(w, err(syscall(SYS_delete_module, "moat_no_such_module", O_NONBLOCK)));
+#ifdef SYS_ioperm
+                else if (!strcmp(w, "ioperm"))
+                        put(w, err(syscall(SYS_ioperm, 0x80, 1, 1)));
+#endif
+                else if (!strcmp(w, "mknod-open-block")) {
+                        /* 8:0 is the first SCSI disk: not in any allow list. */
+                        const char *p = "/dev/moat-sda";
+                        int r = mknod(p, S_IFBLK | 0600, makedev(8, 0));
+                        put("mknod", r < 0 ? errno : 0);
+                        if (r == 0) {
+                                int fd = open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+                                put("open", fd < 0 ? errno : 0);
+                                if (fd >= 0)
+                                        close(fd);
+                                unlink(p);
+                        }
+                } else
+                        put(w, -1);
+        }
+        printf("}\n");
+        fflush(stdout);
+        return 0;
+}
+"""
+
+
+def extra_probe():
+    """Builds the extra probe into the shared probe dir (mounted at /mnt)."""
+    d = probe.probe_dir()
+    dest = os.path.join(d, "hprobe")
+    if not os.path.exists(dest):
+        src = os.path.join(d, "hprobe.c")
+        with open(src, "w") as f:
+            f.write(EXTRA_PROBE_SRC)
+        cc = shutil.which("cc") or shutil.which("gcc")
+        subprocess.run([cc, "-static", "-O1", "-o", dest, src], check=True,
+                       capture_output=True, timeout=120)
+    return "/mnt/hprobe"
+
+
+def hardened(env):
+    """A fresh copy of the hardened config (spec --hardened runs once per
+    test: it refuses to overwrite its config.json)."""
+    cached = getattr(env, "_hardened_cfg", None)
+    if cached is None:
+        cached = env._hardened_cfg = probe.hardened_config(env, ["/bin/true"])
+    return json.loads(json.dumps(cached))
+
+
+def run_hardened(env, args, cfg=None):
+    """Runs args in a hardened container; returns the result (rc checked)."""
+    cfg = json.loads(json.dumps(cfg)) if cfg else hardened(env)
+    cfg["process"]["args"] = list(args)
+    r = env.container(config=cfg).run()
+    assert r.returncode == 0, f"{args}: exit {r.returncode}: {r.stderr!r}"
+    return r
+
+
+def payload(env, *args, cfg=None):
+    return harness.parse_json(run_hardened(env, ["/bin/payload", *args], cfg).stdout)
+
+
+MASKED_FILES = ["/proc/kcore", "/proc/keys", "/proc/timer_list"]
+
+
+@pytest.mark.parametrize("path", MASKED_FILES)
+def test_hardened_masked_file_reads_empty(env, path):
+    if not os.path.exists(path):
+        # This kernel has no such file (e.g. /proc/kcore without
+        # CONFIG_PROC_KCORE): there is nothing to hide, and the
+        # container's procfs must not have it either.
+        st = payload(env, "stat", path)
+        assert st["exists"] is False, st
+        return
+    # The null device is bound over the file: reads are empty, and what
+    # is written (the null device takes it) never reaches the kernel file.
+    r = run_hardened(env, ["/bin/payload", "cat", path])
+    assert r.stdout == "", f"{path} is not masked: {r.stdout[:200]!r}"
+    st = payload(env, "stat", path)
+    assert (st["type"], st["major"], st["minor"]) == ("char", 1, 3), st
+    r = run_hardened(env, ["/bin/sh", "-c", f"echo x 2>/dev/null > {path}; cat {path}"])
+    assert r.stdout == "", f"{path} returned data after a write: {r.stdout!r}"
+
+
+def test_hardened_masked_dir_lists_empty_and_refuses_writes(env):
+    ls = payload(env, "ls", "/sys/firmware")
+    assert ls["ok"] is True and ls["entries"] == {}, ls
+    for f in ("/sys/firmware/moat-new", "/sys/firmware/moat-dir/x"):
+        w = payload(env, "touch", f)
+        assert w["ok"] is False and w["errno"] in (EROFS, ENOENT, EACCES), (f, w)
+    w = payload(env, "touch", "/sys/firmware/moat-new")
+    assert w["errno"] == EROFS, w
+    m = payload(env, "mkdir", "/sys/firmware/moat-dir")
+    assert m["ok"] is False and m["errno"] == EROFS, m
+
+
+@pytest.mark.parametrize("path", ["/proc/sys/kernel/hostname", "/proc/sys/vm/drop_caches"])
+def test_hardened_proc_sys_is_readonly(env, path):
+    value = "moat-x" if path.endswith("hostname") else "1"
+    w = payload(env, "write", path, value)
+    assert w["ok"] is False and w["errno"] == EROFS, (path, w)
+
+
+def test_hardened_sys_is_readonly(env):
+    for p in ("/sys/moat-new", "/sys/kernel/moat-new"):
+        w = payload(env, "touch", p)
+        assert w["ok"] is False and w["errno"] in (EROFS, EACCES), (p, w)
+    w = payload(env, "touch", "/sys/moat-new")
+    assert w["errno"] == EROFS, w
+    w = payload(env, "write", "/sys/kernel/mm/transparent_hugepage/enabled", "never")
+    assert w["ok"] is False and w["errno"] in (EROFS, ENOENT), w
+
+
+def test_hardened_mknod_refused_without_cap_mknod(env):
+    assert "CAP_MKNOD" not in HARDENED_CAPS
+    for args in (("mknod-test", "/dev/moat-null", "1", "3"),
+                 ("mknod-test", "/dev/moat-mem", "1", "1"),
+                 ("mknod-test", "/tmp/moat-null")):
+        r = payload(env, *args)
+        assert r["ok"] is False and r["errno"] in (EPERM, EROFS), (args, r)
+    # /dev is a writable tmpfs: only the missing capability refuses it.
+    r = payload(env, "mknod-test", "/dev/moat-null", "1", "3")
+    assert r["errno"] == EPERM, r
+
+
+def test_hardened_device_cgroup_refuses_block_device(env):
+    """With CAP_MKNOD added, a block device outside the allow list may be
+    created (the device cgroup allows mknod of any node, as runc's does)
+    but opening it fails with EPERM: the device cgroup, not a missing
+    capability or file mode, refuses it."""
+    cfg = hardened(env)
+    for k in ("bounding", "effective", "permitted"):
+        cfg["process"]["capabilities"][k].append("CAP_MKNOD")
+    hp = extra_probe()
+    got = harness.parse_json(run_hardened(env, [hp, "mknod-open-block"], cfg).stdout)
+    assert got == {"mknod": 0, "open": EPERM}, got
+    # The allowed null device opens in the same container configuration.
+    r = payload(env, "open", "/dev/null", "w", cfg=cfg)
+    assert r["ok"] is True, r
+
+
+def test_hardened_only_stdio_fds(env):
+    info = payload(env, "info")
+    assert sorted(info["fds"], key=int) == ["0", "1", "2"], info["fds"]
+
+
+def test_hardened_cwd_inside_root(env):
+    info = payload(env, "info")
+    assert info["cwd"] == "/"
+    link = payload(env, "readlink", "/proc/self/cwd")
+    assert link["target"] == "/", link
+    link = payload(env, "readlink", "/proc/1/root")
+    assert link["target"] == "/", link
+
+
+def test_hardened_no_host_pid_visible(env):
+    ls = payload(env, "ls", "/proc")
+    pids = sorted(int(n) for n in ls["entries"] if n.isdigit())
+    assert pids == [1], f"/proc of a one-process container lists {pids}"
+    info = payload(env, "info")
+    assert info["pid"] == 1 and info["ppid"] == 0
+    r = run_hardened(env, ["/bin/payload", "cat", "/proc/1/cmdline"])
+    assert r.stdout.split("\0")[:2] == ["/bin/payload", "cat"]
+
+
+def test_hardened_no_host_interface_visible(env):
+    ls = payload(env, "ls", "/sys/class/net")
+    assert ls["ok"] is True and sorted(ls["entries"]) == ["lo"], ls
+    r = run_hardened(env, ["/bin/payload", "cat", "/proc/net/dev"])
+    names = [line.split(":", 1)[0].strip() for line in r.stdout.splitlines()[2:]]
+    assert names == ["lo"], r.stdout
+    # The host has at least one interface besides lo, or the check above
+    # could not tell a new network namespace from the host's.
+    assert set(os.listdir("/sys/class/net")) - {"lo"}
+
+
+EXTRA_BLOCKED = {"request-key": EPERM, "delete-module": EPERM}
+
+
+def test_hardened_blocked_syscalls_extra(env):
+    cfg = hardened(env)
+    calls = list(EXTRA_BLOCKED)
+    if platform.machine() == "x86_64":
+        calls.append("ioperm")
+    got = harness.parse_json(run_hardened(env, [extra_probe(), *calls], cfg).stdout)
+    for call, want in EXTRA_BLOCKED.items():
+        assert got[call] == want, f"{call}: errno {got[call]}, want {want}"
+    if platform.machine() == "x86_64":
+        assert got["ioperm"] == EPERM, got
+    # Outside seccomp (as root, all capabilities) the same calls fail
+    # otherwise (ENOKEY, ENOENT or ENOSYS), so EPERM above is the
+    # filter's answer.
+    host = subprocess.run([os.path.join(probe.probe_dir(), "hprobe"), "request-key",
+                           "delete-module"], capture_output=True, text=True, timeout=30)
+    h = harness.parse_json(host.stdout)
+    assert h["delete-module"] not in (0, EPERM) and h["request-key"] not in (0, EPERM), h
+
+
+# ---- securebits (annotation org.moat.securebits) ----------------------------
+
+SECBIT_NOROOT, SECBIT_NOROOT_LOCKED = 1 << 0, 1 << 1
+SECBIT_NO_SETUID_FIXUP = 1 << 2
+
+
+@pytest.mark.moat_only
+def test_securebits_annotation_applied(env):
+    out = env.run_payload({"annotations": {"org.moat.securebits": "noroot,noroot_locked,no_setuid_fixup"}},
+                          args=("securebits",))
+    want = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP
+    assert out["securebits"] & want == want, out
+
+
+@pytest.mark.moat_only
+def test_securebits_unknown_name_refused(env):
+    c = env.container(["/bin/payload", "true"], {"annotations": {"org.moat.securebits": "noroot,bogus"}})
+    r = c.run()
+    assert r.returncode != 0
+    assert "org.moat.securebits" in r.stderr and "bogus" in r.stderr, r.stderr

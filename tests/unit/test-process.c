@@ -12,6 +12,7 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/securebits.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -618,6 +619,246 @@ static void test_find_executable(void)
                 printf("# cleanup of %s failed\n", tmp);
 }
 
+/* ---- securebits ---- */
+
+static struct oci_key_value secbits_kv;
+
+static struct oci_config secbits_config(const char *value, const struct oci_process *p)
+{
+        struct oci_config c = { .annotations = &secbits_kv, .n_annotations = value ? 1 : 0 };
+
+        secbits_kv = (struct oci_key_value) { .key = (char *) MOAT_SECUREBITS_ANNOTATION, .value = (char *) value };
+        if (p) {
+                c.has_process = true;
+                c.process = *p;
+        }
+        return c;
+}
+
+static int parse_securebits(const char *value, const struct oci_process *p, unsigned *bits, char *msg, size_t size)
+{
+        struct oci_config c = secbits_config(value, p);
+        struct moat_error *err = NULL;
+        int r;
+
+        *bits = 0xdead;
+        msg[0] = '\0';
+        r = moat_process_securebits(&c, bits, &err);
+        if (err)
+                snprintf(msg, size, "%s", err->msg);
+        moat_error_free(err);
+        return r;
+}
+
+static void test_securebits_parse(void)
+{
+        struct oci_process amb = {
+                .has_capabilities = true,
+                .capabilities = { .bounding = BIT(CAP_KILL), .permitted = BIT(CAP_KILL),
+                                  .inheritable = BIT(CAP_KILL), .ambient = BIT(CAP_KILL) },
+        };
+        char msg[512];
+        unsigned bits;
+        int r;
+
+        r = parse_securebits(NULL, NULL, &bits, msg, sizeof(msg));
+        ok(r == 0 && bits == 0, "securebits: no annotation, no bits");
+
+        r = parse_securebits("noroot, noroot_locked,no_setuid_fixup,no_setuid_fixup_locked,"
+                             "keep_caps_locked,no_cap_ambient_raise,no_cap_ambient_raise_locked",
+                             NULL, &bits, msg, sizeof(msg));
+        is_int(r, 0, "securebits: all seven names accepted (%s)", msg);
+        is_int(bits, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED |
+                             SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED,
+               "  each name maps to its SECBIT_ bit");
+
+        r = parse_securebits("noroot,bogus", NULL, &bits, msg, sizeof(msg));
+        is_int(r, -EINVAL, "securebits: unknown name refused");
+        ok(strstr(msg, "annotation \"org.moat.securebits\"") && strstr(msg, "unknown securebit \"bogus\""),
+           "  the error names the annotation and the value: %s", msg);
+
+        r = parse_securebits("keep_caps", NULL, &bits, msg, sizeof(msg));
+        ok(r == -EINVAL && strstr(msg, "\"keep_caps\""), "securebits: keep_caps (the runtime's own) refused: %s", msg);
+
+        r = parse_securebits("noroot,,noroot_locked", NULL, &bits, msg, sizeof(msg));
+        ok(r == -EINVAL && strstr(msg, "empty securebit name") && strstr(msg, "org.moat.securebits"),
+           "securebits: empty item refused: %s", msg);
+        r = parse_securebits("", NULL, &bits, msg, sizeof(msg));
+        is_int(r, -EINVAL, "securebits: empty annotation refused");
+
+        r = parse_securebits("no_cap_ambient_raise", &amb, &bits, msg, sizeof(msg));
+        ok(r == -EINVAL && strstr(msg, "process.capabilities.ambient") && strstr(msg, "CAP_KILL"),
+           "securebits: no_cap_ambient_raise with an ambient capability refused: %s", msg);
+        amb.capabilities.ambient = 0;
+        r = parse_securebits("no_cap_ambient_raise", &amb, &bits, msg, sizeof(msg));
+        ok(r == 0 && bits == SECBIT_NO_CAP_AMBIENT_RAISE, "securebits: no_cap_ambient_raise without ambient accepted");
+}
+
+struct secbits_arg {
+        const struct oci_process *p;
+        unsigned bits;
+        bool exec_report; /* after applying, exec a program that prints the bits */
+};
+
+static int child_securebits(void *arg, int out_fd)
+{
+        const struct secbits_arg *a = arg;
+        struct moat_error *err = NULL;
+        int r = moat_process_apply_credentials_ex(a->p, a->bits, &err);
+
+        if (r < 0)
+                return report_error(out_fd, r, err);
+        dprintf(out_fd, "secbits=%#x keepcaps=%d ", (unsigned) prctl(PR_GET_SECUREBITS, 0, 0, 0, 0),
+                prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0));
+        print_state(out_fd);
+        if (a->exec_report) {
+                /* What the next program starts with: execve clears
+                 * SECBIT_KEEP_CAPS even when it is locked. */
+                dprintf(out_fd, " exec:");
+                if (dup2(out_fd, STDOUT_FILENO) < 0)
+                        return 1;
+                execl("/usr/bin/python3", "python3", "-c",
+                      "import ctypes; print('%#x' % ctypes.CDLL(None).prctl(27, 0, 0, 0, 0), end='')", (char *) NULL);
+                return 1;
+        }
+        return 0;
+}
+
+static int child_securebits_no_setpcap(void *arg, int out_fd)
+{
+        struct moat_error *err = NULL;
+        cap_t c = cap_get_proc();
+        cap_value_t v = CAP_SETPCAP;
+        int r;
+
+        (void) arg;
+        if (!c || cap_set_flag(c, CAP_EFFECTIVE, 1, &v, CAP_CLEAR) < 0 || cap_set_proc(c) < 0)
+                return 2;
+        cap_free(c);
+        r = moat_process_apply_securebits(SECBIT_NOROOT, &err);
+        if (r < 0)
+                return report_error(out_fd, r, err);
+        return 0;
+}
+
+static void test_securebits_apply(void)
+{
+        const unsigned locked_all = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+                                    SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
+                                    SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+        struct oci_process p = {
+                .user = { .uid = 1000, .gid = 1000 },
+                .has_capabilities = true,
+                .capabilities = { .bounding = BIT(CAP_KILL) | BIT(CAP_CHOWN), .effective = BIT(CAP_KILL),
+                                  .permitted = BIT(CAP_KILL) },
+        };
+        struct secbits_arg a = { .p = &p, .bits = locked_all };
+        char buf[1024], want[128];
+        int st;
+
+        st = run_child(child_securebits, &a, buf, sizeof(buf));
+        is_int(st, 0, "securebits: uid 1000 keeping CAP_KILL with six bits: applied (%s)", buf);
+        snprintf(want, sizeof(want), "secbits=%#x keepcaps=0 uid=1000,1000,1000", locked_all);
+        ok(startswith(buf, want), "  PR_GET_SECUREBITS reads back exactly the bits, keep_caps cleared: %s", buf);
+        ok(strstr(buf, " prm=0000000000000020 eff=0000000000000020 "),
+           "  the capabilities kept across the uid change are in place");
+
+        /* keep_caps_locked while capabilities are kept: the bit stays set
+         * (locked) until execve, which clears it. */
+        a = (struct secbits_arg) { .p = &p, .bits = SECBIT_KEEP_CAPS_LOCKED, .exec_report = false };
+        st = run_child(child_securebits, &a, buf, sizeof(buf));
+        is_int(st, 0, "securebits: keep_caps_locked with kept capabilities: applied (%s)", buf);
+        snprintf(want, sizeof(want), "secbits=%#x keepcaps=1 uid=1000,1000,1000", SECBIT_KEEP_CAPS_LOCKED | SECBIT_KEEP_CAPS);
+        ok(startswith(buf, want), "  keep_caps locked on until exec: %s", buf);
+
+        struct oci_process r0 = p;
+        r0.user = (struct oci_user) { .uid = 0, .gid = 0 };
+        a = (struct secbits_arg) { .p = &r0, .bits = SECBIT_KEEP_CAPS_LOCKED | SECBIT_NOROOT, .exec_report = true };
+        st = run_child(child_securebits, &a, buf, sizeof(buf));
+        snprintf(want, sizeof(want), " exec:%#x", SECBIT_KEEP_CAPS_LOCKED | SECBIT_NOROOT);
+        ok(st == 0 && strstr(buf, want), "  after execve keep_caps is 0 and still locked: %s", buf);
+
+        /* Without capabilities kept, keep_caps is locked at 0. */
+        struct oci_process none = { .user = { .uid = 1000, .gid = 1000 } };
+        a = (struct secbits_arg) { .p = &none, .bits = SECBIT_KEEP_CAPS_LOCKED };
+        st = run_child(child_securebits, &a, buf, sizeof(buf));
+        snprintf(want, sizeof(want), "secbits=%#x keepcaps=0 uid=1000,1000,1000", SECBIT_KEEP_CAPS_LOCKED);
+        ok(st == 0 && startswith(buf, want), "securebits: keep_caps_locked without capabilities locks it at 0: %s", buf);
+
+        /* no_cap_ambient_raise refused when an ambient capability is to be raised. */
+        struct oci_process amb = p;
+        amb.capabilities.inheritable = BIT(CAP_KILL);
+        amb.capabilities.ambient = BIT(CAP_KILL);
+        a = (struct secbits_arg) { .p = &amb, .bits = SECBIT_NO_CAP_AMBIENT_RAISE };
+        st = run_child(child_securebits, &a, buf, sizeof(buf));
+        ok(st == 1 && strstr(buf, "error 22:") && strstr(buf, "no_cap_ambient_raise") && strstr(buf, "CAP_KILL"),
+           "securebits: no_cap_ambient_raise with ambient CAP_KILL refused: %s", buf);
+
+        /* The old entry point leaves the securebits alone. */
+        a = (struct secbits_arg) { .p = &p, .bits = 0 };
+        st = run_child(child_securebits, &a, buf, sizeof(buf));
+        ok(st == 0 && startswith(buf, "secbits=0 keepcaps=0 "), "securebits: 0 sets none: %s", buf);
+
+        st = run_child(child_securebits_no_setpcap, NULL, buf, sizeof(buf));
+        ok(st == 1 && strstr(buf, "error 1:") && strstr(buf, "needs CAP_SETPCAP") && strstr(buf, "org.moat.securebits"),
+           "securebits: without CAP_SETPCAP the error says so: %s", buf);
+}
+
+/* ---- capabilities unknown to the kernel ---- */
+
+static int kernel_last_cap(void)
+{
+        _cleanup_free_ char *s = NULL;
+
+        if (read_full_file_at(AT_FDCWD, "/proc/sys/kernel/cap_last_cap", 64, &s, NULL) < 0)
+                return -1;
+        return atoi(s);
+}
+
+static void test_check_capabilities(void)
+{
+        int last = kernel_last_cap();
+        struct oci_process p = {
+                .has_capabilities = true,
+                .capabilities = { .bounding = BIT(CAP_KILL), .effective = BIT(CAP_KILL), .permitted = BIT(CAP_KILL) },
+        };
+        char *w = (char *) 1;
+        char buf[1024];
+        int r, st;
+
+        ok(last > 0 && last < 62, "cap_last_cap of this kernel: %d", last);
+        if (last <= 0 || last >= 62)
+                return;
+
+        r = moat_process_check_capabilities(&p, &w);
+        ok(r == 0 && w == NULL, "check_capabilities: known capabilities, no warning");
+        struct oci_process none = {};
+        r = moat_process_check_capabilities(&none, &w);
+        ok(r == 0 && w == NULL, "check_capabilities: no process.capabilities, no warning");
+
+        p.capabilities.bounding |= BIT(last + 1) | BIT(63);
+        p.capabilities.ambient |= BIT(last + 1);
+        r = moat_process_check_capabilities(&p, &w);
+        ok(r == 0 && w, "check_capabilities: capabilities %d and 63 give a warning: %s", last + 1, w ? w : "(null)");
+        if (w) {
+                char n1[32], n2[32];
+                snprintf(n1, sizeof(n1), "capability %d", last + 1);
+                snprintf(n2, sizeof(n2), "capability 63");
+                ok(startswith(w, "process.capabilities: ") && strstr(w, n1) && strstr(w, n2) &&
+                           strstr(w, "unknown to the running kernel") && strstr(w, "skipped") && !strstr(w, "CAP_KILL"),
+                   "  it names each unknown capability once and not the known ones");
+                ok(last != 40 || strstr(w, "its last capability is CAP_CHECKPOINT_RESTORE"),
+                   "  and the kernel's last capability");
+                free(w);
+        }
+
+        /* The same config still runs: unknown capabilities are skipped. */
+        p.user = (struct oci_user) { .uid = 0, .gid = 0 };
+        p.capabilities.ambient = 0;
+        st = run_child(child_credentials, &p, buf, sizeof(buf));
+        ok(st == 0 && strstr(buf, " bnd=0000000000000020 "), "check_capabilities: apply skips them: %s", buf);
+}
+
 int main(void)
 {
         if (geteuid() != 0) {
@@ -633,6 +874,9 @@ int main(void)
         test_oom_score_adj();
         test_personality();
         test_find_executable();
+        test_securebits_parse();
+        test_securebits_apply();
+        test_check_capabilities();
 
         return tap_done();
 }
