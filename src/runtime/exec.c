@@ -58,6 +58,7 @@
 #include "runtime/runtime.h"
 #include "runtime/seccomp.h"
 #include "runtime/state.h"
+#include "runtime/sync.h"
 #include "runtime/terminal.h"
 
 #ifndef CLONE_NEWTIME
@@ -72,8 +73,6 @@
 
 /* Bound of a --process document (a process object is a few KiB). */
 #define EXEC_PROCESS_MAX (1024u * 1024u)
-/* Bound of one message from the child (an error text). */
-#define EXEC_MSG_MAX (64u * 1024u)
 
 enum exec_msg {
         EXEC_MSG_GO = 1, /* runtime -> child: placed in the cgroup, go on */
@@ -81,95 +80,23 @@ enum exec_msg {
         EXEC_MSG_ERROR,  /* child -> runtime: what failed; the child exits */
 };
 
-struct exec_msg_header {
-        uint32_t type;
-        int32_t errnum;
-};
+/* The channel to the exec'd process (runtime/sync.h). */
+#define exec_msg_header moat_sync_header
 
 static int msg_send(int fd, enum exec_msg type, int errnum, const char *payload, int pass_fd)
 {
-        struct exec_msg_header h = { .type = type, .errnum = errnum };
-        size_t plen = payload ? strnlen(payload, EXEC_MSG_MAX) : 0;
-        struct iovec iov[2] = {
-                { .iov_base = &h, .iov_len = sizeof(h) },
-                { .iov_base = (void *) (payload ? payload : ""), .iov_len = plen },
-        };
-        union {
-                char buf[CMSG_SPACE(sizeof(int))];
-                struct cmsghdr align;
-        } control = {};
-        struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
-
-        if (pass_fd >= 0) {
-                msg.msg_control = control.buf;
-                msg.msg_controllen = sizeof(control.buf);
-                struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-        }
-        for (;;) {
-                if (sendmsg(fd, &msg, MSG_NOSIGNAL) >= 0)
-                        return 0;
-                if (errno != EINTR)
-                        return -errno;
-        }
+        return moat_sync_send(fd, type, errnum, payload, pass_fd);
 }
 
-/* One message; 0 and *ret_h->type == 0 on EOF (the child exec'd or died). */
+/* One message; 0 and ret_h->type == 0 on EOF (the child exec'd or died). */
 static int msg_recv(int fd, struct exec_msg_header *ret_h, char **ret_payload, int *ret_fd)
 {
-        _cleanup_free_ char *buf = malloc(sizeof(struct exec_msg_header) + EXEC_MSG_MAX + 1);
-        union {
-                char buf[CMSG_SPACE(sizeof(int))];
-                struct cmsghdr align;
-        } control;
-        struct iovec iov = { .iov_base = buf, .iov_len = sizeof(struct exec_msg_header) + EXEC_MSG_MAX };
-        struct msghdr msg = {
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = control.buf,
-                .msg_controllen = sizeof(control.buf),
-        };
-        ssize_t n;
-
-        if (!buf)
-                return -ENOMEM;
-        *ret_fd = -EBADF;
-        do
-                n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return -errno;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-                        int passed;
-                        memcpy(&passed, CMSG_DATA(c), sizeof(int));
-                        safe_close(*ret_fd);
-                        *ret_fd = passed;
-                }
-        if (n == 0) {
+        int r = moat_sync_recv(fd, ret_h, ret_payload, ret_fd);
+        if (r == -EPIPE) {
                 *ret_h = (struct exec_msg_header){ 0 };
                 return 0;
         }
-        if ((size_t) n < sizeof(struct exec_msg_header)) {
-                *ret_fd = safe_close(*ret_fd);
-                return -EBADMSG;
-        }
-        memcpy(ret_h, buf, sizeof(*ret_h));
-        if (ret_payload) {
-                size_t plen = (size_t) n - sizeof(struct exec_msg_header);
-                char *p = malloc(plen + 1);
-                if (!p) {
-                        *ret_fd = safe_close(*ret_fd);
-                        return -ENOMEM;
-                }
-                memcpy(p, buf + sizeof(struct exec_msg_header), plen);
-                p[plen] = '\0';
-                *ret_payload = p;
-        }
-        return 0;
+        return r;
 }
 
 /* Move fd to a number >= min (close-on-exec), so that none of the

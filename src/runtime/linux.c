@@ -50,6 +50,7 @@
 #include "runtime/linux.h"
 #include "runtime/mount.h"
 #include "runtime/process.h"
+#include "runtime/sync.h"
 #include "runtime/protect.h"
 #include "runtime/terminal.h"
 
@@ -63,8 +64,6 @@
 #define KEYCTL_JOIN_SESSION_KEYRING 1
 #endif
 
-/* Upper bound of one sync message (an error text or a state JSON). */
-#define SYNC_MSG_MAX (64u * 1024u)
 
 enum sync_type {
         SYNC_GO = 1,
@@ -76,101 +75,18 @@ enum sync_type {
         SYNC_START,
 };
 
-struct sync_header {
-        uint32_t type;
-        int32_t errnum;
-};
+/* The channel to the init (runtime/sync.h), with this file's types. */
+#define SYNC_MSG_MAX MOAT_SYNC_MSG_MAX
+#define sync_header moat_sync_header
 
 static int sync_send(int fd, enum sync_type type, int errnum, const char *payload, int pass_fd)
 {
-        struct sync_header h = { .type = type, .errnum = errnum };
-        size_t plen = payload ? strlen(payload) : 0;
-        if (plen > SYNC_MSG_MAX)
-                plen = SYNC_MSG_MAX;
-        struct iovec iov[2] = {
-                { .iov_base = &h, .iov_len = sizeof(h) },
-                { .iov_base = (void *) (payload ? payload : ""), .iov_len = plen },
-        };
-        union {
-                char buf[CMSG_SPACE(sizeof(int))];
-                struct cmsghdr align;
-        } control;
-        struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
-
-        if (pass_fd >= 0) {
-                memset(&control, 0, sizeof(control));
-                msg.msg_control = control.buf;
-                msg.msg_controllen = sizeof(control.buf);
-                struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-        }
-        for (;;) {
-                ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
-                if (n >= 0)
-                        return 0;
-                if (errno != EINTR)
-                        return -errno;
-        }
+        return moat_sync_send(fd, type, errnum, payload, pass_fd);
 }
 
-/* Receive one message; *ret_payload is NUL-terminated (may be empty). A
- * closed peer gives -EPIPE. */
 static int sync_recv(int fd, struct sync_header *ret_h, char **ret_payload, int *ret_fd)
 {
-        _cleanup_free_ char *buf = malloc(sizeof(struct sync_header) + SYNC_MSG_MAX + 1);
-        union {
-                char buf[CMSG_SPACE(sizeof(int))];
-                struct cmsghdr align;
-        } control;
-        struct iovec iov = { .iov_base = buf, .iov_len = sizeof(struct sync_header) + SYNC_MSG_MAX };
-        struct msghdr msg = {
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = control.buf,
-                .msg_controllen = sizeof(control.buf),
-        };
-        ssize_t n;
-
-        if (!buf)
-                return -ENOMEM;
-        if (ret_fd)
-                *ret_fd = -EBADF;
-        do
-                n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return -errno;
-        if (n == 0)
-                return -EPIPE;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-                        int passed;
-                        memcpy(&passed, CMSG_DATA(c), sizeof(int));
-                        if (ret_fd)
-                                *ret_fd = passed;
-                        else
-                                close(passed);
-                }
-        }
-        if ((size_t) n < sizeof(struct sync_header) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-                if (ret_fd)
-                        *ret_fd = safe_close(*ret_fd);
-                return -EBADMSG;
-        }
-        memcpy(ret_h, buf, sizeof(*ret_h));
-        size_t plen = (size_t) n - sizeof(struct sync_header);
-        if (ret_payload) {
-                char *p = malloc(plen + 1);
-                if (!p)
-                        return -ENOMEM;
-                memcpy(p, buf + sizeof(struct sync_header), plen);
-                p[plen] = '\0';
-                *ret_payload = p;
-        }
-        return 0;
+        return moat_sync_recv(fd, ret_h, ret_payload, ret_fd);
 }
 
 /* ---- the init's side ---------------------------------------------------- */
