@@ -248,33 +248,6 @@ static int ctx_runtime_hooks(void *userdata, pid_t pid, struct moat_error **rete
                               MOAT_HOOKS_STOP_AT_FIRST_FAILURE, reterr);
 }
 
-static int write_pid_file(const char *path, pid_t pid, struct moat_error **reterr)
-{
-        char buf[32];
-        int n = snprintf(buf, sizeof(buf), "%d", (int) pid);
-        _cleanup_free_ char *abs = NULL, *dir = NULL;
-        int r = absolute_path(path, &abs);
-        if (r < 0)
-                return moat_error_set(reterr, r, "--pid-file '%s'", path);
-        dir = strdup(abs);
-        if (!dir)
-                return -ENOMEM;
-        char *slash = strrchr(dir, '/');
-        const char *name = slash + 1;
-        if (slash == dir)
-                dir[1] = '\0';
-        else
-                *slash = '\0';
-        name = abs + (name - dir);
-        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return moat_error_set(reterr, errno, "--pid-file '%s'", path);
-        r = write_file_replace_at(dfd, name, buf, (size_t) n, 0644);
-        if (r < 0)
-                return moat_error_set(reterr, r, "writing --pid-file '%s'", path);
-        return 0;
-}
-
 static int run_poststart(struct create_ctx *ctx, pid_t pid, struct moat_error **reterr)
 {
         const struct oci_hook_list *l = &ctx->config->hooks[OCI_HOOK_POSTSTART];
@@ -633,7 +606,7 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
                 r = moat_state_save(dir_fd, &ctx.state, reterr);
         console_fd = safe_close(console_fd);
         if (r >= 0 && pid_file)
-                r = write_pid_file(pid_file, res.pid, reterr);
+                r = moat_write_pid_file(pid_file, res.pid, reterr);
         if (r < 0) {
                 (void) kill(res.pid, SIGKILL);
                 while (waitpid(res.pid, NULL, 0) < 0 && errno == EINTR)

@@ -561,33 +561,6 @@ static MOAT_NORETURN void exec_child_main(const struct exec_child *x, int sync_f
 
 /* ---- the runtime's side ------------------------------------------------- */
 
-static int write_pid_file(const char *path, pid_t pid, struct moat_error **reterr)
-{
-        _cleanup_free_ char *copy = strdup(path);
-        _cleanup_close_ int dfd = -EBADF;
-        char buf[32];
-        int n = snprintf(buf, sizeof(buf), "%d", (int) pid);
-
-        if (!copy)
-                return -ENOMEM;
-        char *slash = strrchr(copy, '/');
-        const char *name = copy;
-        if (slash) {
-                *slash = '\0';
-                name = slash + 1;
-                dfd = open(slash == copy ? "/" : copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        } else
-                dfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return moat_error_set(reterr, errno, "--pid-file '%s'", path);
-        if (strempty(name))
-                return moat_error_setx(reterr, -EISDIR, "--pid-file '%s': names a directory", path);
-        int r = write_file_replace_at(dfd, name, buf, (size_t) n, 0644);
-        if (r < 0)
-                return moat_error_set(reterr, r, "writing --pid-file '%s'", path);
-        return 0;
-}
-
 static void kill_and_reap(pid_t pid)
 {
         (void) kill(pid, SIGKILL);
@@ -820,7 +793,7 @@ int moat_container_exec(const struct moat_runtime *rt, const struct moat_exec_op
         sync_fd = safe_close(sync_fd);
 
         if (opts->pid_file) {
-                r = write_pid_file(opts->pid_file, pid, reterr);
+                r = moat_write_pid_file(opts->pid_file, pid, reterr);
                 if (r < 0)
                         goto fail_kill;
         }

@@ -337,3 +337,30 @@ int moat_state_open(const struct moat_runtime *rt, const char *id, struct moat_s
                 return moat_error_set(reterr, r, "opening the state root");
         return moat_state_load(root_fd, id, ret, ret_dir_fd, reterr);
 }
+
+int moat_write_pid_file(const char *path, pid_t pid, struct moat_error **reterr)
+{
+        _cleanup_free_ char *copy = strdup(path);
+        _cleanup_close_ int dfd = -EBADF;
+        char buf[32];
+        int n = snprintf(buf, sizeof(buf), "%d", (int) pid);
+
+        if (!copy)
+                return -ENOMEM;
+        char *slash = strrchr(copy, '/');
+        const char *name = copy;
+        if (slash) {
+                *slash = '\0';
+                name = slash + 1;
+                dfd = open(slash == copy ? "/" : copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        } else
+                dfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return moat_error_set(reterr, errno, "--pid-file '%s'", path);
+        if (strempty(name))
+                return moat_error_setx(reterr, -EISDIR, "--pid-file '%s': names a directory", path);
+        int r = write_file_replace_at(dfd, name, buf, (size_t) n, 0644);
+        if (r < 0)
+                return moat_error_set(reterr, r, "writing --pid-file '%s'", path);
+        return 0;
+}

@@ -81,6 +81,10 @@ MOAT_NODISCARD int moat_process_start_time(pid_t pid, uint64_t *ret_start, bool 
  * cannot slip in) against the recorded start time. -ESRCH when it is gone. */
 MOAT_NODISCARD int moat_state_pidfd(const struct moat_state *s, int *ret);
 
+/* Write pid to --pid-file path (replaced atomically; relative to the
+ * current directory). */
+MOAT_NODISCARD int moat_write_pid_file(const char *path, pid_t pid, struct moat_error **reterr);
+
 /* The OCI state JSON (state-schema.json) of s with the given status. */
 MOAT_NODISCARD int moat_state_to_oci_json(const struct moat_state *s, enum moat_status status, char **ret);
 
