@@ -29,11 +29,11 @@ echo 'root:x:0:0:root:/:/bin/sh' > "$work/bundle/rootfs/etc/passwd"
 echo 'nobody:x:65534:65534:nobody:/:/bin/false' >> "$work/bundle/rootfs/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$work/bundle/rootfs/etc/group"
 
-# The hardened configuration: moat-runtime's default spec (new pid, net,
-# ipc, uts, mount and cgroup namespaces; masked and read-only /proc and
-# /sys paths; read-only root; no_new_privs), with every capability dropped
-# and the program run as nobody.
-"$runtime" spec --bundle "$work/bundle"
+# The hardened configuration: `spec --hardened` (new pid, net, ipc, uts,
+# mount and cgroup namespaces; moat's default seccomp profile; masked and
+# read-only /proc and /sys paths; read-only root; no_new_privs; a pids
+# limit), here with every capability dropped and the program run as nobody.
+"$runtime" spec --hardened --bundle "$work/bundle"
 /usr/bin/python3 - "$work/bundle/config.json" <<'PY'
 import json, sys
 path = sys.argv[1]
@@ -44,8 +44,10 @@ c["process"]["capabilities"] = {k: [] for k in ("bounding", "effective", "permit
 c["process"]["args"] = ["/bin/sh", "-c",
     "echo \"hello from a moat container: $(id)\"; "
     "echo \"hostname: $(hostname)\"; "
-    "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; "
+    "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp)' /proc/self/status; "
+    "echo \"pids limit: $(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)\"; "
     "echo \"processes visible: $(ls -d /proc/[0-9]* | wc -l)\"; "
+    "unshare -U true 2>/dev/null && echo 'unshare allowed' || echo 'unshare refused by seccomp'; "
     "touch /probe 2>/dev/null && echo 'root is writable' || echo 'root is read-only'; "
     "cat /proc/kcore 2>/dev/null | wc -c | sed 's/^/bytes of \\/proc\\/kcore readable: /'"]
 c["linux"]["cgroupsPath"] = "/moat-demo/" + "demo"
