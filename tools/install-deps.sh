@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
         # build
-        gcc meson ninja-build pkg-config libjansson-dev libcap-dev libseccomp-dev nettle-dev
+        gcc meson ninja-build pkg-config libjansson-dev libcap-dev libseccomp-dev libarchive-dev nettle-dev
         # sanitizers and fuzzing
         clang libclang-rt-14-dev llvm
         # tests: the test rootfs, the pytest runner, tools the tests call
