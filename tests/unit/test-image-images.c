@@ -1,0 +1,413 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "base/compat.h"
+
+/*
+ * Unit test of the image database (src/image/images.c): a tiny image made
+ * here (gzip tar layers written with libarchive, config and manifest JSON,
+ * an index of two platforms) is put into a fresh store, tagged, listed,
+ * resolved, unpacked into the layer cache and garbage-collected.
+ */
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <nettle/sha2.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "base/fileio.h"
+#include "image/images.h"
+#include "image/store.h"
+#include "tap.h"
+
+static char tmpdir[] = "/tmp/moat-test-images-XXXXXX";
+
+struct buf {
+        char *data;
+        size_t size, cap;
+};
+
+static la_ssize_t buf_write(struct archive *a, void *userdata, const void *p, size_t n)
+{
+        struct buf *b = userdata;
+        (void) a;
+        if (b->size + n > b->cap) {
+                size_t cap = (b->size + n) * 2;
+                char *d = realloc(b->data, cap);
+                if (!d)
+                        return -1;
+                b->data = d;
+                b->cap = cap;
+        }
+        memcpy(b->data + b->size, p, n);
+        b->size += n;
+        return (la_ssize_t) n;
+}
+
+static void sha256_hex(const void *p, size_t n, char out[80])
+{
+        struct sha256_ctx c;
+        uint8_t d[SHA256_DIGEST_SIZE];
+        sha256_init(&c);
+        sha256_update(&c, n, p);
+        sha256_digest(&c, sizeof(d), d);
+        int o = snprintf(out, 80, "sha256:");
+        for (size_t i = 0; i < sizeof(d); i++)
+                o += snprintf(out + o, (size_t) (80 - o), "%02x", d[i]);
+}
+
+/* A tar of one directory "etc" and one file etc/<name> holding content. */
+static bool make_tar(const char *name, const char *content, struct buf *out)
+{
+        struct archive *a = archive_write_new();
+        char path[128];
+        bool good = false;
+
+        *out = (struct buf) {};
+        if (archive_write_set_format_pax(a) != ARCHIVE_OK || archive_write_add_filter_none(a) != ARCHIVE_OK ||
+            archive_write_open2(a, out, NULL, buf_write, NULL, NULL) != ARCHIVE_OK)
+                goto out;
+        for (int i = 0; i < 2; i++) {
+                struct archive_entry *e = archive_entry_new();
+                size_t size = i ? strlen(content) : 0;
+                snprintf(path, sizeof(path), "etc/%s", name);
+                archive_entry_set_pathname(e, i ? path : "etc/");
+                archive_entry_set_filetype(e, i ? AE_IFREG : AE_IFDIR);
+                archive_entry_set_perm(e, i ? 0644 : 0755);
+                archive_entry_set_size(e, (la_int64_t) size);
+                archive_entry_set_mtime(e, 1600000000, 0);
+                int r = archive_write_header(a, e);
+                if (r == ARCHIVE_OK && size && archive_write_data(a, content, size) != (la_ssize_t) size)
+                        r = ARCHIVE_FATAL;
+                archive_entry_free(e);
+                if (r != ARCHIVE_OK)
+                        goto out;
+        }
+        good = archive_write_close(a) == ARCHIVE_OK;
+out:
+        archive_write_free(a);
+        return good;
+}
+
+static bool gzip_buf(const struct buf *tar, struct buf *out)
+{
+        struct archive *a = archive_write_new();
+        bool good = false;
+
+        *out = (struct buf) {};
+        if (archive_write_set_format_raw(a) != ARCHIVE_OK || archive_write_add_filter_gzip(a) != ARCHIVE_OK ||
+            archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
+            archive_write_open2(a, out, NULL, buf_write, NULL, NULL) != ARCHIVE_OK)
+                goto out;
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_pathname(e, "data");
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_size(e, (la_int64_t) tar->size);
+        int r = archive_write_header(a, e);
+        archive_entry_free(e);
+        if (r != ARCHIVE_OK || archive_write_data(a, tar->data, tar->size) != (la_ssize_t) tar->size)
+                goto out;
+        good = archive_write_close(a) == ARCHIVE_OK;
+out:
+        archive_write_free(a);
+        return good;
+}
+
+struct layer {
+        char digest[80];   /* of the gzip blob */
+        char diff_id[80];  /* of the tar */
+        size_t size;
+};
+
+static bool put_layer(struct moat_store *s, const char *name, const char *content, struct layer *l)
+{
+        struct buf tar, gz;
+        _cleanup_free_ char *digest = NULL;
+        bool good = make_tar(name, content, &tar) && gzip_buf(&tar, &gz);
+
+        if (!good)
+                return false;
+        sha256_hex(tar.data, tar.size, l->diff_id);
+        sha256_hex(gz.data, gz.size, l->digest);
+        l->size = gz.size;
+        good = moat_store_put(s, gz.data, gz.size, l->digest, &digest, NULL) >= 0;
+        free(tar.data);
+        free(gz.data);
+        return good;
+}
+
+/* Put a JSON text; fills its descriptor fields. */
+static bool put_doc(struct moat_store *s, const char *text, char digest[80], int64_t *size)
+{
+        _cleanup_free_ char *d = NULL;
+
+        sha256_hex(text, strlen(text), digest);
+        *size = (int64_t) strlen(text);
+        return moat_store_put(s, text, strlen(text), digest, &d, NULL) >= 0;
+}
+
+struct image {
+        char config[80], manifest[80];
+        int64_t config_size, manifest_size;
+};
+
+static bool put_image(struct moat_store *s, const char *arch, const struct layer *layers, const char *const *diff_ids,
+                      size_t n, struct image *img)
+{
+        char text[4096];
+        int o;
+
+        o = snprintf(text, sizeof(text),
+                     "{\"architecture\":\"%s\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[", arch);
+        for (size_t i = 0; i < n; i++)
+                o += snprintf(text + o, sizeof(text) - (size_t) o, "%s\"%s\"", i ? "," : "", diff_ids[i]);
+        snprintf(text + o, sizeof(text) - (size_t) o, "]}}");
+        if (!put_doc(s, text, img->config, &img->config_size))
+                return false;
+        o = snprintf(text, sizeof(text),
+                     "{\"schemaVersion\":2,\"mediaType\":\"" OCI_MT_MANIFEST "\",\"config\":{\"mediaType\":\"" OCI_MT_CONFIG
+                     "\",\"digest\":\"%s\",\"size\":%lld},\"layers\":[",
+                     img->config, (long long) img->config_size);
+        for (size_t i = 0; i < n; i++)
+                o += snprintf(text + o, sizeof(text) - (size_t) o,
+                              "%s{\"mediaType\":\"" OCI_MT_LAYER_TAR_GZIP "\",\"digest\":\"%s\",\"size\":%zu}",
+                              i ? "," : "", layers[i].digest, layers[i].size);
+        snprintf(text + o, sizeof(text) - (size_t) o, "]}");
+        return put_doc(s, text, img->manifest, &img->manifest_size);
+}
+
+static int tag(struct moat_store *s, const char *ref, const char *mt, const char *digest, int64_t size)
+{
+        struct oci_descriptor d = { .media_type = (char *) mt, .digest = (char *) digest, .size = size };
+        _cleanup_error_ struct moat_error *err = NULL;
+        int r = moat_images_tag(s, ref, &d, &err);
+        if (r < 0)
+                printf("# tag %s: %s\n", ref, err->msg);
+        return r;
+}
+
+static bool layer_file_is(int store_fd, const char *chain, const char *file, const char *want)
+{
+        char path[256];
+        _cleanup_free_ char *got = NULL;
+        size_t n;
+
+        snprintf(path, sizeof(path), "layers/%s/etc/%s", chain, file);
+        if (read_full_file_at(store_fd, path, 4096, &got, &n) < 0)
+                return false;
+        return streq(got, want);
+}
+
+/* Entries of <store>/layers other than . and .. */
+static int count_layer_dirs(int store_fd, bool tmp_only)
+{
+        int fd = openat(store_fd, "layers", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_closedir_ DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        struct dirent *de;
+        int n = 0;
+
+        if (!d)
+                return -1;
+        while ((de = readdir(d)))
+                if (!streq(de->d_name, ".") && !streq(de->d_name, "..") &&
+                    (!tmp_only || startswith(de->d_name, ".tmp-")))
+                        n++;
+        return n;
+}
+
+int main(void)
+{
+        _cleanup_store_ struct moat_store *s = NULL;
+        _cleanup_error_ struct moat_error *err = NULL;
+        struct layer l1, l2, l3;
+        struct image amd, arm, bad;
+        char index_digest[80], path[4200];
+        int64_t index_size;
+        int r;
+
+        if (!mkdtemp(tmpdir))
+                return 1;
+        snprintf(path, sizeof(path), "%s/store", tmpdir);
+        r = moat_store_open(path, true, &s, &err);
+        is_int(r, 0, "store opened");
+        if (r < 0)
+                return tap_done();
+        int sfd = moat_store_dir_fd(s);
+
+        ok(put_layer(s, "hello", "hi\n", &l1) && put_layer(s, "two", "second\n", &l2) &&
+                   put_layer(s, "three", "third\n", &l3),
+           "layers written and stored");
+        const char *ids[] = { l1.diff_id, l2.diff_id };
+        struct layer both[] = { l1, l2 };
+        ok(put_image(s, "amd64", both, ids, 2, &amd), "amd64 image stored");
+        ok(put_image(s, "arm64", both, ids, 2, &arm), "arm64 image stored");
+
+        /* tag, list */
+        is_int(tag(s, "localhost/test:1", OCI_MT_MANIFEST, amd.manifest, amd.manifest_size), 0, "tag localhost/test:1");
+        is_int(tag(s, "localhost/test:1", OCI_MT_MANIFEST, amd.manifest, amd.manifest_size), 0, "tag again replaces");
+        ok(tag(s, "localhost/none:1", OCI_MT_MANIFEST,
+               "sha256:0000000000000000000000000000000000000000000000000000000000000000", 10) == -ENOENT,
+           "tagging a missing blob is refused");
+        ok(tag(s, "localhost/test:2", OCI_MT_MANIFEST, amd.manifest, amd.manifest_size + 1) < 0,
+           "tagging with a wrong size is refused");
+        ok(tag(s, "localhost/test:3", OCI_MT_CONFIG, amd.config, amd.config_size) == -EMEDIUMTYPE,
+           "tagging a config is refused");
+        {
+                _cleanup_free_ char *idx = NULL;
+                size_t n;
+                ok(read_full_file_at(sfd, "index.json", 1 << 20, &idx, &n) >= 0 &&
+                           strstr(idx, "\"org.opencontainers.image.ref.name\":\"localhost/test:1\""),
+                   "index.json carries the full reference as ref.name");
+        }
+        struct moat_image_ref *refs = NULL;
+        size_t nrefs = 0;
+        r = moat_images_list(s, &refs, &nrefs, &err);
+        is_int(r, 0, "list");
+        is_int(nrefs, 1, "one reference (the re-tag replaced the first)");
+        if (nrefs == 1) {
+                is_str(refs[0].reference, "localhost/test:1", "listed reference");
+                is_str(refs[0].digest, amd.manifest, "listed digest");
+                is_str(refs[0].media_type, OCI_MT_MANIFEST, "listed media type");
+        }
+        moat_image_refs_free(refs, nrefs);
+
+        /* resolve a manifest */
+        _cleanup_image_ struct moat_image *img = NULL;
+        r = moat_images_resolve(s, "localhost/test:1", NULL, &img, &err);
+        is_int(r, 0, "resolve localhost/test:1");
+        if (r < 0) {
+                printf("# %s\n", err->msg);
+                return tap_done();
+        }
+        is_str(img->manifest_digest, amd.manifest, "resolved manifest digest");
+        is_str(img->config_digest, amd.config, "resolved config digest");
+        is_int(img->config->n_diff_ids, 2, "config has two diff_ids");
+        is_str(img->config->architecture, "amd64", "config architecture");
+        {
+                _cleanup_image_ struct moat_image *none = NULL;
+                _cleanup_error_ struct moat_error *e = NULL;
+                is_int(moat_images_resolve(s, "localhost/nothere:1", NULL, &none, &e), -ENOENT, "unknown reference");
+                ok(e && strstr(e->msg, "localhost/nothere:1"), "the error names it: %s", e ? e->msg : "");
+        }
+        {
+                _cleanup_image_ struct moat_image *bydigest = NULL;
+                char ref[200];
+                snprintf(ref, sizeof(ref), "localhost/whatever@%s", amd.manifest);
+                is_int(moat_images_resolve(s, ref, NULL, &bydigest, NULL), 0, "resolve by digest");
+                ok(bydigest && streq(bydigest->manifest_digest, amd.manifest), "by digest: the manifest");
+        }
+
+        /* an index of two platforms */
+        {
+                char text[2048];
+                snprintf(text, sizeof(text),
+                         "{\"schemaVersion\":2,\"mediaType\":\"" OCI_MT_INDEX "\",\"manifests\":["
+                         "{\"mediaType\":\"" OCI_MT_MANIFEST "\",\"digest\":\"%s\",\"size\":%lld,"
+                         "\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\"}},"
+                         "{\"mediaType\":\"" OCI_MT_MANIFEST "\",\"digest\":\"%s\",\"size\":%lld,"
+                         "\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}}]}",
+                         arm.manifest, (long long) arm.manifest_size, amd.manifest, (long long) amd.manifest_size);
+                ok(put_doc(s, text, index_digest, &index_size), "index stored");
+        }
+        is_int(tag(s, "localhost/test:multi", OCI_MT_INDEX, index_digest, index_size), 0, "tag the index");
+        {
+                _cleanup_image_ struct moat_image *a = NULL, *b = NULL;
+                struct oci_platform p = { .os = (char *) "linux", .architecture = (char *) "arm64" };
+                is_int(moat_images_resolve(s, "localhost/test:multi", NULL, &a, NULL), 0, "resolve index, default");
+                ok(a && streq(a->manifest_digest, amd.manifest) && streq(a->target_digest, index_digest),
+                   "default platform picks linux/amd64");
+                is_int(moat_images_resolve(s, "localhost/test:multi", &p, &b, NULL), 0, "resolve index, arm64");
+                ok(b && streq(b->manifest_digest, arm.manifest) && streq(b->config->architecture, "arm64"),
+                   "linux/arm64 picks the arm64 manifest");
+                struct oci_platform q = { .os = (char *) "linux", .architecture = (char *) "s390x" };
+                _cleanup_image_ struct moat_image *c = NULL;
+                ok(moat_images_resolve(s, "localhost/test:multi", &q, &c, NULL) == -ENOENT, "no s390x in the index");
+        }
+
+        /* unpack */
+        _cleanup_strv_free_ char **chain = NULL;
+        r = moat_images_unpack(s, img, NULL, &chain, &err);
+        is_int(r, 0, "unpack");
+        if (r < 0) {
+                printf("# %s\n", err->msg);
+                return tap_done();
+        }
+        ok(chain && chain[0] && chain[1] && !chain[2], "two chain ids");
+        is_str(chain[0], l1.diff_id, "the first ChainID is the first DiffID");
+        ok(layer_file_is(sfd, chain[0], "hello", "hi\n"), "layer 1 tree has etc/hello");
+        ok(layer_file_is(sfd, chain[1], "two", "second\n"), "layer 2 tree has etc/two");
+        struct stat st1, st2;
+        snprintf(path, sizeof(path), "layers/%s", chain[1]);
+        ok(fstatat(sfd, path, &st1, 0) == 0 && (st1.st_mode & 07777) == 0755, "layer tree root is 0755");
+        {
+                _cleanup_strv_free_ char **again = NULL;
+                is_int(moat_images_unpack(s, img, NULL, &again, NULL), 0, "second unpack");
+                ok(again && streq(again[1], chain[1]), "same chain ids");
+                ok(fstatat(sfd, path, &st2, 0) == 0 && st1.st_ino == st2.st_ino, "the tree was reused, not redone");
+        }
+        is_int(count_layer_dirs(sfd, false), 2, "two layer trees");
+
+        /* a config whose diff_id does not match the layer */
+        const char *bad_ids[] = { l2.diff_id }; /* l3's blob, l2's diff id */
+        ok(put_image(s, "amd64", &l3, bad_ids, 1, &bad), "bad image stored");
+        is_int(tag(s, "localhost/bad:1", OCI_MT_MANIFEST, bad.manifest, bad.manifest_size), 0, "tag the bad image");
+        {
+                _cleanup_image_ struct moat_image *b = NULL;
+                _cleanup_error_ struct moat_error *e = NULL;
+                _cleanup_strv_free_ char **c = NULL;
+                is_int(moat_images_resolve(s, "localhost/bad:1", NULL, &b, NULL), 0, "resolve the bad image");
+                /* l2's tree exists as ChainID l2.diff_id? no: chain ids of layer 0 is its diff id,
+                 * which is l2.diff_id, not yet unpacked as a lowest layer. */
+                snprintf(path, sizeof(path), "layers/%s", l2.diff_id);
+                ok(faccessat(sfd, path, F_OK, AT_SYMLINK_NOFOLLOW) < 0, "no tree under the claimed ChainID before");
+                is_int(b ? moat_images_unpack(s, b, NULL, &c, &e) : 0, -EBADMSG, "DiffID mismatch refused");
+                ok(e && strstr(e->msg, l3.diff_id) && strstr(e->msg, l2.diff_id), "the error names both: %s",
+                   e ? e->msg : "");
+                ok(faccessat(sfd, path, F_OK, AT_SYMLINK_NOFOLLOW) < 0, "no tree under the claimed ChainID after");
+                is_int(count_layer_dirs(sfd, true), 0, "no temp tree left");
+        }
+
+        /* gc */
+        struct moat_images_gc_result res;
+        r = moat_images_gc(s, &res, &err);
+        is_int(r, 0, "gc with everything tagged");
+        is_int(res.blobs_removed, 0, "nothing removed");
+        is_int(res.layers_removed, 0, "no layer tree removed");
+        is_int(moat_images_untag(s, "localhost/bad:1", NULL), 0, "untag the bad image");
+        is_int(moat_images_untag(s, "localhost/bad:1", NULL), -ENOENT, "untag again: not there");
+        r = moat_images_gc(s, &res, &err);
+        is_int(r, 0, "gc");
+        is_int(res.blobs_removed, 3, "the bad image's manifest, config and layer went");
+        ok(moat_store_has_blob(s, bad.manifest) == 0 && moat_store_has_blob(s, l3.digest) == 0, "they are gone");
+        ok(moat_store_has_blob(s, l2.digest) == 1, "the shared layer blob stays");
+
+        r = moat_images_rmi(s, "localhost/test:1", &res, &err);
+        is_int(r, 0, "rmi localhost/test:1");
+        is_int(res.blobs_removed, 0, "its manifest is still referenced through the index");
+        is_int(res.layers_removed, 0, "its layer trees stay");
+        ok(moat_store_has_blob(s, amd.manifest) == 1 && moat_store_has_blob(s, amd.config) == 1,
+           "manifest and config kept");
+        is_int(count_layer_dirs(sfd, false), 2, "both trees kept");
+
+        r = moat_images_rmi(s, "localhost/test:multi", &res, &err);
+        is_int(r, 0, "rmi localhost/test:multi");
+        is_int(res.blobs_removed, 7, "index, two manifests, two configs, two layers removed");
+        is_int(res.layers_removed, 2, "both layer trees removed");
+        is_int(count_layer_dirs(sfd, false), 0, "layers/ is empty");
+        r = moat_images_list(s, &refs, &nrefs, NULL);
+        ok(r == 0 && nrefs == 0, "no references left");
+        moat_image_refs_free(refs, nrefs);
+
+        ok(mkdirat(sfd, "layers/.tmp-leftover", 0700) == 0, "a crashed unpacker's temp tree");
+        r = moat_images_gc(s, &res, &err);
+        ok(r == 0 && res.layers_removed == 1 && count_layer_dirs(sfd, false) == 0, "gc removes leftover temp trees");
+
+        char cmd[200];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+        if (system(cmd) != 0) {
+        }
+        return tap_done();
+}
