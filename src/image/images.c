@@ -347,7 +347,8 @@ int moat_images_list(struct moat_store *s, struct moat_image_ref **ret, size_t *
                         return moat_error_set(reterr, -ENOMEM, "listing images");
                 }
         }
-        qsort(refs, n, sizeof(*refs), ref_cmp);
+        if (n > 1)
+                qsort(refs, n, sizeof(*refs), ref_cmp);
         *ret = refs;
         *ret_n = n;
         return 0;
@@ -933,8 +934,10 @@ int moat_images_gc(struct moat_store *s, struct moat_images_gc_result *ret, stru
                 }
         }
         if (r >= 0) {
-                qsort(marks.blobs.v, marks.blobs.n, sizeof(char *), str_cmp);
-                qsort(marks.chains.v, marks.chains.n, sizeof(char *), str_cmp);
+                if (marks.blobs.n > 1)
+                        qsort(marks.blobs.v, marks.blobs.n, sizeof(char *), str_cmp);
+                if (marks.chains.n > 1)
+                        qsort(marks.chains.v, marks.chains.n, sizeof(char *), str_cmp);
                 r = gc_sweep_blobs(s, &marks.blobs, &res, reterr);
         }
         if (r >= 0)

@@ -147,7 +147,7 @@ static void test_legacy(void)
                         { "bbb/layer.tar", l2, n2, NULL },
                         { "ccc/layer.tar", NULL, 0, "../aaa/layer.tar" },
                         { cname, cfg, strlen(cfg), NULL },
-                        { "repositories", "{\"busybox\":{\"latest\":\"x\"}}", 29, NULL },
+                        { "repositories", "{\"busybox\":{\"latest\":\"x\"}}", sizeof("{\"busybox\":{\"latest\":\"x\"}}") - 1, NULL },
                 };
                 fd = make_tar(m, ELEMENTSOF(m), false);
         }
