@@ -353,6 +353,11 @@ static int load_entry(struct loader *l, struct archive *a, struct archive_entry 
                 if (slash && !strchr(slash + 1, '/') && streq(slash + 1, "layer.tar"))
                         return ingest_member(l, a, name, NULL, size, reterr);
         }
+        /* podman and skopeo write each layer once as <diffid>.tar at the
+         * top, <dir>/layer.tar being a symlink to it; its digest is checked
+         * against the config's diff_ids when the manifest is made. */
+        if (!strchr(name, '/') && strlen(name) == 68 && streq(name + 64, ".tar") && is_hex64(name, 64))
+                return ingest_member(l, a, name, NULL, size, reterr);
         return 0; /* repositories, legacy <dir>/json and VERSION: not needed */
 }
 
