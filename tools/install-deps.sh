@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
         # build
         gcc meson ninja-build pkg-config libjansson-dev libcap-dev libseccomp-dev libarchive-dev nettle-dev
+        libmicrohttpd-dev libsqlite3-dev libcurl4-gnutls-dev
         # sanitizers and fuzzing
         clang libclang-rt-14-dev llvm
         # tests: the test rootfs, the pytest runner, tools the tests call
@@ -13,6 +14,9 @@ packages=(
         # peers for side-by-side tests and benchmarks, and the managers
         # that drive moat-runtime in the tests
         crun runc podman containerd docker.io tmux uidmap
+        # image tools whose output moat must load, the unpack benchmark peers,
+        # the python docker SDK and the inits for --init
+        buildah skopeo umoci python3-docker tini catatonit docker-registry
         # the cgroup v2 lane: a VM booting Debian's kernel
         qemu-system-x86 cpio
 )

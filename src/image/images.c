@@ -26,6 +26,7 @@
  */
 
 #include "image/images.h"
+#include "image/images-internal.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -41,9 +42,6 @@
 #include "image/reference.h"
 
 #define IMAGES_LOCK "images.lock"
-#define LAYERS_LOCK "layers.lock"
-#define LAYERS_DIR "layers"
-#define LAYER_TMP_PREFIX ".tmp-"
 /* Layer trees are at most this deep (layer.c bounds paths to 4096 bytes). */
 #define RM_MAX_DEPTH 2100u
 
@@ -51,7 +49,7 @@
 
 /* ---- locks ---- */
 
-static int store_lock(struct moat_store *s, const char *name, int op, int *ret_fd, struct moat_error **reterr)
+int moat_images_store_lock(struct moat_store *s, const char *name, int op, int *ret_fd, struct moat_error **reterr)
 {
         _cleanup_close_ int fd = openat(moat_store_dir_fd(s), name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 
@@ -229,7 +227,7 @@ int moat_images_tag(struct moat_store *s, const char *reference, const struct oc
         if (!entry)
                 return moat_error_set(reterr, -ENOMEM, "tag %s", name);
 
-        r = store_lock(s, IMAGES_LOCK, LOCK_EX, &lock_fd, reterr);
+        r = moat_images_store_lock(s, IMAGES_LOCK, LOCK_EX, &lock_fd, reterr);
         if (r >= 0)
                 r = index_load(s, &root, &manifests, reterr);
         if (r < 0) {
@@ -261,7 +259,7 @@ int moat_images_untag(struct moat_store *s, const char *reference, struct moat_e
         r = normalise_reference(reference, NULL, &name, reterr);
         if (r < 0)
                 return r;
-        r = store_lock(s, IMAGES_LOCK, LOCK_EX, &lock_fd, reterr);
+        r = moat_images_store_lock(s, IMAGES_LOCK, LOCK_EX, &lock_fd, reterr);
         if (r >= 0)
                 r = index_load(s, &root, &manifests, reterr);
         if (r < 0)
@@ -511,7 +509,7 @@ int moat_images_resolve(struct moat_store *s, const char *reference, const struc
 /* ---- layer trees ---- */
 
 /* Remove name in dfd, recursively; never follows symlinks. */
-static int rm_rf_at(int dfd, const char *name, unsigned depth)
+int moat_images_rm_rf_at(int dfd, const char *name, unsigned depth)
 {
         _cleanup_closedir_ DIR *d = NULL;
         struct dirent *de;
@@ -535,7 +533,7 @@ static int rm_rf_at(int dfd, const char *name, unsigned depth)
         while ((errno = 0, de = readdir(d))) {
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
-                r = rm_rf_at(dirfd(d), de->d_name, depth + 1);
+                r = moat_images_rm_rf_at(dirfd(d), de->d_name, depth + 1);
                 if (r < 0)
                         return r;
         }
@@ -558,7 +556,7 @@ int moat_images_layers_dir(struct moat_store *s, int *ret_fd, struct moat_error 
 }
 
 /* A new, empty temp directory in layers/ (mode 0755: it becomes a root). */
-static int layer_tmp_create(int layers_fd, char ret_name[static 32], struct moat_error **reterr)
+int moat_images_layer_tmp_create(int layers_fd, char ret_name[static 32], struct moat_error **reterr)
 {
         for (unsigned attempt = 0; attempt < 16; attempt++) {
                 uint64_t nonce = 0;
@@ -574,117 +572,6 @@ static int layer_tmp_create(int layers_fd, char ret_name[static 32], struct moat
                 return 0;
         }
         return moat_error_setx(reterr, -EEXIST, "no free temp name in layers/");
-}
-
-static int unpack_one(struct moat_store *s, int layers_fd, const struct oci_descriptor *layer, size_t i,
-                      const char *diff_id, const char *chain_id, const struct moat_layer_options *opts,
-                      struct moat_error **reterr)
-{
-        _cleanup_close_ int blob_fd = -EBADF, tree_fd = -EBADF;
-        struct moat_layer_result res = {};
-        enum oci_compression comp;
-        bool nondist;
-        char tmp[32];
-        int r;
-
-        r = oci_layer_media_type(layer->media_type, &comp, &nondist);
-        if (r < 0)
-                return moat_error_setx(reterr, -EMEDIUMTYPE, "layers[%zu] (%s): media type \"%s\" cannot be unpacked",
-                                       i, layer->digest, layer->media_type);
-        r = moat_store_open_blob(s, layer->digest, false, &blob_fd, reterr);
-        if (r < 0)
-                return moat_error_wrap(reterr, r, "layers[%zu]", i);
-        r = layer_tmp_create(layers_fd, tmp, reterr);
-        if (r < 0)
-                return r;
-        tree_fd = openat(layers_fd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-        if (tree_fd < 0) {
-                r = moat_error_set(reterr, errno, "opening layers/%s", tmp);
-                goto fail;
-        }
-        if (fchmod(tree_fd, 0755) < 0) {
-                r = moat_error_set(reterr, errno, "chmod layers/%s", tmp);
-                goto fail;
-        }
-        r = moat_layer_unpack(blob_fd, tree_fd, opts, &res, reterr);
-        if (r < 0) {
-                r = moat_error_wrap(reterr, r, "layers[%zu] (%s)", i, layer->digest);
-                goto fail;
-        }
-        if (!streq(res.compressed_digest, layer->digest)) {
-                r = moat_error_setx(reterr, -EBADMSG, "layers[%zu]: blob %s hashes to %s while unpacking", i,
-                                    layer->digest, res.compressed_digest);
-                goto fail;
-        }
-        if (!streq(res.diff_id, diff_id)) {
-                r = moat_error_setx(reterr, -EBADMSG,
-                                    "layers[%zu] (%s): unpacked DiffID %s does not match the config's diff_ids[%zu] %s",
-                                    i, layer->digest, res.diff_id, i, diff_id);
-                goto fail;
-        }
-        if (syncfs(tree_fd) < 0) {
-                r = moat_error_set(reterr, errno, "syncing layer tree %s", chain_id);
-                goto fail;
-        }
-        if (renameat2(layers_fd, tmp, layers_fd, chain_id, RENAME_NOREPLACE) < 0) {
-                if (errno == EEXIST || errno == ENOTEMPTY) {
-                        /* Another unpacker won: its tree is as good as ours. */
-                        (void) rm_rf_at(layers_fd, tmp, 0);
-                        return 0;
-                }
-                r = moat_error_set(reterr, errno, "renaming layers/%s to layers/%s", tmp, chain_id);
-                goto fail;
-        }
-        if (fsync(layers_fd) < 0)
-                return moat_error_set(reterr, errno, "fsync of layers/");
-        return 0;
-fail:
-        tree_fd = safe_close(tree_fd);
-        (void) rm_rf_at(layers_fd, tmp, 0);
-        return r;
-}
-
-int moat_images_unpack(struct moat_store *s, const struct moat_image *img, const struct moat_layer_options *opts,
-                       char ***ret_chain_ids, struct moat_error **reterr)
-{
-        _cleanup_close_ int lock_fd = -EBADF, layers_fd = -EBADF;
-        _cleanup_strv_free_ char **chain = NULL;
-        const struct oci_manifest *m;
-        const struct oci_image_config *c;
-        int r;
-
-        if (!img || !img->manifest || !img->config)
-                return moat_error_setx(reterr, -EINVAL, "unpack: no resolved image");
-        m = img->manifest;
-        c = img->config;
-        if (c->n_diff_ids != m->n_layers)
-                return moat_error_setx(reterr, -EINVAL, "unpack %s: %zu layers but %zu diff_ids",
-                                       img->manifest_digest, m->n_layers, c->n_diff_ids);
-        r = oci_chain_ids(c->diff_ids, c->n_diff_ids, &chain, reterr);
-        if (r < 0)
-                return moat_error_wrap(reterr, r, "unpack %s: config %s", img->manifest_digest, img->config_digest);
-        r = store_lock(s, LAYERS_LOCK, LOCK_SH, &lock_fd, reterr);
-        if (r < 0)
-                return r;
-        r = moat_images_layers_dir(s, &layers_fd, reterr);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < m->n_layers; i++) {
-                struct stat st;
-
-                if (fstatat(layers_fd, chain[i], &st, AT_SYMLINK_NOFOLLOW) == 0) {
-                        if (!S_ISDIR(st.st_mode))
-                                return moat_error_setx(reterr, -ENOTDIR, "layers/%s is not a directory", chain[i]);
-                        continue;
-                }
-                if (errno != ENOENT)
-                        return moat_error_set(reterr, errno, "layers/%s", chain[i]);
-                r = unpack_one(s, layers_fd, &m->layers[i], i, c->diff_ids[i], chain[i], opts, reterr);
-                if (r < 0)
-                        return moat_error_wrap(reterr, r, "unpack %s", img->manifest_digest);
-        }
-        *ret_chain_ids = TAKE_PTR(chain);
-        return 0;
 }
 
 /* ---- garbage collection ---- */
@@ -881,7 +768,7 @@ static int gc_sweep_layers(struct moat_store *s, const struct strset *keep, stru
 
                 if (!startswith(name, LAYER_TMP_PREFIX)) {
                         /* Out of its name first: never a partial tree under a ChainID. */
-                        r = layer_tmp_create(layers_fd, tmp, reterr);
+                        r = moat_images_layer_tmp_create(layers_fd, tmp, reterr);
                         if (r < 0)
                                 break;
                         if (renameat(layers_fd, name, layers_fd, tmp) < 0) { /* replaces the empty tmp */
@@ -891,7 +778,7 @@ static int gc_sweep_layers(struct moat_store *s, const struct strset *keep, stru
                         }
                         name = tmp;
                 }
-                r = rm_rf_at(layers_fd, name, 0);
+                r = moat_images_rm_rf_at(layers_fd, name, 0);
                 if (r < 0)
                         r = moat_error_set(reterr, r, "removing layers/%s", name);
                 else
@@ -912,10 +799,10 @@ int moat_images_gc(struct moat_store *s, struct moat_images_gc_result *ret, stru
         json_t *manifests;
         int r;
 
-        r = store_lock(s, IMAGES_LOCK, LOCK_EX, &images_lock, reterr);
+        r = moat_images_store_lock(s, IMAGES_LOCK, LOCK_EX, &images_lock, reterr);
         if (r < 0)
                 return r;
-        r = store_lock(s, LAYERS_LOCK, LOCK_EX, &layers_lock, reterr);
+        r = moat_images_store_lock(s, LAYERS_LOCK, LOCK_EX, &layers_lock, reterr);
         if (r < 0)
                 return r;
         r = index_load(s, &root, &manifests, reterr);
