@@ -26,6 +26,14 @@ int cmd_images(struct moat_cli *cli, int argc, char **argv, struct moat_error **
 int cmd_tag(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_rmi(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_inspect(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_save(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_import(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_history(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_verify(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_prune(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_mount(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_unmount(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_daemon(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 
 /* Open <root>/images, creating root and store when create is set. */
 MOAT_NODISCARD int cli_open_store(const struct moat_cli *cli, bool create, struct moat_store **ret,

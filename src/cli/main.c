@@ -31,6 +31,14 @@ static const struct {
         { "load", cmd_load, "load images from a docker-archive or OCI tarball" },
         { "rmi", cmd_rmi, "remove image references and unreferenced blobs" },
         { "tag", cmd_tag, "add a reference to an image" },
+        { "save", cmd_save, "write images to a docker-archive or OCI tarball" },
+        { "import", cmd_import, "make a one-layer image from a root filesystem tarball" },
+        { "history", cmd_history, "show an image's layers and how they were made" },
+        { "verify", cmd_verify, "re-hash every blob and layer of the image store" },
+        { "prune", cmd_prune, "remove unused images and unreferenced data" },
+        { "mount", cmd_mount, "mount an image's root filesystem read-only and print where" },
+        { "unmount", cmd_unmount, "unmount what mount mounted" },
+        { "daemon", cmd_daemon, "run the moat daemon" },
 };
 
 int cli_open_store(const struct moat_cli *cli, bool create, struct moat_store **ret, struct moat_error **reterr)
