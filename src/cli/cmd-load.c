@@ -3,15 +3,21 @@
 
 /*
  * moat load [-i FILE] [-q]: put the images of a docker-archive or OCI
- * layout tarball (plain, gzip or zstd; stdin without -i) into the store and
- * tag the ones the archive names. Prints docker's lines: "Loaded image:
- * <familiar reference>" for a tagged image, "Loaded image ID: <config
- * digest>" for one the archive does not name.
+ * layout tarball (plain, gzip or zstd; stdin without -i) into the store,
+ * tag the ones the archive names and keep the others as untagged entries.
+ * Prints docker's lines: "Loaded image: <familiar reference>" for a tagged
+ * image, "Loaded image ID: <config digest>" for one the archive does not
+ * name. As docker does, progress ("<id>: Loading layer  1.2MB/4.5MB", one
+ * line per layer redrawn in place, a bar on terminals wider than 110
+ * columns) goes to standard output when it is a terminal and -q is not
+ * given; it is drawn the way docker's jsonmessage stream draws it.
  */
 
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
@@ -62,6 +68,65 @@ static int untagged_id(struct moat_store *s, const struct moat_archive_image *im
         return *ret ? 0 : moat_error_set(reterr, -ENOMEM, "config digest");
 }
 
+struct progress_lines {
+        char (*ids)[80];   /* the id shown on each line, in order */
+        size_t n;
+        unsigned width;    /* terminal columns */
+};
+
+/* go-units HumanSize: four significant digits. */
+static void size4(uint64_t v, char *buf, size_t len)
+{
+        cli_human_size4(v, buf, len);
+}
+
+static void on_progress(const struct moat_archive_progress *p, void *userdata)
+{
+        struct progress_lines *pl = userdata;
+        char id[80], cur[32], tot[32], bar[64] = "", numbers[80];
+        size_t line;
+
+        if (p->kind != MOAT_ARCHIVE_BLOB_LAYER)
+                return;
+        if (p->digest)
+                cli_short_id(p->digest, id);
+        else {
+                /* legacy <dir>/layer.tar: docker names the line by the layer's directory */
+                size_t len = strcspn(p->member, "/");
+                snprintf(id, 13, "%.*s", (int) (len < 12 ? len : 12), p->member);
+        }
+        for (line = 0; line < pl->n && !streq(pl->ids[line], id); line++)
+                ;
+        if (line == pl->n) {
+                void *v = reallocarray(pl->ids, pl->n + 1, sizeof(*pl->ids));
+                if (!v)
+                        return;
+                pl->ids = v;
+                snprintf(pl->ids[pl->n++], sizeof(*pl->ids), "%s", id);
+                fputs("\n", stdout);
+        }
+        size_t diff = pl->n - line;
+
+        size4(p->current, cur, sizeof(cur));
+        if (p->total > 0) {
+                size4((uint64_t) p->total, tot, sizeof(tot));
+                if (pl->width > 110) {
+                        int pct = (int) ((double) p->current / (double) p->total * 100.0) / 2;
+                        if (pct > 50)
+                                pct = 50;
+                        snprintf(bar, sizeof(bar), "[%.*s>%*s] ", pct,
+                                 "==================================================", 50 - pct, "");
+                }
+                if (p->current > (uint64_t) p->total)
+                        snprintf(numbers, sizeof(numbers), "%8s", cur);
+                else
+                        snprintf(numbers, sizeof(numbers), "%8s/%s", cur, tot);
+        } else
+                snprintf(numbers, sizeof(numbers), "%8s", cur);
+        printf("\x1b[%zuA\x1b[2K\r%s: Loading layer %s%s\r\x1b[%zuB", diff, id, bar, numbers, diff);
+        fflush(stdout);
+}
+
 int cmd_load(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr)
 {
         static const struct option options[] = {
@@ -76,7 +141,7 @@ int cmd_load(struct moat_cli *cli, int argc, char **argv, struct moat_error **re
         bool quiet = false;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "+i:q", options, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, ":i:q", options, NULL)) != -1) {
                 switch (c) {
                 case 'i':
                         input = optarg;
@@ -84,6 +149,9 @@ int cmd_load(struct moat_cli *cli, int argc, char **argv, struct moat_error **re
                 case 'q':
                         quiet = true;
                         break;
+                case ':':
+                        return moat_error_setx(reterr, -EINVAL, "load: option \"%s\" needs an argument",
+                                               argv[optind - 1]);
                 default:
                         return cli_bad_option("load", argv[optind - 1], reterr);
                 }
@@ -92,13 +160,13 @@ int cmd_load(struct moat_cli *cli, int argc, char **argv, struct moat_error **re
                 return moat_error_setx(reterr, -EINVAL, "load: unexpected argument \"%s\"", argv[optind]);
 
         if (input && !streq(input, "-")) {
-                fd = open(input, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                fd = open(input, O_RDONLY | O_CLOEXEC | O_NOCTTY);  /* a file or a layout directory */
                 if (fd < 0)
                         return moat_error_set(reterr, errno, "open %s", input);
         } else {
                 if (isatty(STDIN_FILENO))
                         return moat_error_setx(reterr, -EINVAL,
-                                               "load: no input: give -i FILE or redirect standard input");
+                                               "requested load from stdin, but stdin is empty (give -i FILE)");
                 fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
                 if (fd < 0)
                         return moat_error_set(reterr, errno, "standard input");
@@ -107,7 +175,21 @@ int cmd_load(struct moat_cli *cli, int argc, char **argv, struct moat_error **re
         r = cli_open_store(cli, true, &s, reterr);
         if (r < 0)
                 return r;
-        r = moat_archive_load(s, fd, &res, reterr);
+        struct progress_lines pl = { .width = 80 };
+        struct moat_archive_load_options opts = { .progress = on_progress, .userdata = &pl };
+        bool show = !quiet && isatty(STDOUT_FILENO);
+        struct winsize ws;
+        if (show && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+                pl.width = ws.ws_col;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return moat_error_set(reterr, errno, "stat %s", input ? input : "standard input");
+        if (S_ISDIR(st.st_mode))
+                /* An OCI image layout directory (skopeo's oci:, umoci). */
+                r = moat_archive_load_layout_dir(s, fd, &res, reterr);
+        else
+                r = moat_archive_load(s, fd, show ? &opts : NULL, &res, reterr);
+        free(pl.ids);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "load %s", input ? input : "standard input");
 
@@ -126,15 +208,21 @@ int cmd_load(struct moat_cli *cli, int argc, char **argv, struct moat_error **re
                         r = cli_familiar(im->ref, &fam, reterr);
                         if (r < 0)
                                 return r;
-                        if (!quiet)
-                                printf("Loaded image: %s\n", fam);
+                        printf("Loaded image: %s\n", fam);
                 } else {
                         _cleanup_free_ char *id = NULL;
+                        struct oci_descriptor d = {
+                                .media_type = im->media_type,
+                                .digest = im->digest,
+                                .size = im->size,
+                        };
+                        r = moat_images_add_untagged(s, &d, reterr);
+                        if (r < 0)
+                                return r;
                         r = untagged_id(s, im, &id, reterr);
                         if (r < 0)
                                 return r;
-                        if (!quiet)
-                                printf("Loaded image ID: %s\n", id);
+                        printf("Loaded image ID: %s\n", id);
                 }
         }
         return 0;

@@ -2,11 +2,16 @@
 #include "base/compat.h"
 
 /*
- * moat rmi [-f] REF...: remove each reference, then collect what nothing
- * references any more. Prints docker's "Untagged: <familiar ref>" and, for
- * each manifest (or index) that went with it, "Deleted: sha256:...".
- * There are no containers yet, so -f has nothing to override and is
- * accepted for docker's sake.
+ * moat rmi [-f] [--no-prune] IMAGE...: docker's image removal
+ * (moat_images_remove) of each argument in order: a reference is untagged,
+ * then its image deleted when no name is left; an ID or ID prefix deletes
+ * the image, refused without -f when several names hold it. Prints
+ * docker's "Untagged: <familiar ref>" and "Deleted: sha256:..." lines (the
+ * image ID, then the ChainIDs of the layers that went). An argument that
+ * fails is reported ("moat: ...") and the others still processed; the exit
+ * status is 1 when any failed. The CLI runs no containers, so no use check
+ * is passed. --no-prune is accepted and has no effect: OCI images have no
+ * untagged parents to keep (docker ignores it for such images too).
  */
 
 #include <getopt.h>
@@ -15,73 +20,62 @@
 #include "base/cleanup.h"
 #include "cli/cli.h"
 
-static int rmi_one(struct moat_store *s, const char *ref, struct moat_error **reterr)
+static void print_report(struct moat_images_delete_report *rep)
 {
-        _cleanup_image_ struct moat_image *img = NULL;
-        _cleanup_free_ char *fam = NULL;
-        struct moat_images_gc_result gc = {};
-        int r;
-
-        r = cli_familiar(ref, &fam, reterr);
-        if (r < 0)
-                return r;
-        /* What the reference names, to say afterwards what went. An
-         * artifact or a broken image can still be untagged. */
-        r = moat_images_resolve(s, ref, NULL, &img, reterr);
-        if (r == -ENOENT)
-                return moat_error_wrap(reterr, r, "No such image: %s", ref);
-        if (r < 0) {
-                if (reterr) {
-                        moat_error_free(*reterr);
-                        *reterr = NULL;
-                }
-                img = NULL;
+        for (size_t i = 0; i < rep->n; i++) {
+                if (rep->items[i].untagged)
+                        printf("Untagged: %s\n", rep->items[i].untagged);
+                if (rep->items[i].deleted)
+                        printf("Deleted: %s\n", rep->items[i].deleted);
         }
-        r = moat_images_rmi(s, ref, &gc, reterr);
-        if (r == -ENOENT)
-                return moat_error_wrap(reterr, r, "No such image: %s", ref);
-        if (r < 0)
-                return r;
-        printf("Untagged: %s\n", fam);
-        if (img) {
-                if (moat_store_has_blob(s, img->target_digest) == 0)
-                        printf("Deleted: %s\n", img->target_digest);
-                if (!streq(img->manifest_digest, img->target_digest) &&
-                    moat_store_has_blob(s, img->manifest_digest) == 0)
-                        printf("Deleted: %s\n", img->manifest_digest);
-        }
-        return 0;
+        fflush(stdout);
 }
 
 int cmd_rmi(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr)
 {
+        enum { OPT_NO_PRUNE = 256 };
         static const struct option options[] = {
                 { "force", no_argument, NULL, 'f' },
-                { "no-prune", no_argument, NULL, 'P' },
+                { "no-prune", no_argument, NULL, OPT_NO_PRUNE },
                 {},
         };
         _cleanup_store_ struct moat_store *s = NULL;
+        struct moat_images_remove_options opts = {};
+        bool failed = false;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "+f", options, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "f", options, NULL)) != -1) {
                 switch (c) {
                 case 'f':
-                case 'P':
+                        opts.force = true;
+                        break;
+                case OPT_NO_PRUNE:
                         break;
                 default:
                         return cli_bad_option("rmi", argv[optind - 1], reterr);
                 }
         }
         if (optind >= argc)
-                return moat_error_setx(reterr, -EINVAL, "rmi: requires at least 1 argument (REF...)");
+                return moat_error_setx(reterr, -EINVAL, "rmi: requires at least 1 argument (IMAGE...)");
 
-        r = cli_open_store(cli, false, &s, reterr);
-        if (r < 0)
-                return r;
+        r = cli_open_store(cli, false, &s, NULL);
+        if (r < 0 && r != -ENOENT)
+                return cli_open_store(cli, false, &s, reterr);
+        opts.in_use = cli_image_in_use;
+        opts.userdata = s;
         for (int i = optind; i < argc; i++) {
-                r = rmi_one(s, argv[i], reterr);
-                if (r < 0)
-                        return r;
+                struct moat_images_delete_report rep = {};
+                _cleanup_error_ struct moat_error *err = NULL;
+
+                r = s ? moat_images_remove(s, argv[i], &opts, &rep, &err) : -ENOENT;
+                print_report(&rep);
+                moat_images_delete_report_clear(&rep);
+                if (r < 0) {
+                        if (!s)
+                                moat_error_setx(&err, r, "No such image: %s", argv[i]);
+                        fprintf(stderr, "moat: %s\n", err && err->msg ? err->msg : strerror(-r));
+                        failed = true;
+                }
         }
-        return 0;
+        return failed ? CLI_FAILED_REPORTED : 0;
 }

@@ -5,12 +5,20 @@
  * moat: the client binary of DESIGN.md. Parses the global options, then
  * dispatches to one cmd-<verb>.c per verb; every verb returns -errno with
  * an error, which is printed here, once. The shared helpers of the verbs
- * (store opening, reference display, sizes) live here too.
+ * (store opening, reference display, sizes, times, docker's --format
+ * templates and tabwriter tables) live here too.
+ *
+ * The --format helper is hand-written: docker's formats are Go templates
+ * and no C library implements them; moat takes the subset docker users
+ * write on the command line ({{.Field}}, {{json .}}, "table", \t) and
+ * refuses the rest by name rather than guess.
  */
 
 #include <getopt.h>
 #include <stdio.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
@@ -108,16 +116,572 @@ int64_t cli_image_size(const struct moat_image *img)
         return sum;
 }
 
-void cli_human_size(int64_t size, char *buf, size_t len)
+
+const char *cli_short_id(const char *digest, char buf[static 13])
+{
+        const char *colon = digest ? strchr(digest, ':') : NULL;
+        snprintf(buf, 13, "%s", colon ? colon + 1 : (digest ? digest : ""));
+        return buf;
+}
+
+int cli_parse_time(const char *text, time_t *ret)
+{
+        struct tm tm = {};
+        const char *end;
+
+        if (strempty(text) || !(end = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm)))
+                return -EINVAL;
+        time_t t = timegm(&tm);
+        if (*end == '.')
+                for (end++; *end >= '0' && *end <= '9'; end++)
+                        ;
+        if ((*end == '+' || *end == '-') && strlen(end) == 6 && end[3] == ':') {
+                long off = ((end[1] - '0') * 10 + (end[2] - '0')) * 3600L + ((end[4] - '0') * 10 + (end[5] - '0')) * 60L;
+                t += *end == '+' ? -off : off;
+        } else if (!streq(end, "Z") && !streq(end, "z"))
+                return -EINVAL;
+        *ret = t;
+        return 0;
+}
+
+void cli_time_since(const char *created, char *buf, size_t len)
+{
+        time_t t;
+
+        if (cli_parse_time(created, &t) < 0) {
+                snprintf(buf, len, "N/A");
+                return;
+        }
+        double secs = difftime(time(NULL), t);
+        long s = secs < 0 ? 0 : (long) secs;
+        long m = s / 60, h = (long) (secs / 3600.0 + 0.5); /* go-units rounds hours */
+        if (s < 1)
+                snprintf(buf, len, "Less than a second ago");
+        else if (s == 1)
+                snprintf(buf, len, "1 second ago");
+        else if (s < 60)
+                snprintf(buf, len, "%ld seconds ago", s);
+        else if (m == 1)
+                snprintf(buf, len, "About a minute ago");
+        else if (m < 60)
+                snprintf(buf, len, "%ld minutes ago", m);
+        else if (h == 1)
+                snprintf(buf, len, "About an hour ago");
+        else if (h < 48)
+                snprintf(buf, len, "%ld hours ago", h);
+        else if (h < 24 * 7 * 2)
+                snprintf(buf, len, "%ld days ago", h / 24);
+        else if (h < 24 * 30 * 2)
+                snprintf(buf, len, "%ld weeks ago", h / 24 / 7);
+        else if (h < 24 * 365 * 2)
+                snprintf(buf, len, "%ld months ago", h / 24 / 30);
+        else
+                snprintf(buf, len, "%ld years ago", s / 3600 / 24 / 365);
+}
+
+void cli_time_local(const char *rfc3339, char *buf, size_t len)
+{
+        struct tm tm;
+        time_t t;
+
+        buf[0] = 0;
+        if (cli_parse_time(rfc3339, &t) < 0 || !localtime_r(&t, &tm))
+                return;
+        if (strftime(buf, len, "%Y-%m-%d %H:%M:%S %z %Z", &tm) == 0)
+                buf[0] = 0;
+}
+
+static void human_size_prec(double v, int prec, char *buf, size_t len)
 {
         static const char *const units[] = { "B", "kB", "MB", "GB", "TB", "PB", "EB" };
-        double v = (double) size;
         size_t u = 0;
         while (v >= 1000.0 && u + 1 < ELEMENTSOF(units)) {
                 v /= 1000.0;
                 u++;
         }
-        snprintf(buf, len, "%.3g%s", v, units[u]);
+        snprintf(buf, len, "%.*g%s", prec, v, units[u]);
+}
+
+void cli_human_size(int64_t size, char *buf, size_t len)
+{
+        human_size_prec((double) size, 3, buf, len);
+}
+
+void cli_human_size4(uint64_t size, char *buf, size_t len)
+{
+        human_size_prec((double) size, 4, buf, len);
+}
+
+char *cli_json_dumps(const json_t *v, size_t flags)
+{
+        _cleanup_free_ char *raw = json_dumps(v, flags);
+        size_t extra = 0;
+        char *out, *o;
+
+        if (!raw)
+                return NULL;
+        for (const char *p = raw; *p; p++)
+                if (*p == '<' || *p == '>' || *p == '&')
+                        extra += 5;
+        out = malloc(strlen(raw) + extra + 1);
+        if (!out)
+                return NULL;
+        o = out;
+        for (const char *p = raw; *p; p++) {
+                /* outside strings JSON has none of these characters */
+                if (*p == '<' || *p == '>' || *p == '&')
+                        o += sprintf(o, "\\u00%02x", (unsigned) *p);
+                else
+                        *o++ = *p;
+        }
+        *o = 0;
+        return out;
+}
+
+/* ---- --format ---- */
+
+struct cli_segment {
+        char *text;    /* literal, or the field path ("" for "."); */
+        bool field;
+        bool json;
+};
+
+struct cli_format {
+        bool table, json, default_table;
+        struct cli_segment *segs;
+        size_t n;
+};
+
+void cli_format_free(struct cli_format *f)
+{
+        if (!f)
+                return;
+        for (size_t i = 0; i < f->n; i++)
+                free(f->segs[i].text);
+        free(f->segs);
+        free(f);
+}
+
+bool cli_format_is_table(const struct cli_format *f)
+{
+        return f && f->table;
+}
+
+bool cli_format_is_json(const struct cli_format *f)
+{
+        return f && f->json;
+}
+
+bool cli_format_is_default_table(const struct cli_format *f)
+{
+        return f && f->default_table;
+}
+
+static int seg_add(struct cli_format *f, const char *text, size_t len, bool field, bool json)
+{
+        struct cli_segment *v = reallocarray(f->segs, f->n + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        f->segs = v;
+        v[f->n] = (struct cli_segment) { .text = strndup(text, len), .field = field, .json = json };
+        if (!v[f->n].text)
+                return -ENOMEM;
+        f->n++;
+        return 0;
+}
+
+/* Append literal text, turning docker's \t and \n into tab and newline. */
+static int seg_literal(struct cli_format *f, const char *p, size_t len)
+{
+        _cleanup_free_ char *t = malloc(len + 1);
+        size_t k = 0;
+
+        if (!t)
+                return -ENOMEM;
+        for (size_t i = 0; i < len; i++) {
+                if (p[i] == '\\' && i + 1 < len && (p[i + 1] == 't' || p[i + 1] == 'n')) {
+                        t[k++] = p[i + 1] == 't' ? '\t' : '\n';
+                        i++;
+                } else
+                        t[k++] = p[i];
+        }
+        return k ? seg_add(f, t, k, false, false) : 0;
+}
+
+static bool known_field(const char *const *known, const char *path)
+{
+        size_t len = strcspn(path, ".");
+        for (size_t i = 0; known[i]; i++)
+                if (strlen(known[i]) == len && strncmp(known[i], path, len) == 0)
+                        return true;
+        return false;
+}
+
+static int unknown_field(const char *verb, const char *path, const char *const *known, struct moat_error **reterr)
+{
+        char list[512] = "";
+        size_t o = 0;
+        for (size_t i = 0; known && known[i] && o < sizeof(list); i++)
+                o += (size_t) snprintf(list + o, sizeof(list) - o, "%s.%s", i ? ", " : "", known[i]);
+        return moat_error_setx(reterr, -EINVAL, "%s: --format: unknown placeholder \"{{.%s}}\" (known: %s)", verb,
+                               path, list);
+}
+
+int cli_format_parse(const char *verb, const char *text, const char *const *known, struct cli_format **ret,
+                     struct moat_error **reterr)
+{
+        struct cli_format *f = calloc(1, sizeof(*f));
+        const char *p;
+        int r = 0;
+
+        if (!f)
+                return moat_error_set(reterr, -ENOMEM, "%s: --format", verb);
+        if (strlen(text) > 4096) {
+                cli_format_free(f);
+                return moat_error_setx(reterr, -EINVAL, "%s: --format: longer than 4096 bytes", verb);
+        }
+        if (streq(text, "json")) {
+                f->json = true;
+                *ret = f;
+                return 0;
+        }
+        if (startswith(text, "table")) {
+                f->table = true;
+                text += strlen("table");
+                while (*text == ' ')
+                        text++;
+                if (!*text) {
+                        f->default_table = true;
+                        *ret = f;
+                        return 0;
+                }
+        }
+        for (p = text; *p && r >= 0;) {
+                const char *open = strstr(p, "{{"), *close;
+                if (!open) {
+                        r = seg_literal(f, p, strlen(p));
+                        break;
+                }
+                r = seg_literal(f, p, (size_t) (open - p));
+                if (r < 0)
+                        break;
+                close = strstr(open + 2, "}}");
+                if (!close) {
+                        r = moat_error_setx(reterr, -EINVAL, "%s: --format: unclosed action \"%s\"", verb, open);
+                        break;
+                }
+                const char *a = open + 2, *b = close;
+                while (a < b && *a == ' ')
+                        a++;
+                while (b > a && b[-1] == ' ')
+                        b--;
+                bool json = false;
+                if ((size_t) (b - a) > 5 && strncmp(a, "json ", 5) == 0) {
+                        json = true;
+                        a += 5;
+                        while (a < b && *a == ' ')
+                                a++;
+                }
+                bool ok = a < b && *a == '.';
+                for (const char *q = a + 1; ok && q < b; q++)
+                        ok = (*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') ||
+                             *q == '_' || (*q == '.' && q[-1] != '.' && q + 1 < b);
+                if (!ok || (b - a == 1 && !json)) {
+                        r = moat_error_setx(reterr, -EINVAL,
+                                            "%s: --format: unsupported template action \"%.*s\" (moat takes {{.Field}}, "
+                                            "{{json .Field}} and {{json .}})",
+                                            verb, (int) (close + 2 - open), open);
+                        break;
+                }
+                if (known && b - a > 1) {
+                        _cleanup_free_ char *path = strndup(a + 1, (size_t) (b - a - 1));
+                        if (!path)
+                                r = -ENOMEM;
+                        else if (!known_field(known, path))
+                                r = unknown_field(verb, path, known, reterr);
+                        if (r < 0)
+                                break;
+                }
+                if (json && b - a == 1 && !f->table && f->n == 0 && streq(close + 2, "")) {
+                        f->json = true; /* {{json .}} alone: one JSON object a line */
+                        break;
+                }
+                r = seg_add(f, a + 1, (size_t) (b - a - 1), true, json);
+                p = close + 2;
+        }
+        if (r < 0) {
+                cli_format_free(f);
+                return r == -ENOMEM ? moat_error_set(reterr, r, "%s: --format", verb) : r;
+        }
+        *ret = f;
+        return 0;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+static size_t strv_length(char **v)
+{
+        size_t n = 0;
+        while (v && v[n])
+                n++;
+        return n;
+}
+
+/* Go's template printing of a value. */
+static int print_value(FILE *out, json_t *v)
+{
+        size_t i;
+        const char *k;
+        json_t *x;
+
+        switch (json_typeof(v)) {
+        case JSON_STRING:
+                fwrite(json_string_value(v), 1, json_string_length(v), out);
+                break;
+        case JSON_INTEGER:
+                fprintf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+                break;
+        case JSON_REAL:
+                fprintf(out, "%g", json_real_value(v));
+                break;
+        case JSON_TRUE:
+                fputs("true", out);
+                break;
+        case JSON_FALSE:
+                fputs("false", out);
+                break;
+        case JSON_NULL:
+                fputs("<nil>", out);
+                break;
+        case JSON_ARRAY:
+                fputc('[', out);
+                json_array_foreach(v, i, x) {
+                        if (i)
+                                fputc(' ', out);
+                        print_value(out, x);
+                }
+                fputc(']', out);
+                break;
+        case JSON_OBJECT: {
+                /* Go prints maps sorted by key */
+                size_t n = json_object_size(v), j = 0;
+                _cleanup_free_ const char **keys = calloc(n + 1, sizeof(char *));
+                if (!keys)
+                        return -ENOMEM;
+                json_object_foreach(v, k, x)
+                        keys[j++] = k;
+                qsort(keys, n, sizeof(char *), key_cmp);
+                fputs("map[", out);
+                for (j = 0; j < n; j++) {
+                        fprintf(out, "%s%s:", j ? " " : "", keys[j]);
+                        print_value(out, json_object_get(v, keys[j]));
+                }
+                fputc(']', out);
+                break;
+        }
+        }
+        return 0;
+}
+
+int cli_format_render(const struct cli_format *f, const char *verb, json_t *item, char **ret,
+                      struct moat_error **reterr)
+{
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        FILE *out;
+
+        if (f->json) {
+                *ret = cli_json_dumps(item, JSON_COMPACT | JSON_SORT_KEYS);
+                return *ret ? 0 : moat_error_set(reterr, -ENOMEM, "%s: JSON", verb);
+        }
+        out = open_memstream(&buf, &size);
+        if (!out)
+                return moat_error_set(reterr, -errno, "%s: --format", verb);
+        for (size_t i = 0; i < f->n; i++) {
+                const struct cli_segment *sg = &f->segs[i];
+                json_t *v = item;
+
+                if (!sg->field) {
+                        fputs(sg->text, out);
+                        continue;
+                }
+                for (const char *p = sg->text; *p && v;) {
+                        size_t len = strcspn(p, ".");
+                        _cleanup_free_ char *key = strndup(p, len);
+                        v = key && json_is_object(v) ? json_object_get(v, key) : NULL;
+                        p += len + (p[len] == '.');
+                }
+                if (!v) {
+                        fclose(out);
+                        return moat_error_setx(reterr, -EINVAL, "%s: --format: no field \"%s\" in {{%s.%s}}", verb,
+                                               sg->text, sg->json ? "json " : "", sg->text);
+                }
+                if (sg->json) {
+                        _cleanup_free_ char *t = cli_json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+                        if (t)
+                                fputs(t, out);
+                } else
+                        print_value(out, v);
+        }
+        if (fclose(out) != 0)
+                return moat_error_set(reterr, -ENOMEM, "%s: --format", verb);
+        *ret = TAKE_PTR(buf);
+        if (!*ret)
+                *ret = strdup("");
+        return *ret ? 0 : moat_error_set(reterr, -ENOMEM, "%s: --format", verb);
+}
+
+int cli_format_header(const struct cli_format *f, const char *const *known, const char *const *headers, char **ret)
+{
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        FILE *out = open_memstream(&buf, &size);
+
+        if (!out)
+                return -errno;
+        for (size_t i = 0; i < f->n; i++) {
+                const struct cli_segment *sg = &f->segs[i];
+                const char *h = NULL;
+                if (!sg->field) {
+                        fputs(sg->text, out);
+                        continue;
+                }
+                for (size_t k = 0; known && known[k] && !h; k++)
+                        if (streq(known[k], sg->text))
+                                h = headers[k];
+                if (h)
+                        fputs(h, out);
+                else
+                        for (const char *p = sg->text; *p; p++)
+                                fputc(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p, out);
+        }
+        if (fclose(out) != 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(buf);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* ---- tables ---- */
+
+struct cli_table {
+        char ***rows;   /* each a NULL-terminated list of cells */
+        size_t n;
+};
+
+struct cli_table *cli_table_new(void)
+{
+        return calloc(1, sizeof(struct cli_table));
+}
+
+void cli_table_free(struct cli_table *t)
+{
+        if (!t)
+                return;
+        for (size_t i = 0; i < t->n; i++)
+                strv_free(t->rows[i]);
+        free(t->rows);
+        free(t);
+}
+
+int cli_table_add(struct cli_table *t, const char *text)
+{
+        /* a rendered item may hold newlines (\n in the template): one row each */
+        for (const char *line = text;;) {
+                size_t len = strcspn(line, "\n"), cells = 1, k = 0;
+                for (size_t i = 0; i < len; i++)
+                        cells += line[i] == '\t';
+                char **row = calloc(cells + 1, sizeof(char *)), ***v;
+                if (!row)
+                        return -ENOMEM;
+                for (const char *c = line; k < cells; k++) {
+                        size_t cl = strcspn(c, "\t\n");
+                        row[k] = strndup(c, cl);
+                        if (!row[k]) {
+                                strv_free(row);
+                                return -ENOMEM;
+                        }
+                        c += cl + 1;
+                }
+                v = reallocarray(t->rows, t->n + 1, sizeof(*v));
+                if (!v) {
+                        strv_free(row);
+                        return -ENOMEM;
+                }
+                t->rows = v;
+                v[t->n++] = row;
+                if (line[len] != '\n')
+                        return 0;
+                line += len + 1;
+        }
+}
+
+static size_t utf8_width(const char *s)
+{
+        size_t n = 0;
+        for (; *s; s++)
+                n += ((unsigned char) *s & 0xc0) != 0x80;
+        return n;
+}
+
+void cli_table_print(struct cli_table *t, FILE *f)
+{
+        /* Go's tabwriter: a column's width is its widest cell plus padding,
+         * at least minwidth, over the block of consecutive lines that have
+         * that column; a line's last cell is not a column. */
+        enum { MINWIDTH = 10, PADDING = 3 };
+        size_t cols = 0;
+
+        for (size_t i = 0; i < t->n; i++)
+                if (strv_length(t->rows[i]) > cols)
+                        cols = strv_length(t->rows[i]);
+        _cleanup_free_ size_t *width = calloc(t->n * cols + 1, sizeof(size_t));
+        if (!width)
+                return;
+        for (size_t c = 0; c + 1 < cols; c++)
+                for (size_t i = 0; i < t->n;) {
+                        size_t j = i, w = MINWIDTH;
+                        while (j < t->n && strv_length(t->rows[j]) > c + 1) {
+                                if (utf8_width(t->rows[j][c]) + PADDING > w)
+                                        w = utf8_width(t->rows[j][c]) + PADDING;
+                                j++;
+                        }
+                        for (size_t k = i; k < j; k++)
+                                width[k * cols + c] = w;
+                        i = j > i ? j : i + 1;
+                }
+        for (size_t i = 0; i < t->n; i++) {
+                size_t cells = strv_length(t->rows[i]);
+                for (size_t c = 0; c < cells; c++) {
+                        if (c + 1 < cells)
+                                fprintf(f, "%s%*s", t->rows[i][c],
+                                        (int) (width[i * cols + c] - utf8_width(t->rows[i][c])), "");
+                        else
+                                fprintf(f, "%s\n", t->rows[i][c]);
+                }
+        }
+}
+
+bool cli_no_terminal(void)
+{
+        return !isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO);
+}
+
+bool cli_confirm(const char *question)
+{
+        char line[64];
+
+        printf("%s [y/N] ", question);
+        fflush(stdout);
+        if (!fgets(line, sizeof(line), stdin))
+                return false;
+        char *a = line;
+        while (*a == ' ' || *a == '\t')
+                a++;
+        a[strcspn(a, " \t\r\n")] = 0;
+        return strcasecmp(a, "y") == 0 || strcasecmp(a, "yes") == 0;
 }
 
 int cli_bad_option(const char *verb, const char *arg, struct moat_error **reterr)
@@ -206,6 +770,8 @@ int main(int argc, char **argv)
                 int r = verbs[i].fn(&cli, argc - first, argv + first, &err);
                 if (fflush(stdout) != 0 && r >= 0)
                         r = moat_error_set(&err, errno, "write standard output");
+                if (r == CLI_FAILED_REPORTED && !err)
+                        return 1;
                 if (r < 0) {
                         fprintf(stderr, "moat: %s\n", err && err->msg ? err->msg : strerror(-r));
                         return 1;

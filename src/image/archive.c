@@ -19,6 +19,11 @@
  * The synthesised manifest uses OCI media types: src/oci accepts an
  * uncompressed layer only as application/vnd.oci.image.layer.v1.tar.
  *
+ * Progress (moat_archive_load_options) is reported per blob member while
+ * it is ingested, throttled to every 512 KiB; whether a blob is a layer is
+ * judged from its first byte ('{' starts a JSON document), since an OCI
+ * layout's blobs are anonymous until index.json is read at the end.
+ *
  * Member names are refused when absolute or containing "..". Symlinks and
  * hard links between members (docker save links repeated layers) are
  * followed lexically inside the archive, a few hops at most.
@@ -51,8 +56,11 @@ struct member {
         char *link;   /* normalised link target, or NULL */
 };
 
+#define PROGRESS_EVERY (512u * 1024u)
+
 struct loader {
         struct moat_store *store;
+        const struct moat_archive_load_options *opts;
         struct member *members;
         size_t n_members;
         char *manifest_json;
@@ -211,11 +219,20 @@ static int add_member(struct loader *l, const char *name, const char *digest, in
         return 0;
 }
 
+static void progress(const struct loader *l, struct moat_archive_progress *p)
+{
+        if (l && l->opts && l->opts->progress)
+                l->opts->progress(p, l->opts->userdata);
+}
+
+/* p is NULL when nobody wants progress of this member. */
 static int read_member_data(struct archive *a, const char *name, struct moat_ingest *in, char *buf, size_t max,
-                            size_t *ret_len, struct moat_error **reterr)
+                            size_t *ret_len, const struct loader *l, struct moat_archive_progress *p,
+                            struct moat_error **reterr)
 {
         const void *block;
         size_t len, total = 0;
+        uint64_t last = 0;
         la_int64_t offset;
         int r;
 
@@ -232,6 +249,16 @@ static int read_member_data(struct archive *a, const char *name, struct moat_ing
                         r = moat_ingest_write(in, block, len, reterr);
                         if (r < 0)
                                 return moat_error_wrap(reterr, r, "member \"%s\"", name);
+                        if (p && len > 0) {
+                                if (total == 0)
+                                        p->kind = ((const char *) block)[0] == '{' ? MOAT_ARCHIVE_BLOB_DOCUMENT
+                                                                                    : MOAT_ARCHIVE_BLOB_LAYER;
+                                p->current = total + len;
+                                if (total == 0 || p->current - last >= PROGRESS_EVERY) {
+                                        last = p->current;
+                                        progress(l, p);
+                                }
+                        }
                 } else {
                         if (len > max - total)
                                 return moat_error_setx(reterr, -EFBIG, "member \"%s\" is larger than %zu bytes",
@@ -260,7 +287,7 @@ static int keep_json(struct archive *a, const char *name, int64_t size, char **s
         buf = malloc((size_t) size + 1);
         if (!buf)
                 return -ENOMEM;
-        r = read_member_data(a, name, NULL, buf, (size_t) size, &len, reterr);
+        r = read_member_data(a, name, NULL, buf, (size_t) size, &len, NULL, NULL, reterr);
         if (r < 0)
                 return r;
         buf[len] = 0;
@@ -279,10 +306,18 @@ static int ingest_member(struct loader *l, struct archive *a, const char *name, 
         if (size > MOAT_ARCHIVE_MEMBER_MAX)
                 return moat_error_setx(reterr, -EFBIG, "member \"%s\" is larger than %" PRId64 " bytes", name,
                                        MOAT_ARCHIVE_MEMBER_MAX);
+        struct moat_archive_progress p = {
+                .member = name,
+                .digest = expected,
+                .kind = MOAT_ARCHIVE_BLOB_DOCUMENT,
+                .total = size,
+        };
+        bool want = l->opts && l->opts->progress;
+
         r = moat_store_ingest_begin(l->store, expected, size, &in, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "member \"%s\"", name);
-        r = read_member_data(a, name, in, NULL, 0, NULL, reterr);
+        r = read_member_data(a, name, in, NULL, 0, NULL, l, want ? &p : NULL, reterr);
         if (r < 0) {
                 moat_ingest_abort(in);
                 return r;
@@ -290,6 +325,10 @@ static int ingest_member(struct loader *l, struct archive *a, const char *name, 
         r = moat_ingest_commit(in, &digest, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "member \"%s\"", name);
+        if (want) {
+                p.done = true;
+                progress(l, &p);
+        }
         return add_member(l, name, digest, size, NULL);
 }
 
@@ -301,6 +340,9 @@ static int load_entry(struct loader *l, struct archive *a, struct archive_entry 
         int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
         int r;
 
+        /* Directories carry nothing a layout needs ("./" of `tar -C DIR -cf F .` included). */
+        if (type == AE_IFDIR)
+                return 0;
         r = normalise_name(NULL, raw ? raw : "", false, &name, reterr);
         if (r < 0)
                 return r;
@@ -714,10 +756,11 @@ static int resolve(struct loader *l, struct moat_archive_result **ret, struct mo
         return 0;
 }
 
-int moat_archive_load(struct moat_store *s, int fd, struct moat_archive_result **ret, struct moat_error **reterr)
+int moat_archive_load(struct moat_store *s, int fd, const struct moat_archive_load_options *opts,
+                      struct moat_archive_result **ret, struct moat_error **reterr)
 {
         _cleanup_(archive_readp) struct archive *a = NULL;
-        _cleanup_(loader_done) struct loader l = { .store = s };
+        _cleanup_(loader_done) struct loader l = { .store = s, .opts = opts };
         struct archive_entry *e;
         size_t n = 0;
         int r;

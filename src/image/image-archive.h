@@ -47,9 +47,33 @@ static inline void moat_archive_result_freep(struct moat_archive_result **r)
 }
 #define _cleanup_archive_result_ __attribute__((cleanup(moat_archive_result_freep)))
 
-/* Load a tar stream (uncompressed, gzip or zstd) read from fd. */
-MOAT_NODISCARD int moat_archive_load(struct moat_store *s, int fd, struct moat_archive_result **ret,
-                                     struct moat_error **reterr);
+/* What a blob of the archive is, judged by its first bytes (documents are
+ * JSON and start with '{'; layers are tar, gzip or zstd). */
+enum moat_archive_blob_kind {
+        MOAT_ARCHIVE_BLOB_DOCUMENT,
+        MOAT_ARCHIVE_BLOB_LAYER,
+};
+
+struct moat_archive_progress {
+        const char *member;       /* the archive member's name */
+        const char *digest;       /* the digest its name carries, NULL when computed (legacy layer.tar) */
+        enum moat_archive_blob_kind kind;
+        uint64_t current;         /* bytes read so far */
+        int64_t total;            /* the member's size, -1 when the archive does not say */
+        bool done;                /* the blob is verified and committed */
+};
+
+struct moat_archive_load_options {
+        /* Called for each blob as it is read: once after its first bytes,
+         * then every 512 KiB at most, and once when it is committed (done).
+         * Not called for a blob that fails. May be NULL. */
+        void (*progress)(const struct moat_archive_progress *p, void *userdata);
+        void *userdata;
+};
+
+/* Load a tar stream (uncompressed, gzip or zstd) read from fd; opts may be NULL. */
+MOAT_NODISCARD int moat_archive_load(struct moat_store *s, int fd, const struct moat_archive_load_options *opts,
+                                     struct moat_archive_result **ret, struct moat_error **reterr);
 
 /* Load an OCI image layout directory (oci-layout, index.json, blobs/). */
 MOAT_NODISCARD int moat_archive_load_layout_dir(struct moat_store *s, int dir_fd, struct moat_archive_result **ret,

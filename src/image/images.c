@@ -23,6 +23,18 @@
  *  - GC is mark and sweep: every index.json entry is a root; unreadable or
  *    unparsable documents fail the collection rather than free what they
  *    might reference; missing blobs (a partial pull) are skipped.
+ *  - Docker's image model on top of entries: an image's ID is its config
+ *    digest, computed by resolving each entry (there is no second
+ *    database to drift from index.json); an image without a name is an
+ *    entry without the ref name annotation (docker's dangling image, still
+ *    a GC root). Removal (rmi, prune) follows docker's daemon
+ *    (daemon/images/image_delete.go) rule for rule under one exclusive
+ *    images.lock: decide, rewrite index.json once, collect; whether a
+ *    container uses an image is asked of the caller (the engine), never
+ *    guessed here.
+ *  - verify re-hashes every blob, walks every entry as gc marks them
+ *    (reporting what is missing or unreadable with who references it) and
+ *    checks that each layer tree is named by a ChainID of a present image.
  */
 
 #include "image/images.h"
@@ -31,10 +43,13 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
@@ -175,19 +190,65 @@ static const char *entry_ref_name(json_t *entry)
         return json_is_string(n) ? json_string_value(n) : NULL;
 }
 
-/* Remove every entry named name; returns how many went. */
-static size_t index_remove(json_t *manifests, const char *name)
+/* Remove every entry named name; returns how many went. The removed
+ * entries are appended to removed when it is given. */
+static size_t index_remove(json_t *manifests, const char *name, json_t *removed)
 {
-        size_t removed = 0;
+        size_t n = 0;
 
         for (size_t i = json_array_size(manifests); i > 0; i--) {
-                const char *n = entry_ref_name(json_array_get(manifests, i - 1));
-                if (n && streq(n, name)) {
+                json_t *e = json_array_get(manifests, i - 1);
+                const char *en = entry_ref_name(e);
+                if (en && streq(en, name)) {
+                        if (removed)
+                                (void) json_array_append(removed, e);
                         if (json_array_remove(manifests, i - 1) == 0)
-                                removed++;
+                                n++;
                 }
         }
-        return removed;
+        return n;
+}
+
+static const char *entry_digest(json_t *entry)
+{
+        return json_string_value(json_object_get(entry, "digest"));
+}
+
+static bool index_has_digest(json_t *manifests, const char *digest)
+{
+        size_t i;
+        json_t *e;
+
+        json_array_foreach(manifests, i, e) {
+                const char *d = entry_digest(e);
+                if (d && streq(d, digest))
+                        return true;
+        }
+        return false;
+}
+
+/* Strip an entry of its name: what is left is an untagged entry. */
+static void entry_unname(json_t *entry)
+{
+        json_t *a = json_object_get(entry, "annotations");
+
+        if (!json_is_object(a))
+                return;
+        (void) json_object_del(a, MOAT_IMAGES_REF_ANNOTATION);
+        (void) json_object_del(a, MOAT_IMAGES_TAG_TIME_ANNOTATION);
+        if (json_object_size(a) == 0)
+                (void) json_object_del(entry, "annotations");
+}
+
+static int now_rfc3339(char buf[static 32])
+{
+        struct timespec ts;
+        struct tm tm;
+
+        if (clock_gettime(CLOCK_REALTIME, &ts) < 0 || !gmtime_r(&ts.tv_sec, &tm))
+                return -errno;
+        snprintf(buf + strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm), 13, ".%09ldZ", ts.tv_nsec);
+        return 0;
 }
 
 int moat_images_tag(struct moat_store *s, const char *reference, const struct oci_descriptor *target,
@@ -222,8 +283,13 @@ int moat_images_tag(struct moat_store *s, const char *reference, const struct oc
         if (r < 0)
                 return moat_error_wrap(reterr, r, "tag %s", name);
 
-        entry = json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType", target->media_type, "digest", target->digest,
-                          "size", (json_int_t) target->size, "annotations", MOAT_IMAGES_REF_ANNOTATION, name);
+        char when[32];
+        r = now_rfc3339(when);
+        if (r < 0)
+                return moat_error_set(reterr, r, "tag %s: clock", name);
+        entry = json_pack("{s:s, s:s, s:I, s:{s:s, s:s}}", "mediaType", target->media_type, "digest", target->digest,
+                          "size", (json_int_t) target->size, "annotations", MOAT_IMAGES_REF_ANNOTATION, name,
+                          MOAT_IMAGES_TAG_TIME_ANNOTATION, when);
         if (!entry)
                 return moat_error_set(reterr, -ENOMEM, "tag %s", name);
 
@@ -234,7 +300,19 @@ int moat_images_tag(struct moat_store *s, const char *reference, const struct oc
                 json_decref(entry);
                 return moat_error_wrap(reterr, r, "tag %s", name);
         }
-        (void) index_remove(manifests, name);
+        _cleanup_json_ *removed = json_array();
+        if (!removed) {
+                json_decref(entry);
+                return moat_error_set(reterr, -ENOMEM, "tag %s", name);
+        }
+        (void) index_remove(manifests, name, removed);
+        /* An untagged entry of the target has a name now. */
+        for (size_t i = json_array_size(manifests); i > 0; i--) {
+                json_t *e = json_array_get(manifests, i - 1);
+                const char *d = entry_digest(e);
+                if (!entry_ref_name(e) && d && streq(d, target->digest))
+                        (void) json_array_remove(manifests, i - 1);
+        }
         if (json_array_size(manifests) >= MOAT_IMAGES_MAX_REFS) {
                 json_decref(entry);
                 return moat_error_setx(reterr, -E2BIG, "tag %s: the store has %u references already", name,
@@ -242,6 +320,16 @@ int moat_images_tag(struct moat_store *s, const char *reference, const struct oc
         }
         if (json_array_append_new(manifests, entry) < 0)
                 return moat_error_set(reterr, -ENOMEM, "tag %s", name);
+        /* The image the name held before stays, dangling, when nothing else holds it (docker). */
+        for (size_t i = 0; i < json_array_size(removed); i++) {
+                json_t *old = json_array_get(removed, i);
+                const char *d = entry_digest(old);
+                if (!d || index_has_digest(manifests, d))
+                        continue;
+                entry_unname(old);
+                if (json_array_append(manifests, old) < 0)
+                        return moat_error_set(reterr, -ENOMEM, "tag %s", name);
+        }
         r = index_save(s, root, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "tag %s", name);
@@ -264,11 +352,47 @@ int moat_images_untag(struct moat_store *s, const char *reference, struct moat_e
                 r = index_load(s, &root, &manifests, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "untag %s", name);
-        if (index_remove(manifests, name) == 0)
+        if (index_remove(manifests, name, NULL) == 0)
                 return moat_error_setx(reterr, -ENOENT, "no image %s in the store", name);
         r = index_save(s, root, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "untag %s", name);
+        return 0;
+}
+
+int moat_images_add_untagged(struct moat_store *s, const struct oci_descriptor *target, struct moat_error **reterr)
+{
+        _cleanup_oci_image_doc_ struct oci_image_doc *doc = NULL;
+        _cleanup_json_ *root = NULL;
+        _cleanup_close_ int lock_fd = -EBADF;
+        json_t *manifests, *entry;
+        int r;
+
+        if (!target || !target->digest || !target->media_type || target->size < 0)
+                return moat_error_setx(reterr, -EINVAL, "untagged entry: no valid target descriptor");
+        if (!is_index_type(target->media_type) && !is_manifest_type(target->media_type))
+                return moat_error_setx(reterr, -EMEDIUMTYPE, "untagged entry %s: media type \"%s\" is not a manifest or index",
+                                       target->digest, target->media_type);
+        r = read_doc(s, target->digest, target->size, target->media_type, &doc, reterr);
+        if (r < 0)
+                return moat_error_wrap(reterr, r, "untagged entry");
+        r = moat_images_store_lock(s, IMAGES_LOCK, LOCK_EX, &lock_fd, reterr);
+        if (r >= 0)
+                r = index_load(s, &root, &manifests, reterr);
+        if (r < 0)
+                return moat_error_wrap(reterr, r, "untagged entry %s", target->digest);
+        if (index_has_digest(manifests, target->digest))
+                return 0;
+        if (json_array_size(manifests) >= MOAT_IMAGES_MAX_REFS)
+                return moat_error_setx(reterr, -E2BIG, "untagged entry %s: the store has %u entries already",
+                                       target->digest, MOAT_IMAGES_MAX_REFS);
+        entry = json_pack("{s:s, s:s, s:I}", "mediaType", target->media_type, "digest", target->digest, "size",
+                          (json_int_t) target->size);
+        if (!entry || json_array_append_new(manifests, entry) < 0)
+                return moat_error_set(reterr, -ENOMEM, "untagged entry %s", target->digest);
+        r = index_save(s, root, reterr);
+        if (r < 0)
+                return moat_error_wrap(reterr, r, "untagged entry %s", target->digest);
         return 0;
 }
 
@@ -362,6 +486,7 @@ void moat_image_free(struct moat_image *img)
         free(img->target_digest);
         free(img->manifest_digest);
         free(img->config_digest);
+        free(img->target_media_type);
         oci_image_doc_free(img->manifest_doc);
         oci_image_doc_free(img->config_doc);
         free(img);
@@ -412,37 +537,20 @@ static int sniff_media_type(struct moat_store *s, const char *digest, char **ret
         return *ret ? 0 : moat_error_set(reterr, -ENOMEM, "blob %s", digest);
 }
 
-int moat_images_resolve(struct moat_store *s, const char *reference, const struct oci_platform *platform,
-                        struct moat_image **ret, struct moat_error **reterr)
+/* Walk from a target (manifest or index) to the platform's manifest and
+ * its config; img->reference names it in errors. */
+static int resolve_target(struct moat_store *s, struct moat_image *img, const char *target_mt,
+                          const char *target_digest, int64_t target_size, const struct oci_platform *platform,
+                          struct moat_error **reterr)
 {
-        _cleanup_image_ struct moat_image *img = NULL;
-        _cleanup_free_ char *mt = NULL, *digest = NULL;
-        struct moat_reference ref = {};
-        int64_t size = -1;
+        _cleanup_free_ char *mt = strdup(target_mt), *digest = strdup(target_digest);
+        int64_t size = target_size;
         int r;
 
-        img = calloc(1, sizeof(*img));
-        if (!img)
-                return moat_error_set(reterr, -ENOMEM, "resolving %s", reference);
-        r = normalise_reference(reference, &ref, &img->reference, reterr);
-        if (r < 0)
-                return r;
-        r = index_find(s, img->reference, &mt, &digest, &size, reterr);
-        if (r == -ENOENT && ref.digest) {
-                digest = strdup(ref.digest);
-                r = digest ? moat_store_has_blob(s, digest) : -ENOMEM;
-                if (r == 0)
-                        r = -ENOENT;
-                else if (r > 0)
-                        r = sniff_media_type(s, digest, &mt, reterr);
-        }
-        moat_reference_clear(&ref);
-        if (r == -ENOENT)
-                return moat_error_setx(reterr, -ENOENT, "no image %s in the store", img->reference);
-        if (r < 0)
-                return moat_error_wrap(reterr, r, "resolving %s", img->reference);
-        img->target_digest = strdup(digest);
-        if (!img->target_digest)
+        img->target_digest = strdup(target_digest);
+        img->target_media_type = strdup(target_mt);
+        img->target_size = target_size;
+        if (!mt || !digest || !img->target_digest || !img->target_media_type)
                 return moat_error_set(reterr, -ENOMEM, "resolving %s", img->reference);
 
         for (unsigned depth = 0;; depth++) {
@@ -502,8 +610,248 @@ int moat_images_resolve(struct moat_store *s, const char *reference, const struc
                                        "resolving %s: manifest %s has %zu layers but config %s has %zu diff_ids",
                                        img->reference, img->manifest_digest, img->manifest->n_layers,
                                        img->config_digest, img->config->n_diff_ids);
+        return 0;
+}
+
+int moat_images_resolve(struct moat_store *s, const char *reference, const struct oci_platform *platform,
+                        struct moat_image **ret, struct moat_error **reterr)
+{
+        _cleanup_image_ struct moat_image *img = NULL;
+        _cleanup_free_ char *mt = NULL, *digest = NULL;
+        struct moat_reference ref = {};
+        int64_t size = -1;
+        int r;
+
+        img = calloc(1, sizeof(*img));
+        if (!img)
+                return moat_error_set(reterr, -ENOMEM, "resolving %s", reference);
+        r = normalise_reference(reference, &ref, &img->reference, reterr);
+        if (r < 0)
+                return r;
+        r = index_find(s, img->reference, &mt, &digest, &size, reterr);
+        if (r == -ENOENT && ref.digest) {
+                digest = strdup(ref.digest);
+                r = digest ? moat_store_has_blob(s, digest) : -ENOMEM;
+                if (r == 0)
+                        r = -ENOENT;
+                else if (r > 0)
+                        r = sniff_media_type(s, digest, &mt, reterr);
+        }
+        moat_reference_clear(&ref);
+        if (r == -ENOENT)
+                return moat_error_setx(reterr, -ENOENT, "no image %s in the store", img->reference);
+        if (r < 0)
+                return moat_error_wrap(reterr, r, "resolving %s", img->reference);
+        r = resolve_target(s, img, mt, digest, size, platform, reterr);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(img);
         return 0;
+}
+
+/* ---- entries, IDs and lookup ---- */
+
+void moat_image_entries_free(struct moat_image_entry *entries, size_t n)
+{
+        if (!entries)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                free(entries[i].reference);
+                free(entries[i].digest);
+                free(entries[i].media_type);
+                free(entries[i].id);
+                free(entries[i].created);
+                free(entries[i].tag_time);
+        }
+        free(entries);
+}
+
+static int64_t image_layers_size(const struct moat_image *img)
+{
+        int64_t sum = 0;
+
+        for (size_t i = 0; i < img->manifest->n_layers; i++)
+                if (img->manifest->layers[i].size > 0)
+                        sum += img->manifest->layers[i].size;
+        return sum;
+}
+
+/* Resolve one entry to its image; *ret NULL (and no error) when it holds no runnable image. */
+static int entry_image(struct moat_store *s, const char *name, const char *mt, const char *digest, int64_t size,
+                       const struct oci_platform *platform, struct moat_image **ret, struct moat_error **reterr)
+{
+        _cleanup_image_ struct moat_image *img = calloc(1, sizeof(*img));
+        int r;
+
+        *ret = NULL;
+        if (!img)
+                return moat_error_set(reterr, -ENOMEM, "resolving %s", digest);
+        img->reference = strdup(name ? name : digest);
+        if (!img->reference)
+                return moat_error_set(reterr, -ENOMEM, "resolving %s", digest);
+        r = resolve_target(s, img, mt, digest, size, platform, NULL);
+        if (r == -ENOMEM)
+                return moat_error_set(reterr, r, "resolving %s", digest);
+        if (r < 0)
+                return 0;
+        *ret = TAKE_PTR(img);
+        return 0;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+        const struct moat_image_entry *x = a, *y = b;
+
+        if (!x->reference != !y->reference)
+                return x->reference ? -1 : 1;
+        if (x->reference)
+                return strcmp(x->reference, y->reference);
+        return strcmp(x->digest, y->digest);
+}
+
+int moat_images_entries(struct moat_store *s, const struct oci_platform *platform, struct moat_image_entry **ret,
+                        size_t *ret_n, struct moat_error **reterr)
+{
+        _cleanup_json_ *root = NULL;
+        struct moat_image_entry *v;
+        json_t *manifests;
+        size_t n = 0;
+        int r;
+
+        r = index_load(s, &root, &manifests, reterr);
+        if (r < 0)
+                return r;
+        v = calloc(json_array_size(manifests) + 1, sizeof(*v));
+        if (!v)
+                return moat_error_set(reterr, -ENOMEM, "listing images");
+        for (size_t i = 0; i < json_array_size(manifests); i++) {
+                json_t *e = json_array_get(manifests, i), *a = json_object_get(e, "annotations");
+                const char *name = entry_ref_name(e), *mt, *digest,
+                           *when = json_string_value(json_object_get(a, MOAT_IMAGES_TAG_TIME_ANNOTATION));
+                _cleanup_image_ struct moat_image *img = NULL;
+                struct moat_image_entry *x = &v[n];
+                int64_t size;
+
+                r = entry_fields(e, i, &mt, &digest, &size, reterr);
+                if (r >= 0)
+                        r = entry_image(s, name, mt, digest, size, platform, &img, reterr);
+                if (r < 0) {
+                        moat_image_entries_free(v, n);
+                        return r;
+                }
+                n++;
+                x->reference = name ? strdup(name) : NULL;
+                x->digest = strdup(digest);
+                x->media_type = strdup(mt);
+                x->size = size;
+                x->tag_time = when ? strdup(when) : NULL;
+                if (img) {
+                        x->id = strdup(img->config_digest);
+                        x->created = img->config->created ? strdup(img->config->created) : NULL;
+                        x->image_size = image_layers_size(img);
+                }
+                if ((name && !x->reference) || !x->digest || !x->media_type || (when && !x->tag_time) ||
+                    (img && (!x->id || (img->config->created && !x->created)))) {
+                        moat_image_entries_free(v, n);
+                        return moat_error_set(reterr, -ENOMEM, "listing images");
+                }
+        }
+        if (n > 1)
+                qsort(v, n, sizeof(*v), entry_cmp);
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+/* text as an ID: "sha256:" optional, then 1 to 64 lower-case hex digits. */
+static const char *id_hex(const char *text)
+{
+        const char *hex = startswith(text, "sha256:") ? text + strlen("sha256:") : text;
+        size_t len = strlen(hex);
+
+        if (len == 0 || len > 64)
+                return NULL;
+        for (const char *p = hex; *p; p++)
+                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+                        return NULL;
+        return hex;
+}
+
+/*
+ * The entry holding the image that ID text (full or prefix) names: the
+ * first named one, else the first. -ENOENT when none, -ENOTUNIQ when a
+ * prefix matches several IDs.
+ */
+static int find_by_id(const struct moat_image_entry *v, size_t n, const char *text, bool prefix, size_t *ret,
+                      struct moat_error **reterr)
+{
+        const char *hex = id_hex(text), *found = NULL;
+        size_t pick = SIZE_MAX;
+
+        if (!hex || (!prefix && strlen(hex) != 64))
+                return -ENOENT;
+        for (size_t i = 0; i < n; i++) {
+                if (!v[i].id || !startswith(v[i].id + strlen("sha256:"), hex))
+                        continue;
+                if (found && !streq(found, v[i].id))
+                        return moat_error_setx(reterr, -ENOTUNIQ, "multiple IDs found with provided prefix: %s",
+                                               text);
+                found = v[i].id;
+                if (pick == SIZE_MAX || (!v[pick].reference && v[i].reference))
+                        pick = i;
+        }
+        if (pick == SIZE_MAX)
+                return -ENOENT;
+        *ret = pick;
+        return 0;
+}
+
+static int image_of_entry(struct moat_store *s, const struct moat_image_entry *e, const struct oci_platform *platform,
+                          struct moat_image **ret, struct moat_error **reterr)
+{
+        _cleanup_image_ struct moat_image *img = calloc(1, sizeof(*img));
+        int r;
+
+        if (!img || !(img->reference = strdup(e->id)))
+                return moat_error_set(reterr, -ENOMEM, "image %s", e->id);
+        img->by_id = true;
+        r = resolve_target(s, img, e->media_type, e->digest, e->size, platform, reterr);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(img);
+        return 0;
+}
+
+int moat_images_lookup(struct moat_store *s, const char *text, const struct oci_platform *platform,
+                       struct moat_image **ret, struct moat_error **reterr)
+{
+        struct moat_image_entry *v = NULL;
+        _cleanup_error_ struct moat_error *ref_err = NULL;
+        size_t n = 0, pick;
+        int r;
+
+        if (strempty(text))
+                return moat_error_setx(reterr, -EINVAL, "no image name or ID given");
+        r = moat_images_entries(s, platform, &v, &n, reterr);
+        if (r < 0)
+                return r;
+        r = find_by_id(v, n, text, false, &pick, reterr);
+        if (r == -ENOENT && !(id_hex(text) && strlen(id_hex(text)) == 64)) {
+                r = moat_images_resolve(s, text, platform, ret, &ref_err);
+                if (r >= 0 || (r != -ENOENT && !(r == -EINVAL && id_hex(text)))) {
+                        if (r < 0 && reterr && !*reterr)
+                                *reterr = TAKE_PTR(ref_err);
+                        moat_image_entries_free(v, n);
+                        return r;
+                }
+                r = id_hex(text) ? find_by_id(v, n, text, true, &pick, reterr) : -ENOENT;
+        }
+        if (r >= 0)
+                r = image_of_entry(s, &v[pick], platform, ret, reterr);
+        moat_image_entries_free(v, n);
+        if (r == -ENOENT)
+                return moat_error_setx(reterr, -ENOENT, "No such image: %s", text);
+        return r;
 }
 
 /* ---- layer trees ---- */
@@ -790,18 +1138,16 @@ static int gc_sweep_layers(struct moat_store *s, const struct strset *keep, stru
         return r;
 }
 
-int moat_images_gc(struct moat_store *s, struct moat_images_gc_result *ret, struct moat_error **reterr)
+/* Mark and sweep; the caller holds images.lock exclusively. */
+static int gc_locked(struct moat_store *s, struct moat_images_gc_result *ret, struct moat_error **reterr)
 {
-        _cleanup_close_ int images_lock = -EBADF, layers_lock = -EBADF;
+        _cleanup_close_ int layers_lock = -EBADF;
         _cleanup_json_ *root = NULL;
         struct moat_images_gc_result res = {};
         struct gc_marks marks = {};
         json_t *manifests;
         int r;
 
-        r = moat_images_store_lock(s, IMAGES_LOCK, LOCK_EX, &images_lock, reterr);
-        if (r < 0)
-                return r;
         r = moat_images_store_lock(s, LAYERS_LOCK, LOCK_EX, &layers_lock, reterr);
         if (r < 0)
                 return r;
@@ -838,12 +1184,832 @@ int moat_images_gc(struct moat_store *s, struct moat_images_gc_result *ret, stru
         return 0;
 }
 
-int moat_images_rmi(struct moat_store *s, const char *reference, struct moat_images_gc_result *ret,
-                    struct moat_error **reterr)
+int moat_images_gc(struct moat_store *s, struct moat_images_gc_result *ret, struct moat_error **reterr)
 {
-        int r = moat_images_untag(s, reference, reterr);
+        _cleanup_close_ int images_lock = -EBADF;
+        int r;
+
+        r = moat_images_store_lock(s, IMAGES_LOCK, LOCK_EX, &images_lock, reterr);
+        if (r < 0)
+                return r;
+        return gc_locked(s, ret, reterr);
+}
+
+/* ---- removal (docker rmi and image prune) ---- */
+
+void moat_images_delete_report_clear(struct moat_images_delete_report *r)
+{
+        if (!r)
+                return;
+        for (size_t i = 0; i < r->n; i++) {
+                free(r->items[i].untagged);
+                free(r->items[i].deleted);
+        }
+        free(r->items);
+        *r = (struct moat_images_delete_report) {};
+}
+
+static int report_add(struct moat_images_delete_report *r, const char *untagged, const char *deleted)
+{
+        struct moat_images_delete_item *v = reallocarray(r->items, r->n + 1, sizeof(*v));
+
+        if (!v)
+                return -ENOMEM;
+        r->items = v;
+        v[r->n] = (struct moat_images_delete_item) {
+                .untagged = untagged ? strdup(untagged) : NULL,
+                .deleted = deleted ? strdup(deleted) : NULL,
+        };
+        r->n++;
+        if ((untagged && !v[r->n - 1].untagged) || (deleted && !v[r->n - 1].deleted))
+                return -ENOMEM;
+        return 0;
+}
+
+/* The familiar form docker prints ("busybox:latest"); name itself when it does not parse. */
+static char *familiar_dup(const char *name)
+{
+        struct moat_reference ref = {};
+        char *fam = NULL;
+
+        if (moat_reference_parse(name, &ref, NULL) >= 0) {
+                if (moat_reference_familiar(&ref, &fam) < 0)
+                        fam = NULL;
+                moat_reference_clear(&ref);
+        }
+        return fam ? fam : strdup(name);
+}
+
+static int report_untagged(struct moat_images_delete_report *r, const char *name)
+{
+        _cleanup_free_ char *fam = familiar_dup(name);
+
+        return fam ? report_add(r, fam, NULL) : -ENOMEM;
+}
+
+/* An index.json entry during a removal, with its image. */
+struct rm_entry {
+        json_t *json;             /* borrowed from the loaded index */
+        const char *name;         /* borrowed; NULL when untagged */
+        struct moat_image *img;   /* NULL when it holds no runnable image */
+        enum { KEEP, DROP, UNNAME } fate;
+};
+
+/* An image being deleted: what to say about it once collected. */
+struct rm_plan {
+        char *id;
+        char **chains;   /* ChainIDs, top layer first */
+        char **blobs;    /* the layers' blobs, same order */
+        bool *had;       /* the blob was there before */
+        size_t n;
+};
+
+struct rm_ctx {
+        struct moat_store *s;
+        json_t *root, *manifests;
+        struct rm_entry *e;
+        size_t n;
+        struct rm_plan *plans;
+        size_t n_plans;
+        moat_images_use_fn in_use;
+        void *userdata;
+};
+
+static void rm_ctx_done(struct rm_ctx *c)
+{
+        for (size_t i = 0; i < c->n; i++)
+                moat_image_free(c->e[i].img);
+        free(c->e);
+        for (size_t i = 0; i < c->n_plans; i++) {
+                free(c->plans[i].id);
+                strv_free(c->plans[i].chains);
+                strv_free(c->plans[i].blobs);
+                free(c->plans[i].had);
+        }
+        free(c->plans);
+        json_decref(c->root);
+}
+
+static const char *rm_id(const struct rm_entry *e)
+{
+        return e->img ? e->img->config_digest : NULL;
+}
+
+/* Load index.json (the caller holds images.lock) and resolve every entry. */
+static int rm_load(struct rm_ctx *c, struct moat_error **reterr)
+{
+        int r = index_load(c->s, &c->root, &c->manifests, reterr);
 
         if (r < 0)
                 return r;
-        return moat_images_gc(s, ret, reterr);
+        c->e = calloc(json_array_size(c->manifests) + 1, sizeof(*c->e));
+        if (!c->e)
+                return moat_error_set(reterr, -ENOMEM, "images");
+        for (size_t i = 0; i < json_array_size(c->manifests); i++) {
+                struct rm_entry *x = &c->e[c->n++];
+                const char *mt, *digest;
+                int64_t size;
+
+                x->json = json_array_get(c->manifests, i);
+                x->name = entry_ref_name(x->json);
+                r = entry_fields(x->json, i, &mt, &digest, &size, reterr);
+                if (r >= 0)
+                        r = entry_image(c->s, x->name, mt, digest, size, NULL, &x->img, reterr);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Named entries still kept that hold image id. */
+static size_t rm_names(const struct rm_ctx *c, const char *id)
+{
+        size_t k = 0;
+
+        for (size_t i = 0; i < c->n; i++)
+                if (c->e[i].fate == KEEP && c->e[i].name && rm_id(&c->e[i]) && streq(rm_id(&c->e[i]), id))
+                        k++;
+        return k;
+}
+
+static size_t repo_len(const char *name)
+{
+        const char *slash = strrchr(name, '/'), *at = strchr(name, '@'), *colon;
+        size_t len = at ? (size_t) (at - name) : strlen(name);
+
+        colon = memrchr(name, ':', len);
+        if (colon && (!slash || colon > slash))
+                len = (size_t) (colon - name);
+        return len;
+}
+
+/* docker's isSingleReference: at most one tag, digest references all of its repository. */
+static bool rm_single_reference(const struct rm_ctx *c, const char *id)
+{
+        const char *single = NULL, *canon = NULL, *first = NULL;
+        bool canon_many = false;
+        size_t k = rm_names(c, id);
+
+        if (k <= 1)
+                return k == 1;
+        for (size_t i = 0; i < c->n; i++) {
+                const struct rm_entry *x = &c->e[i];
+                if (x->fate != KEEP || !x->name || !rm_id(x) || !streq(rm_id(x), id))
+                        continue;
+                if (!first)
+                        first = x->name;
+                if (strchr(x->name, '@')) {
+                        if (canon && (repo_len(canon) != repo_len(x->name) ||
+                                      strncmp(canon, x->name, repo_len(canon)) != 0))
+                                canon_many = true;
+                        canon = canon ? canon : x->name;
+                } else if (!single)
+                        single = x->name;
+                else
+                        return false;
+        }
+        if (!single)
+                single = first;
+        return canon && !canon_many && repo_len(canon) == repo_len(single) &&
+               strncmp(canon, single, repo_len(single)) == 0;
+}
+
+static int rm_use(struct rm_ctx *c, const char *id, char **ret_container, struct moat_error **reterr)
+{
+        int r;
+
+        *ret_container = NULL;
+        if (!c->in_use)
+                return MOAT_IMAGE_UNUSED;
+        r = c->in_use(id, ret_container, c->userdata);
+        if (r < 0)
+                return moat_error_set(reterr, r, "checking whether containers use image %s", id);
+        if (r > MOAT_IMAGE_USED_RUNNING)
+                return moat_error_setx(reterr, -EINVAL, "image %s: invalid answer %d from the use check", id, r);
+        if (r != MOAT_IMAGE_UNUSED && !*ret_container)
+                return moat_error_setx(reterr, -EINVAL, "image %s: the use check named no container", id);
+        return r;
+}
+
+/* docker's stringid.TruncateID: 12 hex digits, no algorithm. */
+static void short_id(const char *id, char buf[static 13])
+{
+        const char *colon = id ? strchr(id, ':') : NULL;
+        snprintf(buf, 13, "%s", colon ? colon + 1 : (id ? id : ""));
+}
+
+/* Mark every entry of id for dropping; plan what to report once collected. */
+static int rm_delete(struct rm_ctx *c, const char *id, struct moat_images_delete_report *report,
+                     struct moat_error **reterr)
+{
+        const struct moat_image *img = NULL;
+        struct rm_plan *v, *p;
+        int r;
+
+        for (size_t i = 0; i < c->n; i++)
+                if (rm_id(&c->e[i]) && streq(rm_id(&c->e[i]), id)) {
+                        img = c->e[i].img;
+                        if (c->e[i].fate == DROP)
+                                continue;
+                        if (c->e[i].fate == KEEP && c->e[i].name) {
+                                r = report_untagged(report, c->e[i].name);
+                                if (r < 0)
+                                        return moat_error_set(reterr, r, "image %s", id);
+                        }
+                        c->e[i].fate = DROP;
+                }
+        if (!img)
+                return 0;
+        v = reallocarray(c->plans, c->n_plans + 1, sizeof(*v));
+        if (!v)
+                return moat_error_set(reterr, -ENOMEM, "image %s", id);
+        c->plans = v;
+        p = &v[c->n_plans++];
+        *p = (struct rm_plan) { .id = strdup(id) };
+        _cleanup_strv_free_ char **chain = NULL;
+        r = oci_chain_ids(img->config->diff_ids, img->config->n_diff_ids, &chain, reterr);
+        if (r < 0)
+                return moat_error_wrap(reterr, r, "image %s", id);
+        p->n = img->manifest->n_layers;
+        p->chains = calloc(p->n + 1, sizeof(char *));
+        p->blobs = calloc(p->n + 1, sizeof(char *));
+        p->had = calloc(p->n + 1, sizeof(bool));
+        if (!p->id || !p->chains || !p->blobs || !p->had)
+                return moat_error_set(reterr, -ENOMEM, "image %s", id);
+        for (size_t i = 0; i < p->n; i++) {
+                size_t k = p->n - 1 - i;
+                p->chains[i] = strdup(chain[k]);
+                p->blobs[i] = strdup(img->manifest->layers[k].digest);
+                if (!p->chains[i] || !p->blobs[i])
+                        return moat_error_set(reterr, -ENOMEM, "image %s", id);
+                p->had[i] = moat_store_has_blob(c->s, p->blobs[i]) > 0;
+        }
+        return 0;
+}
+
+/* Write the entries' fates to index.json. */
+static int rm_apply(struct rm_ctx *c, struct moat_error **reterr)
+{
+        for (size_t i = c->n; i > 0; i--) {
+                struct rm_entry *x = &c->e[i - 1];
+                if (x->fate == UNNAME) {
+                        entry_unname(x->json);
+                        x->name = NULL;
+                        /* one untagged entry of a digest is enough */
+                        for (size_t k = 0; k < i - 1; k++)
+                                if (c->e[k].fate != DROP && streq(entry_digest(c->e[k].json), entry_digest(x->json)))
+                                        x->fate = DROP;
+                }
+        }
+        for (size_t i = c->n; i > 0; i--)
+                if (c->e[i - 1].fate == DROP)
+                        (void) json_array_remove(c->manifests, i - 1);
+        return index_save(c->s, c->root, reterr);
+}
+
+/* rm_apply, then collect and report what went. */
+static int rm_commit(struct rm_ctx *c, struct moat_images_delete_report *report, struct moat_error **reterr)
+{
+        struct moat_images_gc_result gc = {};
+        struct strset said = {};
+        int r;
+
+        r = rm_apply(c, reterr);
+        if (r < 0)
+                return r;
+        r = gc_locked(c->s, &gc, reterr);
+        if (r < 0)
+                return r;
+        report->reclaimed += gc.bytes_removed;
+        for (size_t i = 0; i < c->n_plans && r >= 0; i++) {
+                struct rm_plan *p = &c->plans[i];
+                r = report_add(report, NULL, p->id);
+                for (size_t k = 0; k < p->n && r >= 0; k++) {
+                        if (!p->had[k] || moat_store_has_blob(c->s, p->blobs[k]) != 0 || strset_has(&said, p->chains[k]))
+                                continue;
+                        r = report_add(report, NULL, p->chains[k]);
+                        if (r >= 0)
+                                r = strset_add(&said, p->chains[k]);
+                        if (r >= 0 && said.n > 1)
+                                qsort(said.v, said.n, sizeof(char *), str_cmp);
+                }
+        }
+        strset_clear(&said);
+        if (r < 0)
+                return moat_error_set(reterr, r, "images");
+        return 0;
+}
+
+static int conflict(const char *id, bool hard, struct moat_error **reterr, const char *fmt, ...) MOAT_PRINTF(4, 5);
+static int conflict(const char *id, bool hard, struct moat_error **reterr, const char *fmt, ...)
+{
+        char sid[13], msg[256];
+        va_list ap;
+
+        short_id(id, sid);
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        return moat_error_setx(reterr, -EBUSY, "conflict: unable to delete %s (%s) - %s", sid,
+                               hard ? "cannot be forced" : "must be forced", msg);
+}
+
+int moat_images_remove(struct moat_store *s, const char *text, const struct moat_images_remove_options *opts,
+                       struct moat_images_delete_report *report, struct moat_error **reterr)
+{
+        _cleanup_(rm_ctx_done) struct rm_ctx c = { .s = s };
+        _cleanup_close_ int lock_fd = -EBADF;
+        _cleanup_image_ struct moat_image *found = NULL;
+        _cleanup_free_ char *ctr = NULL, *id = NULL;
+        bool force = opts && opts->force, quiet = false;
+        size_t target = SIZE_MAX;
+        int use = -1, r;
+
+        if (opts) {
+                c.in_use = opts->in_use;
+                c.userdata = opts->userdata;
+        }
+        r = moat_images_store_lock(s, IMAGES_LOCK, LOCK_EX, &lock_fd, reterr);
+        if (r < 0)
+                return r;
+        r = moat_images_lookup(s, text, NULL, &found, reterr);
+        if (r < 0 && r != -ENOENT && r != -ENOTUNIQ && r != -EINVAL && r != -ENOMEM) {
+                /* A name of something that is not a runnable image (an artifact, a broken
+                 * image): only the name goes, and what it alone reached. */
+                _cleanup_free_ char *name = NULL;
+                if (normalise_reference(text, NULL, &name, NULL) < 0)
+                        return r;
+                int k = rm_load(&c, NULL);
+                for (size_t i = 0; k >= 0 && i < c.n; i++)
+                        if (c.e[i].name && streq(c.e[i].name, name))
+                                target = i;
+                if (target == SIZE_MAX)
+                        return r;
+                if (reterr) {
+                        moat_error_free(*reterr);
+                        *reterr = NULL;
+                }
+                r = report_untagged(report, name);
+                if (r < 0)
+                        return moat_error_set(reterr, r, "rmi %s", text);
+                c.e[target].fate = DROP;
+                return rm_commit(&c, report, reterr);
+        }
+        if (r < 0)
+                return r;
+        r = rm_load(&c, reterr);
+        if (r < 0)
+                return r;
+        id = strdup(found->config_digest);
+        if (!id)
+                return moat_error_set(reterr, -ENOMEM, "rmi %s", text);
+        if (!found->by_id) {
+                for (size_t i = 0; i < c.n; i++)
+                        if (c.e[i].name && streq(c.e[i].name, found->reference))
+                                target = i;
+                if (target == SIZE_MAX) /* name@digest without an entry: as by ID */
+                        found->by_id = true;
+        }
+
+        if (!found->by_id) {
+                if (!force && rm_names(&c, id) == 1) {
+                        use = rm_use(&c, id, &ctr, reterr);
+                        if (use < 0)
+                                return use;
+                        if (use != MOAT_IMAGE_UNUSED) {
+                                char sc[13], si[13];
+                                short_id(ctr, sc);
+                                short_id(id, si);
+                                return moat_error_setx(reterr, -EBUSY,
+                                                       "conflict: unable to remove repository reference \"%s\" "
+                                                       "(must force) - container %s is using its referenced image %s",
+                                                       text, sc, si);
+                        }
+                }
+                r = report_untagged(report, c.e[target].name);
+                if (r < 0)
+                        return moat_error_set(reterr, r, "rmi %s", text);
+                c.e[target].fate = DROP;
+                if (rm_names(&c, id) > 0) {
+                        r = rm_apply(&c, reterr);
+                        return r < 0 ? moat_error_wrap(reterr, r, "rmi %s", text) : 0;
+                }
+                quiet = true;
+        } else if (rm_single_reference(&c, id)) {
+                use = rm_use(&c, id, &ctr, reterr);
+                if (use < 0)
+                        return use;
+                if (use == MOAT_IMAGE_USED_RUNNING)
+                        return conflict(id, true, reterr, "image is being used by running container %s", ctr);
+                if (use == MOAT_IMAGE_USED_STOPPED && !force)
+                        return conflict(id, false, reterr, "image is being used by stopped container %s", ctr);
+                for (size_t i = 0; i < c.n; i++)
+                        if (c.e[i].fate == KEEP && c.e[i].name && rm_id(&c.e[i]) && streq(rm_id(&c.e[i]), id)) {
+                                r = report_untagged(report, c.e[i].name);
+                                if (r < 0)
+                                        return moat_error_set(reterr, r, "rmi %s", text);
+                                c.e[i].fate = DROP;
+                        }
+        }
+
+        /* docker's imageDeleteHelper */
+        if (use < 0) {
+                use = rm_use(&c, id, &ctr, reterr);
+                if (use < 0)
+                        return use;
+        }
+        r = 0;
+        if (use == MOAT_IMAGE_USED_RUNNING)
+                r = conflict(id, true, quiet ? NULL : reterr, "image is being used by running container %s", ctr);
+        else if (!force && rm_names(&c, id) > 0)
+                r = conflict(id, false, quiet ? NULL : reterr, "image is referenced in multiple repositories");
+        else if (!force && use == MOAT_IMAGE_USED_STOPPED)
+                r = conflict(id, false, quiet ? NULL : reterr, "image is being used by stopped container %s", ctr);
+        if (r < 0) {
+                if (!quiet)
+                        return r;
+                /* The image stays, without a name: keep the untagged entry the untag left. */
+                c.e[target].fate = UNNAME;
+                return rm_commit(&c, report, reterr);
+        }
+        r = rm_delete(&c, id, report, reterr);
+        if (r < 0)
+                return r;
+        r = rm_commit(&c, report, reterr);
+        if (r < 0)
+                return moat_error_wrap(reterr, r, "rmi %s", text);
+        return 0;
+}
+
+int moat_images_prune(struct moat_store *s, const struct moat_images_prune_options *opts,
+                      struct moat_images_delete_report *report, struct moat_error **reterr)
+{
+        _cleanup_(rm_ctx_done) struct rm_ctx c = { .s = s };
+        _cleanup_close_ int lock_fd = -EBADF;
+        int r;
+
+        if (opts) {
+                c.in_use = opts->in_use;
+                c.userdata = opts->userdata;
+        }
+        r = moat_images_store_lock(s, IMAGES_LOCK, LOCK_EX, &lock_fd, reterr);
+        if (r < 0)
+                return r;
+        r = rm_load(&c, reterr);
+        if (r < 0)
+                return moat_error_wrap(reterr, r, "prune");
+        for (size_t i = 0; i < c.n; i++) {
+                _cleanup_free_ char *ctr = NULL, *id = NULL;
+                const char *eid = rm_id(&c.e[i]);
+
+                if (c.e[i].fate != KEEP || !eid)
+                        continue;
+                if (!(opts && opts->all) && rm_names(&c, eid) > 0)
+                        continue;
+                id = strdup(eid);
+                if (!id)
+                        return moat_error_set(reterr, -ENOMEM, "prune");
+                r = rm_use(&c, id, &ctr, reterr);
+                if (r < 0)
+                        return r;
+                if (r != MOAT_IMAGE_UNUSED)
+                        continue;
+                r = rm_delete(&c, id, report, reterr);
+                if (r < 0)
+                        return moat_error_wrap(reterr, r, "prune");
+        }
+        r = rm_commit(&c, report, reterr);
+        if (r < 0)
+                return moat_error_wrap(reterr, r, "prune");
+        return 0;
+}
+
+/* ---- verify ---- */
+
+struct vref {
+        char *digest;
+        char *who;
+};
+
+struct vctx {
+        struct moat_store *s;
+        struct vref *refs;        /* who reaches each blob */
+        size_t n_refs;
+        struct strset corrupt;    /* sorted */
+        struct strset missing;
+        struct vref *unreadable;  /* digest, problem */
+        size_t n_unreadable;
+        struct strset chains;
+};
+
+static int vref_add(struct vref **v, size_t *n, const char *digest, const char *who)
+{
+        struct vref *x = reallocarray(*v, *n + 1, sizeof(**v));
+
+        if (!x)
+                return -ENOMEM;
+        *v = x;
+        x[*n] = (struct vref) { .digest = strdup(digest), .who = strdup(who) };
+        (*n)++;
+        return x[*n - 1].digest && x[*n - 1].who ? 0 : -ENOMEM;
+}
+
+static void vrefs_free(struct vref *v, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(v[i].digest);
+                free(v[i].who);
+        }
+        free(v);
+}
+
+static int vref_cmp(const void *a, const void *b)
+{
+        return strcmp(((const struct vref *) a)->digest, ((const struct vref *) b)->digest);
+}
+
+/* Who reaches digest, "; "-joined (the first few), or NULL. refs is sorted. */
+static char *v_referrers(const struct vctx *c, const char *digest)
+{
+        struct vref key = { .digest = (char *) digest };
+        const struct vref *hit = c->n_refs ? bsearch(&key, c->refs, c->n_refs, sizeof(*c->refs), vref_cmp) : NULL;
+        char *out = NULL;
+        size_t first, last, shown = 0;
+
+        if (!hit)
+                return NULL;
+        first = last = (size_t) (hit - c->refs);
+        while (first > 0 && streq(c->refs[first - 1].digest, digest))
+                first--;
+        while (last + 1 < c->n_refs && streq(c->refs[last + 1].digest, digest))
+                last++;
+        for (size_t i = first; i <= last; i++) {
+                char *next = NULL;
+                if (shown == 4) {
+                        if (asprintf(&next, "%s; and %zu more", out, last - i + 1) < 0)
+                                break;
+                        free(out);
+                        return next;
+                }
+                if (asprintf(&next, "%s%s%s", out ? out : "", out ? "; " : "", c->refs[i].who) < 0)
+                        break;
+                free(out);
+                out = next;
+                shown++;
+        }
+        return out;
+}
+
+static int v_walk(struct vctx *c, const char *who, const char *mt, const char *digest, int64_t size, bool child,
+                  unsigned depth, struct moat_error **reterr)
+{
+        _cleanup_oci_image_doc_ struct oci_image_doc *doc = NULL;
+        _cleanup_error_ struct moat_error *err = NULL;
+        int r;
+
+        if (vref_add(&c->refs, &c->n_refs, digest, who) < 0)
+                return moat_error_set(reterr, -ENOMEM, "verify");
+        r = moat_store_has_blob(c->s, digest);
+        if (r < 0)
+                return moat_error_set(reterr, r, "blob %s", digest);
+        if (r == 0) {
+                /* an index's manifests for other platforms may be absent */
+                if (!child && strset_add(&c->missing, digest) < 0)
+                        return moat_error_set(reterr, -ENOMEM, "verify");
+                return 0;
+        }
+        if (strset_has(&c->corrupt, digest) || (!is_index_type(mt) && !is_manifest_type(mt)))
+                return 0;
+        if (depth > MOAT_IMAGES_MAX_NESTING)
+                return vref_add(&c->unreadable, &c->n_unreadable, digest, "indexes nested too deep") < 0 ? -ENOMEM : 0;
+        r = read_doc(c->s, digest, size, mt, &doc, &err);
+        if (r == -ENOMEM)
+                return moat_error_set(reterr, r, "verify");
+        if (r < 0)
+                return vref_add(&c->unreadable, &c->n_unreadable, digest, err ? err->msg : strerror(-r)) < 0
+                               ? moat_error_set(reterr, -ENOMEM, "verify")
+                               : 0;
+        if (doc->kind == OCI_DOC_INDEX) {
+                for (size_t i = 0; i < doc->index.n_manifests; i++) {
+                        const struct oci_descriptor *d = &doc->index.manifests[i];
+                        _cleanup_free_ char *w = NULL;
+                        if (asprintf(&w, "%s (manifest of index %s)", who, digest) < 0)
+                                return moat_error_set(reterr, -ENOMEM, "verify");
+                        r = v_walk(c, w, d->media_type, d->digest, d->size, true, depth + 1, reterr);
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
+        }
+        if (doc->kind != OCI_DOC_MANIFEST)
+                return 0;
+
+        const struct oci_manifest *m = &doc->manifest;
+        _cleanup_free_ char *w = NULL;
+        if (asprintf(&w, "%s (config of manifest %s)", who, digest) < 0 ||
+            vref_add(&c->refs, &c->n_refs, m->config.digest, w) < 0)
+                return moat_error_set(reterr, -ENOMEM, "verify");
+        for (size_t i = 0; i < m->n_layers; i++) {
+                _cleanup_free_ char *lw = NULL;
+                if (asprintf(&lw, "%s (layer %zu of manifest %s)", who, i + 1, digest) < 0 ||
+                    vref_add(&c->refs, &c->n_refs, m->layers[i].digest, lw) < 0)
+                        return moat_error_set(reterr, -ENOMEM, "verify");
+                r = moat_store_has_blob(c->s, m->layers[i].digest);
+                if (r == 0 && strset_add(&c->missing, m->layers[i].digest) < 0)
+                        return moat_error_set(reterr, -ENOMEM, "verify");
+        }
+        r = moat_store_has_blob(c->s, m->config.digest);
+        if (r == 0 && strset_add(&c->missing, m->config.digest) < 0)
+                return moat_error_set(reterr, -ENOMEM, "verify");
+        if (r <= 0 || m->artifact)
+                return 0;
+        /* A corrupt config is reported by its hash; it is still read (when it
+         * parses) for its ChainIDs, so its trees are not called strays too. */
+        bool corrupt = strset_has(&c->corrupt, m->config.digest);
+
+        _cleanup_oci_image_doc_ struct oci_image_doc *cfg = NULL;
+        _cleanup_strv_free_ char **chain = NULL;
+        _cleanup_error_ struct moat_error *cerr = NULL;
+        if (corrupt) {
+                _cleanup_close_ int fd = -EBADF;
+                _cleanup_free_ char *buf = NULL;
+                size_t len;
+                r = moat_store_open_blob(c->s, m->config.digest, false, &fd, &cerr);
+                if (r >= 0)
+                        r = read_full_fd(fd, OCI_IMAGE_DOC_MAX_SIZE, &buf, &len);
+                if (r >= 0)
+                        r = oci_image_doc_parse(buf, len, m->config.media_type, &cfg, &cerr);
+        } else
+                r = read_doc(c->s, m->config.digest, m->config.size, m->config.media_type, &cfg, &cerr);
+        if (r >= 0 && cfg->kind == OCI_DOC_CONFIG)
+                r = oci_chain_ids(cfg->config.diff_ids, cfg->config.n_diff_ids, &chain, &cerr);
+        if (r == -ENOMEM)
+                return moat_error_set(reterr, r, "verify");
+        if (r < 0 && corrupt)
+                return 0;
+        if (r < 0)
+                return vref_add(&c->unreadable, &c->n_unreadable, m->config.digest,
+                                cerr ? cerr->msg : strerror(-r)) < 0
+                               ? moat_error_set(reterr, -ENOMEM, "verify")
+                               : 0;
+        for (size_t i = 0; chain && chain[i]; i++)
+                if (strset_add(&c->chains, chain[i]) < 0)
+                        return moat_error_set(reterr, -ENOMEM, "verify");
+        return 0;
+}
+
+struct v_report_ctx {
+        struct vctx *c;
+        moat_images_verify_fn report;
+        void *userdata;
+        size_t problems;
+};
+
+static void v_issue(struct v_report_ctx *rc, const char *subject, const char *problem, const char *digest_for_refs)
+{
+        _cleanup_free_ char *who = digest_for_refs ? v_referrers(rc->c, digest_for_refs) : NULL;
+        struct moat_images_verify_issue issue = { .subject = subject, .problem = problem, .referenced_by = who };
+
+        rc->problems++;
+        if (rc->report)
+                rc->report(&issue, rc->userdata);
+}
+
+static void v_corrupt_cb(const char *digest, const char *problem, void *userdata)
+{
+        struct vctx *c = userdata;
+
+        if (strset_add(&c->corrupt, digest) >= 0 && strset_add(&c->corrupt, problem) >= 0)
+                return;
+}
+
+static void strset_sort_unique(struct strset *set)
+{
+        size_t k = 0;
+
+        if (set->n > 1)
+                qsort(set->v, set->n, sizeof(char *), str_cmp);
+        for (size_t i = 0; i < set->n; i++) {
+                if (k > 0 && streq(set->v[k - 1], set->v[i])) {
+                        free(set->v[i]);
+                        continue;
+                }
+                set->v[k++] = set->v[i];
+        }
+        set->n = k;
+}
+
+static int v_layers(struct vctx *c, struct v_report_ctx *rc, size_t *ret_trees, struct moat_error **reterr)
+{
+        _cleanup_close_ int layers_fd = -EBADF;
+        _cleanup_closedir_ DIR *d = NULL;
+        struct dirent *de;
+        size_t trees = 0;
+        int fd, r;
+
+        r = moat_images_layers_dir(c->s, &layers_fd, reterr);
+        if (r < 0)
+                return r;
+        fd = openat(layers_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || !(d = fdopendir(fd))) {
+                r = moat_error_set(reterr, errno, "opening the store's layers/");
+                safe_close(fd);
+                return r;
+        }
+        while ((errno = 0, de = readdir(d))) {
+                char subject[300];
+                struct stat st;
+
+                if (streq(de->d_name, ".") || streq(de->d_name, "..") || startswith(de->d_name, LAYER_TMP_PREFIX))
+                        continue;
+                trees++;
+                snprintf(subject, sizeof(subject), "layers/%s", de->d_name);
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
+                    oci_digest_validate(de->d_name, NULL) < 0)
+                        v_issue(rc, subject, "not a layer tree: the name is not a ChainID or it is not a directory",
+                                NULL);
+                else if (!strset_has(&c->chains, de->d_name))
+                        v_issue(rc, subject, "stray layer tree: no image in the store has this ChainID", NULL);
+        }
+        if (errno != 0)
+                return moat_error_set(reterr, errno, "reading the store's layers/");
+        *ret_trees = trees;
+        return 0;
+}
+
+int moat_images_verify(struct moat_store *s, moat_images_verify_fn report, void *userdata,
+                       struct moat_images_verify_result *ret, struct moat_error **reterr)
+{
+        _cleanup_close_ int images_lock = -EBADF, layers_lock = -EBADF;
+        _cleanup_json_ *root = NULL;
+        struct vctx c = { .s = s };
+        struct v_report_ctx rc = { .c = &c, .report = report, .userdata = userdata };
+        struct moat_store_verify_result sres = {};
+        struct strset corrupt_pairs = {};
+        json_t *manifests;
+        size_t trees = 0;
+        int r;
+
+        r = moat_images_store_lock(s, IMAGES_LOCK, LOCK_SH, &images_lock, reterr);
+        if (r >= 0)
+                r = moat_images_store_lock(s, LAYERS_LOCK, LOCK_SH, &layers_lock, reterr);
+        if (r >= 0)
+                r = moat_store_verify(s, v_corrupt_cb, &c, &sres, reterr);
+        if (r >= 0) {
+                /* v_corrupt_cb stored digest, problem pairs: keep the pairs, index the digests */
+                corrupt_pairs = c.corrupt;
+                c.corrupt = (struct strset) {};
+                for (size_t i = 0; i + 1 < corrupt_pairs.n && r >= 0; i += 2)
+                        r = strset_add(&c.corrupt, corrupt_pairs.v[i]);
+                if (r < 0)
+                        r = moat_error_set(reterr, r, "verify");
+                strset_sort_unique(&c.corrupt);
+        }
+        if (r >= 0)
+                r = index_load(s, &root, &manifests, reterr);
+        for (size_t i = 0; r >= 0 && i < json_array_size(manifests); i++) {
+                json_t *e = json_array_get(manifests, i);
+                const char *mt, *digest, *name = entry_ref_name(e);
+                _cleanup_free_ char *who = NULL;
+                int64_t size;
+
+                r = entry_fields(e, i, &mt, &digest, &size, reterr);
+                if (r < 0)
+                        break;
+                if (name)
+                        who = familiar_dup(name);
+                else if (asprintf(&who, "untagged entry %s", digest) < 0)
+                        who = NULL;
+                if (!who) {
+                        r = moat_error_set(reterr, -ENOMEM, "verify");
+                        break;
+                }
+                r = v_walk(&c, who, mt, digest, size, false, 0, reterr);
+        }
+        if (r >= 0) {
+                if (c.n_refs > 1)
+                        qsort(c.refs, c.n_refs, sizeof(*c.refs), vref_cmp);
+                strset_sort_unique(&c.missing);
+                strset_sort_unique(&c.chains);
+                for (size_t i = 0; i + 1 < corrupt_pairs.n; i += 2)
+                        v_issue(&rc, corrupt_pairs.v[i], corrupt_pairs.v[i + 1], corrupt_pairs.v[i]);
+                for (size_t i = 0; i < c.missing.n; i++)
+                        v_issue(&rc, c.missing.v[i], "missing: referenced but not in the store", c.missing.v[i]);
+                for (size_t i = 0; i < c.n_unreadable; i++)
+                        v_issue(&rc, c.unreadable[i].digest, c.unreadable[i].who, c.unreadable[i].digest);
+                r = v_layers(&c, &rc, &trees, reterr);
+        }
+        vrefs_free(c.refs, c.n_refs);
+        vrefs_free(c.unreadable, c.n_unreadable);
+        strset_clear(&c.corrupt);
+        strset_clear(&c.missing);
+        strset_clear(&c.chains);
+        strset_clear(&corrupt_pairs);
+        if (r < 0)
+                return r;
+        if (ret)
+                *ret = (struct moat_images_verify_result) {
+                        .blobs = sres.blobs, .bytes = sres.bytes, .layer_trees = trees, .problems = rc.problems,
+                };
+        return rc.problems > INT_MAX ? INT_MAX : (int) rc.problems;
 }

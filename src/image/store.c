@@ -515,8 +515,9 @@ int moat_store_has_blob(struct moat_store *s, const char *digest)
 }
 
 int moat_store_verify(struct moat_store *s, void (*report)(const char *digest, const char *problem, void *userdata),
-                      void *userdata, struct moat_error **reterr)
+                      void *userdata, struct moat_store_verify_result *ret, struct moat_error **reterr)
 {
+        struct moat_store_verify_result res = {};
         _cleanup_closedir_ DIR *d = NULL;
         struct dirent *de;
         int fd, bad = 0;
@@ -537,6 +538,7 @@ int moat_store_verify(struct moat_store *s, void (*report)(const char *digest, c
 
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
+                res.blobs++;
                 snprintf(name, sizeof(name), "sha256:%s", de->d_name);
                 if (!is_hex_digest(de->d_name)) {
                         bad++;
@@ -554,6 +556,7 @@ int moat_store_verify(struct moat_store *s, void (*report)(const char *digest, c
                 r = hash_fd(bfd, got);
                 if (r < 0)
                         return moat_error_set(reterr, r, "reading %s/blobs/sha256/%s", s->path, de->d_name);
+                res.bytes += (uint64_t) st.st_size;
                 if (!streq(got, de->d_name)) {
                         bad++;
                         snprintf(problem, sizeof(problem), "content hashes to sha256:%s", got);
@@ -563,6 +566,8 @@ int moat_store_verify(struct moat_store *s, void (*report)(const char *digest, c
         }
         if (errno != 0)
                 return moat_error_set(reterr, errno, "reading %s/blobs/sha256", s->path);
+        if (ret)
+                *ret = res;
         return bad;
 }
 

@@ -66,11 +66,19 @@ MOAT_NODISCARD int moat_store_read_blob(struct moat_store *s, const char *digest
 
 MOAT_NODISCARD int moat_store_has_blob(struct moat_store *s, const char *digest);
 
-/* Re-hash every blob; report(digest, problem) for each corrupt one.
- * Returns the number of corrupt blobs (>= 0) or -errno. */
+struct moat_store_verify_result {
+        size_t blobs;     /* files looked at in blobs/sha256 */
+        uint64_t bytes;   /* bytes re-hashed */
+};
+
+/* Re-hash every blob; report(digest, problem) for each corrupt one (content
+ * that does not hash to its name, a file that is not a regular file, a
+ * name that is not a digest). Returns the number of corrupt blobs (>= 0) or
+ * -errno; ret (may be NULL) gets what was checked. */
 MOAT_NODISCARD int moat_store_verify(struct moat_store *s, void (*report)(const char *digest, const char *problem,
                                                                            void *userdata),
-                                     void *userdata, struct moat_error **reterr);
+                                     void *userdata, struct moat_store_verify_result *ret,
+                                     struct moat_error **reterr);
 
 /* Remove a blob (garbage collection decides which). */
 MOAT_NODISCARD int moat_store_remove_blob(struct moat_store *s, const char *digest, struct moat_error **reterr);

@@ -151,7 +151,7 @@ static void test_legacy(void)
                 };
                 fd = make_tar(m, ELEMENTSOF(m), false);
         }
-        r = moat_archive_load(s, fd, &res, &err);
+        r = moat_archive_load(s, fd, NULL, &res, &err);
         close(fd);
         is_int(r, 0, "legacy docker-archive loads%s%s", err ? ": " : "", err ? err->msg : "");
         if (r < 0)
@@ -215,7 +215,7 @@ static void test_legacy(void)
                 archive_read_free(a);
                 ok(has_mj && has_layout, "saved archive has oci-layout and manifest.json");
                 lseek(out, 0, SEEK_SET);
-                r = moat_archive_load(s2, out, &res2, &err);
+                r = moat_archive_load(s2, out, NULL, &res2, &err);
                 is_int(r, 0, "saved archive loads%s%s", err ? ": " : "", err ? err->msg : "");
                 if (r < 0)
                         return;
@@ -301,7 +301,7 @@ static void test_oci(void)
                 };
                 fd = make_tar(m, ELEMENTSOF(m), true);
         }
-        r = moat_archive_load(s, fd, &res, &err);
+        r = moat_archive_load(s, fd, NULL, &res, &err);
         close(fd);
         is_int(r, 0, "gzip OCI layout tarball loads%s%s", err ? ": " : "", err ? err->msg : "");
         if (r < 0)
@@ -322,7 +322,7 @@ static void test_oci(void)
                 r = moat_archive_save(s, &img, 1, out, MOAT_ARCHIVE_OCI, &err);
                 is_int(r, 0, "save OCI format%s%s", err ? ": " : "", err ? err->msg : "");
                 lseek(out, 0, SEEK_SET);
-                r = moat_archive_load(s2, out, &res2, &err);
+                r = moat_archive_load(s2, out, NULL, &res2, &err);
                 is_int(r, 0, "saved OCI archive loads%s%s", err ? ": " : "", err ? err->msg : "");
                 if (r < 0)
                         return;
@@ -365,7 +365,7 @@ static void test_corrupt(void)
                 };
                 fd = make_tar(m, ELEMENTSOF(m), false);
         }
-        r = moat_archive_load(s, fd, &res, &err);
+        r = moat_archive_load(s, fd, NULL, &res, &err);
         close(fd);
         is_int(r, -EBADMSG, "corrupted blob member fails the load");
         ok(err && strstr(err->msg, o.nc), "error names the member: %s", err ? err->msg : "(none)");
@@ -385,7 +385,7 @@ static void test_bad_names(void)
                 struct member m[] = { { names[i], "x", 1, NULL } };
                 int fd = make_tar(m, 1, false), r;
 
-                r = moat_archive_load(s, fd, &res, &err);
+                r = moat_archive_load(s, fd, NULL, &res, &err);
                 close(fd);
                 ok(r == -EINVAL && err && strstr(err->msg, names[i][0] == '/' ? "absolute" : "\"..\""),
                    "member \"%s\" refused: %s", names[i], err ? err->msg : "(none)");
@@ -396,7 +396,7 @@ static void test_bad_names(void)
                 struct member m[] = { { "hello.txt", "x", 1, NULL } };
                 int fd = make_tar(m, 1, false), r;
 
-                r = moat_archive_load(s, fd, &res, &err);
+                r = moat_archive_load(s, fd, NULL, &res, &err);
                 close(fd);
                 ok(r == -EINVAL && err && strstr(err->msg, "neither index.json nor manifest.json"),
                    "a tar that is no image archive is refused");
@@ -453,6 +453,95 @@ static void test_layout_dir(void)
         }
 }
 
+/* ---- load progress ---- */
+
+struct events {
+        size_t n, layer_calls, doc_calls, layer_done, doc_done;
+        uint64_t last_current;
+        bool monotonic, totals_right, named;
+        int64_t layer_total;
+        char config_digest[OCI_DIGEST_STRING_SIZE];
+        bool config_named;
+};
+
+static void on_progress(const struct moat_archive_progress *p, void *userdata)
+{
+        struct events *e = userdata;
+
+        e->n++;
+        if (p->kind == MOAT_ARCHIVE_BLOB_LAYER) {
+                e->layer_calls++;
+                if (p->current < e->last_current)
+                        e->monotonic = false;
+                e->last_current = p->current;
+                if (p->total != e->layer_total)
+                        e->totals_right = false;
+                if (!streq(p->member, "lay/layer.tar") || p->digest)
+                        e->named = false;
+                if (p->done) {
+                        e->layer_done++;
+                        if (p->current != (uint64_t) p->total)
+                                e->totals_right = false;
+                }
+        } else {
+                e->doc_calls++;
+                if (p->done)
+                        e->doc_done++;
+                if (p->digest && streq(p->digest, e->config_digest))
+                        e->config_named = true;
+        }
+}
+
+static void test_progress(void)
+{
+        _cleanup_store_ struct moat_store *s = new_store("progress");
+        _cleanup_archive_result_ struct moat_archive_result *res = NULL;
+        _cleanup_error_ struct moat_error *err = NULL;
+        _cleanup_free_ char *big = malloc(1536 * 1024 + 1), *layer = NULL, *cfg = NULL, *cname = NULL, *mj = NULL;
+        char dl[OCI_DIGEST_STRING_SIZE];
+        struct events ev = { .monotonic = true, .totals_right = true, .named = true };
+        size_t nl;
+        int fd, r;
+
+        if (!s || !big)
+                return;
+        memset(big, 'x', 1536 * 1024);
+        big[1536 * 1024] = 0;
+        {
+                struct member m = { "big", big, 1536 * 1024, NULL };
+                _cleanup_close_ int lfd = make_tar(&m, 1, false);
+                ok(read_full_fd(lfd, 4 << 20, &layer, &nl) >= 0, "a 1.5 MiB layer");
+        }
+        digest_of(layer, nl, dl);
+        if (asprintf(&cfg, "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\","
+                           "\"diff_ids\":[\"%s\"]}}", dl) < 0)
+                return;
+        digest_of(cfg, strlen(cfg), ev.config_digest);
+        if (asprintf(&cname, "%s.json", ev.config_digest + 7) < 0 ||
+            asprintf(&mj, "[{\"Config\":\"%s\",\"RepoTags\":[\"p:1\"],\"Layers\":[\"lay/layer.tar\"]}]", cname) < 0)
+                return;
+        struct member m[] = {
+                { "lay/layer.tar", layer, nl, NULL },
+                { cname, cfg, strlen(cfg), NULL },
+                { "manifest.json", mj, strlen(mj), NULL },
+        };
+        fd = make_tar(m, ELEMENTSOF(m), true);
+        ev.layer_total = (int64_t) nl;
+        struct moat_archive_load_options opts = { .progress = on_progress, .userdata = &ev };
+        r = moat_archive_load(s, fd, &opts, &res, &err);
+        close(fd);
+        is_int(r, 0, "load with a progress callback%s%s", err ? ": " : "", err ? err->msg : "");
+        is_int(ev.layer_done, 1, "the layer is reported done once");
+        ok(ev.layer_calls >= 4 && ev.layer_calls <= nl / (512 * 1024) + 3,
+           "the layer's progress comes every 512 KiB at most (%zu calls for %zu bytes)", ev.layer_calls, nl);
+        ok(ev.monotonic, "bytes only grow");
+        ok(ev.totals_right, "total is the member size, and current reaches it when done");
+        ok(ev.named, "the legacy layer is named by its member, no digest");
+        is_int(ev.doc_done, 1, "the config is a document, done once");
+        ok(ev.config_named, "the config carries the digest of its name");
+        ok(ev.last_current == nl, "the last layer call has every byte");
+}
+
 int main(void)
 {
         if (!mkdtemp(tmpdir)) {
@@ -464,6 +553,7 @@ int main(void)
         test_corrupt();
         test_bad_names();
         test_layout_dir();
+        test_progress();
 
         {
                 char cmd[600];

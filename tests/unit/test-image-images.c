@@ -154,14 +154,16 @@ struct image {
         int64_t config_size, manifest_size;
 };
 
-static bool put_image(struct moat_store *s, const char *arch, const struct layer *layers, const char *const *diff_ids,
-                      size_t n, struct image *img)
+/* extra: more config fields ("\"author\":\"x\","), may be "" */
+static bool put_image_x(struct moat_store *s, const char *arch, const char *extra, const struct layer *layers,
+                        const char *const *diff_ids, size_t n, struct image *img)
 {
         char text[4096];
         int o;
 
         o = snprintf(text, sizeof(text),
-                     "{\"architecture\":\"%s\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[", arch);
+                     "{%s\"architecture\":\"%s\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[", extra,
+                     arch);
         for (size_t i = 0; i < n; i++)
                 o += snprintf(text + o, sizeof(text) - (size_t) o, "%s\"%s\"", i ? "," : "", diff_ids[i]);
         snprintf(text + o, sizeof(text) - (size_t) o, "]}}");
@@ -177,6 +179,12 @@ static bool put_image(struct moat_store *s, const char *arch, const struct layer
                               i ? "," : "", layers[i].digest, layers[i].size);
         snprintf(text + o, sizeof(text) - (size_t) o, "]}");
         return put_doc(s, text, img->manifest, &img->manifest_size);
+}
+
+static bool put_image(struct moat_store *s, const char *arch, const struct layer *layers, const char *const *diff_ids,
+                      size_t n, struct image *img)
+{
+        return put_image_x(s, arch, "", layers, diff_ids, n, img);
 }
 
 static int tag(struct moat_store *s, const char *ref, const char *mt, const char *digest, int64_t size)
@@ -216,6 +224,335 @@ static int count_layer_dirs(int store_fd, bool tmp_only)
                     (!tmp_only || startswith(de->d_name, ".tmp-")))
                         n++;
         return n;
+}
+
+static size_t count_entries(struct moat_store *s, const char *digest, bool named)
+{
+        struct moat_image_entry *v = NULL;
+        size_t n = 0, k = 0;
+
+        if (moat_images_entries(s, NULL, &v, &n, NULL) < 0)
+                return SIZE_MAX;
+        for (size_t i = 0; i < n; i++)
+                if (streq(v[i].digest, digest) && !v[i].reference == !named)
+                        k++;
+        moat_image_entries_free(v, n);
+        return k;
+}
+
+static struct layer la, lb;
+static struct image ia, ib;
+
+static void test_ids_and_dangling(struct moat_store *s)
+{
+        _cleanup_error_ struct moat_error *err = NULL;
+        const char *ids[1];
+        char text[200];
+
+        ok(put_layer(s, "a", "layer a\n", &la), "layer a stored");
+        ids[0] = la.diff_id;
+        ok(put_image_x(s, "amd64", "\"author\":\"a\",", &la, ids, 1, &ia), "image A stored");
+        is_int(tag(s, "localhost/a:1", OCI_MT_MANIFEST, ia.manifest, ia.manifest_size), 0, "tag A as a:1");
+
+        {
+                _cleanup_image_ struct moat_image *x = NULL, *y = NULL, *z = NULL, *w = NULL;
+                is_int(moat_images_lookup(s, "localhost/a:1", NULL, &x, NULL), 0, "lookup by reference");
+                ok(x && !x->by_id && streq(x->config_digest, ia.config) && streq(x->target_digest, ia.manifest) &&
+                           x->target_size == ia.manifest_size && streq(x->target_media_type, OCI_MT_MANIFEST),
+                   "by reference: the entry's descriptor, not by ID");
+                is_int(moat_images_lookup(s, ia.config, NULL, &y, NULL), 0, "lookup by full ID sha256:<hex>");
+                ok(y && y->by_id && streq(y->reference, ia.config) && streq(y->target_digest, ia.manifest),
+                   "by ID: the image of the entry");
+                is_int(moat_images_lookup(s, ia.config + 7, NULL, &z, NULL), 0, "lookup by bare 64 hex");
+                snprintf(text, sizeof(text), "%.12s", ia.config + 7);
+                is_int(moat_images_lookup(s, text, NULL, &w, NULL), 0, "lookup by a 12-hex prefix");
+                ok(w && w->by_id && streq(w->config_digest, ia.config), "the prefix finds A");
+        }
+        {
+                _cleanup_image_ struct moat_image *x = NULL;
+                _cleanup_error_ struct moat_error *e = NULL;
+                snprintf(text, sizeof(text), "sha256:%.5s", ia.config + 7);
+                is_int(moat_images_lookup(s, text, NULL, &x, NULL), 0, "lookup by sha256:<prefix>");
+                is_int(moat_images_lookup(s, "localhost/nothere:1", NULL, &x, &e), -ENOENT, "unknown name");
+                ok(e && strstr(e->msg, "No such image: localhost/nothere:1"), "named in the error: %s",
+                   e ? e->msg : "");
+        }
+
+        /* an ambiguous prefix: another image whose ID starts with A's first digit */
+        {
+                struct image other = {};
+                char extra[64];
+                bool found = false;
+                for (int i = 0; i < 400 && !found; i++) {
+                        snprintf(extra, sizeof(extra), "\"author\":\"x%d\",", i);
+                        found = put_image_x(s, "amd64", extra, &la, ids, 1, &other) && other.config[7] == ia.config[7];
+                }
+                ok(found, "an image with the same first ID digit");
+                is_int(tag(s, "localhost/same-digit:1", OCI_MT_MANIFEST, other.manifest, other.manifest_size), 0,
+                       "tagged");
+                _cleanup_image_ struct moat_image *x = NULL;
+                _cleanup_error_ struct moat_error *e = NULL;
+                snprintf(text, sizeof(text), "%c", ia.config[7]);
+                is_int(moat_images_lookup(s, text, NULL, &x, &e), -ENOTUNIQ, "a one-digit prefix is ambiguous");
+                ok(e && strstr(e->msg, "multiple IDs found with provided prefix") && strstr(e->msg, text),
+                   "docker's message naming the prefix: %s", e ? e->msg : "");
+                is_int(moat_images_untag(s, "localhost/same-digit:1", NULL), 0, "untag it");
+                struct moat_images_gc_result g;
+                is_int(moat_images_gc(s, &g, NULL), 0, "and collect it");
+        }
+
+        /* a moved tag leaves the image it held dangling */
+        ok(put_image_x(s, "amd64", "\"author\":\"b\",", &la, ids, 1, &ib), "image B stored (same layer)");
+        is_int(tag(s, "localhost/a:1", OCI_MT_MANIFEST, ib.manifest, ib.manifest_size), 0, "move a:1 to B");
+        is_int(count_entries(s, ia.manifest, false), 1, "A stays as an untagged entry");
+        is_int(count_entries(s, ib.manifest, true), 1, "B is named");
+        {
+                _cleanup_free_ char *idx = NULL;
+                size_t n;
+                snprintf(text, sizeof(text), "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%lld}", OCI_MT_MANIFEST,
+                         ia.manifest, (long long) ia.manifest_size);
+                ok(read_full_file_at(moat_store_dir_fd(s), "index.json", 1 << 20, &idx, &n) >= 0 && strstr(idx, text),
+                   "index.json holds A without annotations");
+        }
+        {
+                struct moat_image_entry *v = NULL;
+                size_t n = 0;
+                is_int(moat_images_entries(s, NULL, &v, &n, &err), 0, "entries");
+                ok(n == 2 && v[0].reference && streq(v[0].reference, "localhost/a:1") && streq(v[0].id, ib.config) &&
+                           v[0].tag_time && !v[1].reference && streq(v[1].id, ia.config) &&
+                           v[1].image_size == (int64_t) la.size,
+                   "named first (with its tag time), then untagged; IDs are config digests");
+                moat_image_entries_free(v, n);
+                struct moat_images_gc_result g;
+                is_int(moat_images_gc(s, &g, NULL), 0, "gc");
+                ok(g.blobs_removed == 0 && moat_store_has_blob(s, ia.config) == 1, "gc keeps the dangling image");
+        }
+        struct oci_descriptor d = { .media_type = (char *) OCI_MT_MANIFEST, .digest = ia.manifest,
+                                    .size = ia.manifest_size };
+        is_int(moat_images_add_untagged(s, &d, NULL), 0, "add_untagged of an image already there");
+        is_int(count_entries(s, ia.manifest, false), 1, "no second entry");
+        is_int(tag(s, "localhost/a:2", OCI_MT_MANIFEST, ia.manifest, ia.manifest_size), 0, "name A again");
+        is_int(count_entries(s, ia.manifest, false), 0, "its untagged entry went");
+}
+
+struct use {
+        const char *id;
+        int answer;
+        int calls;
+};
+
+static int use_cb(const char *image_id, char **ret_container, void *userdata)
+{
+        struct use *u = userdata;
+
+        u->calls++;
+        if (!streq(image_id, u->id))
+                return MOAT_IMAGE_UNUSED;
+        *ret_container = strdup("cafe0123456789abcdef");
+        return u->answer;
+}
+
+static void test_remove_rules(struct moat_store *s)
+{
+        struct use u = { .id = ia.config, .answer = MOAT_IMAGE_USED_STOPPED };
+        struct moat_images_remove_options o = { .in_use = use_cb, .userdata = &u };
+        struct moat_images_delete_report rep = {};
+
+        /* A is named localhost/a:2 only, B localhost/a:1 */
+        {
+                _cleanup_error_ struct moat_error *e = NULL;
+                is_int(moat_images_remove(s, "localhost/a:2", &o, &rep, &e), -EBUSY,
+                       "the only name of an image a container uses: refused");
+                ok(e && streq(e->msg, "conflict: unable to remove repository reference \"localhost/a:2\" (must force) "
+                                      "- container cafe01234567 is using its referenced image ")
+                           ? true
+                           : e && strstr(e->msg, "(must force) - container cafe01234567 is using its referenced image"),
+                   "docker's message: %s", e ? e->msg : "");
+                is_int(rep.n, 0, "nothing done");
+        }
+        {
+                _cleanup_error_ struct moat_error *e = NULL;
+                u.answer = MOAT_IMAGE_USED_RUNNING;
+                is_int(moat_images_remove(s, ia.config, &o, &rep, &e), -EBUSY, "by ID, running container: refused");
+                ok(e && strstr(e->msg, "(cannot be forced) - image is being used by running container cafe01234567"),
+                   "docker's message: %s", e ? e->msg : "");
+                o.force = true;
+                moat_error_free(e);
+                e = NULL;
+                is_int(moat_images_remove(s, ia.config, &o, &rep, &e), -EBUSY, "even with force");
+        }
+        {
+                _cleanup_error_ struct moat_error *e = NULL;
+                u.answer = MOAT_IMAGE_USED_STOPPED;
+                o.force = false;
+                is_int(moat_images_remove(s, ia.config, &o, &rep, &e), -EBUSY, "by ID, stopped container: refused");
+                ok(e && strstr(e->msg, "(must be forced) - image is being used by stopped container cafe01234567"),
+                   "docker's message: %s", e ? e->msg : "");
+        }
+        {
+                _cleanup_error_ struct moat_error *e = NULL;
+                u.answer = MOAT_IMAGE_USED_RUNNING;
+                o.force = true;
+                is_int(moat_images_remove(s, "localhost/a:2", &o, &rep, &e), 0,
+                       "force: the name goes though a running container uses the image");
+                ok(rep.n == 1 && streq(rep.items[0].untagged, "localhost/a:2"), "only Untagged");
+                is_int(count_entries(s, ia.manifest, false), 1, "the image stays, untagged");
+                ok(moat_store_has_blob(s, ia.config) == 1, "its blobs stay");
+                moat_images_delete_report_clear(&rep);
+        }
+        /* B with three names */
+        is_int(tag(s, "localhost/b:1", OCI_MT_MANIFEST, ib.manifest, ib.manifest_size), 0, "B as b:1");
+        is_int(tag(s, "localhost/c:1", OCI_MT_MANIFEST, ib.manifest, ib.manifest_size), 0, "B as c:1");
+        {
+                _cleanup_error_ struct moat_error *e = NULL;
+                char sid[13];
+                snprintf(sid, sizeof(sid), "%.12s", ib.config + 7);
+                o.force = false;
+                is_int(moat_images_remove(s, ib.config + 7, &o, &rep, &e), -EBUSY, "by ID, several names: refused");
+                ok(e && strstr(e->msg, "conflict: unable to delete ") && strstr(e->msg, sid) &&
+                           strstr(e->msg, "(must be forced) - image is referenced in multiple repositories"),
+                   "docker's message: %s", e ? e->msg : "");
+                is_int(rep.n, 0, "nothing done");
+        }
+        o.force = true;
+        is_int(moat_images_remove(s, ib.config, &o, &rep, NULL), 0, "by ID with force");
+        ok(rep.n == 4 && streq(rep.items[0].untagged, "localhost/a:1") && streq(rep.items[1].untagged, "localhost/b:1") &&
+                   streq(rep.items[2].untagged, "localhost/c:1") && streq(rep.items[3].deleted, ib.config),
+           "three Untagged, Deleted: the ID; the shared layer is not deleted");
+        ok(moat_store_has_blob(s, ib.manifest) == 0 && moat_store_has_blob(s, ib.config) == 0 &&
+                   moat_store_has_blob(s, la.digest) == 1,
+           "B's blobs went, the layer A shares stayed");
+        moat_images_delete_report_clear(&rep);
+        {
+                _cleanup_error_ struct moat_error *e = NULL;
+                is_int(moat_images_remove(s, "localhost/b:1", NULL, &rep, &e), -ENOENT, "removing it again");
+                ok(e && strstr(e->msg, "No such image: localhost/b:1"), "No such image: %s", e ? e->msg : "");
+        }
+}
+
+static void test_prune(struct moat_store *s)
+{
+        struct use u = { .id = ia.config, .answer = MOAT_IMAGE_USED_STOPPED };
+        struct moat_images_prune_options o = { .in_use = use_cb, .userdata = &u };
+        struct moat_images_delete_report rep = {};
+        const char *ids[1];
+        struct image ic;
+
+        ok(put_layer(s, "b", "layer b\n", &lb), "layer b stored");
+        ids[0] = lb.diff_id;
+        ok(put_image_x(s, "amd64", "\"author\":\"c\",", &lb, ids, 1, &ic), "image C stored");
+        is_int(tag(s, "localhost/c:2", OCI_MT_MANIFEST, ic.manifest, ic.manifest_size), 0, "C named");
+        is_int(moat_images_prune(s, &o, &rep, NULL), 0, "prune, A (dangling) in use");
+        ok(rep.n == 0 && count_entries(s, ia.manifest, false) == 1, "nothing pruned");
+        o.in_use = NULL;
+        is_int(moat_images_prune(s, &o, &rep, NULL), 0, "prune");
+        ok(rep.n == 2 && streq(rep.items[0].deleted, ia.config) && streq(rep.items[1].deleted, la.diff_id),
+           "A and its layer deleted");
+        ok(rep.reclaimed == (uint64_t) (ia.manifest_size + ia.config_size + (int64_t) la.size), "reclaimed its bytes");
+        ok(moat_store_has_blob(s, ic.config) == 1, "the named image stays");
+        moat_images_delete_report_clear(&rep);
+        o.all = true;
+        is_int(moat_images_prune(s, &o, &rep, NULL), 0, "prune -a");
+        ok(rep.n == 3 && streq(rep.items[0].untagged, "localhost/c:2") && streq(rep.items[1].deleted, ic.config) &&
+                   streq(rep.items[2].deleted, lb.diff_id),
+           "untagged: c:2, deleted: C and its layer");
+
+        ok(moat_store_has_blob(s, ic.config) == 0, "gone");
+        moat_images_delete_report_clear(&rep);
+        is_int(moat_images_prune(s, &o, &rep, NULL), 0, "prune of an empty store");
+        ok(rep.n == 0 && rep.reclaimed == 0, "nothing");
+}
+
+struct issues {
+        int n;
+        char text[4][512];
+};
+
+static void issue_cb(const struct moat_images_verify_issue *i, void *userdata)
+{
+        struct issues *x = userdata;
+        if (x->n < 4)
+                snprintf(x->text[x->n], sizeof(x->text[0]), "%s|%s|%s", i->subject, i->problem,
+                         i->referenced_by ? i->referenced_by : "");
+        x->n++;
+}
+
+static void test_verify(struct moat_store *s)
+{
+        _cleanup_error_ struct moat_error *err = NULL;
+        struct moat_images_verify_result res;
+        struct issues is = {};
+        struct layer lc;
+        struct image id;
+        const char *ids[1];
+        int sfd = moat_store_dir_fd(s);
+        char path[300];
+
+        ok(put_layer(s, "c", "layer c\n", &lc), "layer c");
+        ids[0] = lc.diff_id;
+        ok(put_image_x(s, "amd64", "\"author\":\"d\",", &lc, ids, 1, &id), "image D");
+        is_int(tag(s, "localhost/d:1", OCI_MT_MANIFEST, id.manifest, id.manifest_size), 0, "D named");
+        {
+                _cleanup_image_ struct moat_image *img = NULL;
+                _cleanup_strv_free_ char **chain = NULL;
+                ok(moat_images_resolve(s, "localhost/d:1", NULL, &img, NULL) == 0 &&
+                           moat_images_unpack(s, img, NULL, &chain, NULL) == 0,
+                   "D unpacked");
+        }
+        is_int(moat_images_verify(s, issue_cb, &is, &res, &err), 0, "a clean store verifies");
+        ok(res.blobs == 3 && res.layer_trees == 1 && res.problems == 0 &&
+                   res.bytes == (uint64_t) (id.manifest_size + id.config_size + (int64_t) lc.size),
+           "three blobs, their bytes and one tree checked");
+
+        /* flip a byte of the config on disk */
+        snprintf(path, sizeof(path), "blobs/sha256/%s", id.config + 7);
+        {
+                int fd = openat(sfd, path, O_RDWR | O_CLOEXEC);
+                char c = 0;
+                ok(fd >= 0 && pread(fd, &c, 1, 3) == 1, "read the config's 4th byte");
+                c ^= 0x20;
+                ok(fd >= 0 && pwrite(fd, &c, 1, 3) == 1, "flip it");
+                if (fd >= 0)
+                        close(fd);
+        }
+        snprintf(path, sizeof(path), "layers/sha256:%064d", 7);
+        ok(mkdirat(sfd, path, 0700) == 0, "a stray layer tree");
+        ok(mkdirat(sfd, "layers/.tmp-busy", 0700) == 0, "an unpacker's temp tree");
+        is = (struct issues) {};
+        is_int(moat_images_verify(s, issue_cb, &is, &res, &err), 2, "two problems");
+        ok(is.n == 2 && startswith(is.text[0], id.config) && strstr(is.text[0], "content hashes to sha256:") &&
+                   strstr(is.text[0], "localhost/d:1 (config of manifest "),
+           "the corrupt config, what it hashes to and who uses it: %s", is.text[0]);
+        ok(is.n == 2 && startswith(is.text[1], "layers/sha256:0000") && strstr(is.text[1], "stray layer tree"),
+           "the stray tree: %s", is.text[1]);
+        ok(unlinkat(sfd, path, AT_REMOVEDIR) == 0 && unlinkat(sfd, "layers/.tmp-busy", AT_REMOVEDIR) == 0,
+           "trees removed");
+        snprintf(path, sizeof(path), "blobs/sha256/%s", id.config + 7);
+        {
+                int fd = openat(sfd, path, O_RDWR | O_CLOEXEC);
+                char c = 0;
+                ok(fd >= 0 && pread(fd, &c, 1, 3) == 1 && (c ^= 0x20, pwrite(fd, &c, 1, 3) == 1), "flip it back");
+                if (fd >= 0)
+                        close(fd);
+        }
+        char lpath[300];
+        snprintf(lpath, sizeof(lpath), "blobs/sha256/%s", lc.digest + 7);
+        ok(unlinkat(sfd, lpath, 0) == 0, "layer blob removed");
+        is = (struct issues) {};
+        is_int(moat_images_verify(s, issue_cb, &is, &res, &err), 1, "a missing blob");
+        ok(is.n == 1 && startswith(is.text[0], lc.digest) && strstr(is.text[0], "missing") &&
+                   strstr(is.text[0], "localhost/d:1 (layer 1 of manifest "),
+           "missing, with what references it: %s", is.text[0]);
+        ok(unlinkat(sfd, path, 0) == 0, "config removed too");
+        is = (struct issues) {};
+        is_int(moat_images_verify(s, issue_cb, &is, &res, &err), 3, "two missing blobs and a tree no config explains");
+        ok(is.n == 3 && strstr(is.text[0], "missing") && strstr(is.text[1], "missing") &&
+                   strstr(is.text[2], "stray layer tree"),
+           "%s / %s / %s", is.text[0], is.text[1], is.text[2]);
+        is_int(res.layer_trees, 1, "one tree counted");
+        is_int(moat_images_untag(s, "localhost/d:1", NULL), 0, "untag D");
+        struct moat_images_gc_result g;
+        is_int(moat_images_gc(s, &g, NULL), 0, "collect D");
 }
 
 int main(void)
@@ -384,18 +721,33 @@ int main(void)
         ok(moat_store_has_blob(s, bad.manifest) == 0 && moat_store_has_blob(s, l3.digest) == 0, "they are gone");
         ok(moat_store_has_blob(s, l2.digest) == 1, "the shared layer blob stays");
 
-        r = moat_images_rmi(s, "localhost/test:1", &res, &err);
-        is_int(r, 0, "rmi localhost/test:1");
-        is_int(res.blobs_removed, 0, "its manifest is still referenced through the index");
-        is_int(res.layers_removed, 0, "its layer trees stay");
+        {
+                struct moat_images_delete_report rep = {};
+                r = moat_images_remove(s, "localhost/test:1", NULL, &rep, &err);
+                is_int(r, 0, "remove localhost/test:1");
+                ok(rep.n == 1 && rep.items[0].untagged && streq(rep.items[0].untagged, "localhost/test:1") &&
+                           !rep.items[0].deleted,
+                   "only untagged: the index names the same image (same ID)");
+                moat_images_delete_report_clear(&rep);
+        }
         ok(moat_store_has_blob(s, amd.manifest) == 1 && moat_store_has_blob(s, amd.config) == 1,
            "manifest and config kept");
         is_int(count_layer_dirs(sfd, false), 2, "both trees kept");
 
-        r = moat_images_rmi(s, "localhost/test:multi", &res, &err);
-        is_int(r, 0, "rmi localhost/test:multi");
-        is_int(res.blobs_removed, 7, "index, two manifests, two configs, two layers removed");
-        is_int(res.layers_removed, 2, "both layer trees removed");
+        {
+                struct moat_images_delete_report rep = {};
+                r = moat_images_remove(s, "localhost/test:multi", NULL, &rep, &err);
+                is_int(r, 0, "remove localhost/test:multi");
+                ok(rep.n == 4 && streq(rep.items[0].untagged, "localhost/test:multi") &&
+                           streq(rep.items[1].deleted, amd.config) && streq(rep.items[2].deleted, chain[1]) &&
+                           streq(rep.items[3].deleted, chain[0]),
+                   "Untagged, Deleted: the ID, then the ChainIDs top first");
+                is_int(rep.reclaimed,
+                       (int64_t) (amd.manifest_size + arm.manifest_size + amd.config_size + arm.config_size + index_size +
+                                  (int64_t) l1.size + (int64_t) l2.size),
+                       "reclaimed: the bytes of the seven blobs");
+                moat_images_delete_report_clear(&rep);
+        }
         is_int(count_layer_dirs(sfd, false), 0, "layers/ is empty");
         r = moat_images_list(s, &refs, &nrefs, NULL);
         ok(r == 0 && nrefs == 0, "no references left");
@@ -404,6 +756,11 @@ int main(void)
         ok(mkdirat(sfd, "layers/.tmp-leftover", 0700) == 0, "a crashed unpacker's temp tree");
         r = moat_images_gc(s, &res, &err);
         ok(r == 0 && res.layers_removed == 1 && count_layer_dirs(sfd, false) == 0, "gc removes leftover temp trees");
+
+        test_ids_and_dangling(s);
+        test_remove_rules(s);
+        test_prune(s);
+        test_verify(s);
 
         char cmd[200];
         snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);

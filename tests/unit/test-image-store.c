@@ -177,15 +177,35 @@ static void test_verify(void)
         int fd, r;
 
         is_int(moat_store_open(root, false, &s, NULL), 0, "open for verify");
-        is_int(moat_store_verify(s, report_cb, &c, NULL), 0, "clean store verifies");
+        struct moat_store_verify_result vr = {};
+        is_int(moat_store_verify(s, report_cb, &c, &vr, NULL), 0, "clean store verifies");
         is_int(c.n, 0, "no reports on a clean store");
+        {
+                /* what was checked: every file of blobs/sha256 and its bytes */
+                char bp[600];
+                _cleanup_closedir_ DIR *d = NULL;
+                struct dirent *de;
+                size_t files = 0;
+                uint64_t bytes = 0;
+                snprintf(bp, sizeof(bp), "%s/blobs/sha256", root);
+                d = opendir(bp);
+                while (d && (de = readdir(d))) {
+                        struct stat st;
+                        if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, 0) < 0)
+                                continue;
+                        files++;
+                        bytes += (uint64_t) st.st_size;
+                }
+                ok(vr.blobs == files && vr.bytes == bytes && files > 0, "result: %zu blobs, %llu bytes", vr.blobs,
+                   (unsigned long long) vr.bytes);
+        }
 
         /* Flip a byte of the abc blob. */
         snprintf(p, sizeof(p), "%s/blobs/sha256/%s", root, ABC_DIGEST + 7);
         fd = open(p, O_RDWR | O_CLOEXEC);
         ok(fd >= 0 && pwrite(fd, "X", 1, 1) == 1, "corrupted a byte of the blob");
         safe_close(fd);
-        r = moat_store_verify(s, report_cb, &c, NULL);
+        r = moat_store_verify(s, report_cb, &c, NULL, NULL);
         is_int(r, 1, "verify counts one corrupt blob");
         is_str(c.last, ABC_DIGEST, "verify names the corrupt blob");
         {
@@ -202,10 +222,10 @@ static void test_verify(void)
         fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
         safe_close(fd);
         c = (struct report_ctx) {};
-        is_int(moat_store_verify(s, report_cb, &c, NULL), 2, "verify also reports a badly named file");
+        is_int(moat_store_verify(s, report_cb, &c, NULL, NULL), 2, "verify also reports a badly named file");
         unlink(p);
         is_int(moat_store_remove_blob(s, ABC_DIGEST, NULL), 0, "remove the corrupt blob");
-        is_int(moat_store_verify(s, NULL, NULL, NULL), 0, "clean again");
+        is_int(moat_store_verify(s, NULL, NULL, NULL, NULL), 0, "clean again");
 }
 
 static void test_leftover(void)
@@ -277,7 +297,7 @@ static void test_concurrent(void)
                 is_int(count_entries("ingest"), 0, "no temp files left");
                 is_int(moat_store_read_blob(s, digest, sizeof(big), &buf, &n, NULL), 0, "blob reads and verifies");
                 ok(n == sizeof(big) && memcmp(buf, big, n) == 0, "blob content intact");
-                is_int(moat_store_verify(s, NULL, NULL, NULL), 0, "store verifies");
+                is_int(moat_store_verify(s, NULL, NULL, NULL, NULL), 0, "store verifies");
         }
 }
 

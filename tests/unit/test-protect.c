@@ -95,6 +95,8 @@ static void run_self_exe(const char *mode, char *out, size_t size)
         ssize_t n;
         while (len + 1 < size && (n = read(pfd[0], out + len, size - 1 - len)) > 0)
                 len += (size_t) n;
+        while (len > 0 && out[len - 1] == '\n')
+                len--;  /* one TAP line */
         out[len] = '\0';
         close(pfd[0]);
         waitpid(pid, NULL, 0);
