@@ -478,6 +478,7 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
                                       config->hooks[OCI_HOOK_POSTSTART].n_hooks > 0,
         };
         ctx.state_dir_fd = dir_fd;
+        _cleanup_error_ struct moat_error *cg_err = NULL;
 
         /* The config as created: start's poststart hooks, exec's process
          * defaults and delete's poststop hooks read it, never the bundle's
@@ -522,7 +523,6 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
         const char *cgroups_path = config->linux_.cgroups_path;
         if (rootless && strempty(cgroups_path))
                 cgroups_path = opts->id;
-        _cleanup_error_ struct moat_error *cg_err = NULL;
         r = moat_cgroup_create(cgroups_path, opts->id, &cg, rootless ? &cg_err : reterr);
         if (r < 0) {
                 cg = NULL;
@@ -601,6 +601,8 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
         pty_master = res.pty_master;
 
         ctx.state.pid = res.pid;
+        if (opts->ret_pid)
+                *opts->ret_pid = res.pid;
         r = moat_process_start_time(res.pid, &ctx.state.pid_start_time, NULL);
         if (r >= 0)
                 r = moat_state_save(dir_fd, &ctx.state, reterr);

@@ -91,6 +91,28 @@ int moat_container_stats(const struct moat_runtime *rt, const char *id, char **r
         return r;
 }
 
+int moat_container_oom_kills(const struct moat_runtime *rt, const char *id, uint64_t *ret,
+                             struct moat_error **reterr)
+{
+        _cleanup_close_ int dir_fd = -EBADF;
+        _cleanup_state_ struct moat_state *s = NULL;
+        _cleanup_cgroup_ struct moat_cgroup *cg = NULL;
+        int r;
+
+        r = moat_state_open(rt, id, &s, &dir_fd, reterr);
+        if (r < 0)
+                return r;
+        if (strempty(s->cgroup))
+                return moat_error_setx(reterr, -ENOENT, "container \"%s\" has no cgroup", id);
+        r = moat_cgroup_deserialize(s->cgroup, &cg, reterr);
+        if (r < 0)
+                return moat_error_wrap(reterr, r, "container \"%s\"", id);
+        r = moat_cgroup_oom_kills(cg, ret, reterr);
+        if (r < 0)
+                return moat_error_wrap(reterr, r, "container \"%s\"", id);
+        return 0;
+}
+
 static uint64_t now_ms(void)
 {
         struct timespec ts;

@@ -797,6 +797,8 @@ int moat_container_exec(const struct moat_runtime *rt, const struct moat_exec_op
                 if (r < 0)
                         goto fail_kill;
         }
+        if (opts->ret_pid)
+                *opts->ret_pid = pid;
         if (opts->detach)
                 return 0;
 

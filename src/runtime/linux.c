@@ -741,13 +741,13 @@ int moat_linux_spawn(const struct moat_spawn *sp, struct moat_spawn_result *ret,
         if (pid < 0)
                 return moat_error_set(reterr, clone_errno, "clone");
         ret->pty_master = -EBADF;
+        _cleanup_free_ char *state_json = NULL;
         if (!restored) {
                 /* Hooks forked later would land in the container's namespaces. */
                 r = moat_error_set(reterr, errno, "returning to the runtime's own namespaces");
                 goto fail;
         }
 
-        _cleanup_free_ char *state_json = NULL;
         if (flags & CLONE_NEWUSER) {
                 r = write_uid_gid_maps(pid, lx, reterr);
                 if (r < 0)

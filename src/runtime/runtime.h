@@ -57,6 +57,7 @@ struct moat_create_options {
         bool keep;                   /* run: keep the container after it exits */
         unsigned preserve_fds;
         enum moat_create_mode mode;
+        pid_t *ret_pid;              /* optional: where the init's pid goes (a child of the caller) */
 };
 
 /*
@@ -113,6 +114,10 @@ struct moat_exec_options {
         const char *process_label;
         unsigned preserve_fds;
         bool ignore_paused;
+        /* Optional: where the new process's pid goes. With detach the
+         * process stays a child of the caller, which may reap it (a
+         * monitor learns its exit status that way). */
+        pid_t *ret_pid;
 };
 
 /* Run a new process in a running container; in the foreground (not
@@ -137,6 +142,12 @@ MOAT_NODISCARD int moat_container_resume(const struct moat_runtime *rt, const ch
 /* One event line as runc prints it: {"type":"stats","id":...,"data":{...}}. */
 MOAT_NODISCARD int moat_container_stats(const struct moat_runtime *rt, const char *id, char **ret_json,
                                         struct moat_error **reterr);
+
+/* How many times the kernel's OOM killer killed in the container's cgroup
+ * (created, running or stopped; also after its init was reaped). -ENOENT
+ * when it has no cgroup with the memory controller. */
+MOAT_NODISCARD int moat_container_oom_kills(const struct moat_runtime *rt, const char *id, uint64_t *ret,
+                                            struct moat_error **reterr);
 
 /* Stream events (oom, and stats every interval_ms) to emit() until the
  * container stops; returns 0 then. */

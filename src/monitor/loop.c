@@ -1,0 +1,995 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "base/compat.h"
+
+/*
+ * moat-monitor-loop, the monitor's second stage (docs/monitor.md): a
+ * small static program that moat-monitor execs once the container (or the
+ * exec'd process) exists, with the same pid, so the process stays its
+ * child. It owns, until the process has exited and its output is drained:
+ *
+ *   - the process's output: read as it comes (never blocking the
+ *     container), logged as docker's json-file (run only), copied to every
+ *     attach client that asked for that stream;
+ *   - the process's stdin: bytes of attach clients that asked for it;
+ *   - attach.sock and ctl.sock (resize, close-stdin, status, start);
+ *   - reaping: the process (its status becomes exit.json), and any orphan
+ *     that re-parents to us (we are a child subreaper).
+ *
+ * One poll() loop, no threads. Memory stays bounded: a client's queued
+ * output is at most MOAT_MONITOR_CLIENT_BUFFER_MAX (a client that falls
+ * further behind is dropped, never the container slowed down), stdin
+ * moves through one 4 KiB buffer (clients are not read while it is full),
+ * requests are bounded lines. Buffers are allocated when used and freed
+ * when empty, so an idle monitor holds none.
+ *
+ * Work that needs the runtime library runs in a short-lived child,
+ * `moat-monitor start|cleanup` (main.c): the start of a --wait-start
+ * container, and after the init exited the OOM count and the forced
+ * delete (which also kills what was left in the cgroup, so the output
+ * pipes reach EOF).
+ *
+ * JSON: requests are flat objects of strings, booleans and integers, and
+ * replies are written with snprintf; a small parser here reads them. The
+ * loop does not link jansson (or anything but libc) because every shared
+ * library costs an idle monitor its relocated pages and the text that no
+ * other process shares (measured in docs/monitor.md); jansson would add
+ * about 50 KiB to a budget of 200.
+ *
+ * Signals: SIGCHLD drives reaping; SIGTERM, SIGINT, SIGHUP, SIGQUIT,
+ * SIGUSR1, SIGUSR2 and SIGPIPE are blocked and read away (the daemon stops
+ * a container through the runtime's kill; the monitor lives as long as the
+ * container does). SIGKILL ends the monitor; the container keeps running
+ * without its stdio reader.
+ */
+
+#include <elf.h>
+#include <fcntl.h>
+#include <link.h>
+#include <malloc.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "base/fileio.h"
+#include "base/parse.h"
+#include "monitor/monitor.h"
+
+/* After the process exited: how long output may still come (another
+ * process may hold the pipes: a background child of an exec'd process),
+ * and how long attach clients get to take what is queued for them. */
+#define DRAIN_MS 2000
+#define FLUSH_MS 5000
+#define STDIN_BUFFER 4096u
+#define HELPER_REPLY_MAX 4096u
+
+struct client {
+        int fd;
+        bool ctl;
+        bool have_request;
+        bool want_in, want_out, want_err;
+        bool in_closed;
+        char *line; /* request bytes until the newline */
+        size_t line_len;
+        char *out;  /* queued output */
+        size_t out_off, out_len, out_cap;
+};
+
+static struct {
+        bool exec;
+        const char *id, *exec_id, *runtime_root, *helper;
+        pid_t pid;
+        int dir_fd, out_fd, err_fd, pty_fd, in_fd, attach_l, ctl_l, sync_fd, sig_fd;
+        bool tty, stdin_once, wait_start, started, had_stdin;
+        struct moat_logfile *log;
+        uint64_t oom_base;
+        bool exited, oom_killed;
+        int status_code, status_signal;
+        struct timespec started_at, finished_at;
+        char in_buf[STDIN_BUFFER];
+        size_t in_off, in_len;
+        bool close_stdin_pending;
+        struct client clients[MOAT_MONITOR_MAX_CLIENTS + MOAT_MONITOR_MAX_CTL];
+        struct moat_log_stream s_out, s_err;
+} M;
+
+static uint64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+}
+
+static void file_name(const char *name, char buf[1100])
+{
+        if (moat_monitor_file_name(M.exec ? M.exec_id : NULL, name, buf, 1100) < 0)
+                snprintf(buf, 1100, "%s", name);
+}
+
+/* ---- flat JSON objects ------------------------------------------------------------ */
+
+enum jtype { J_NONE, J_STR, J_BOOL, J_INT, J_NULL };
+
+struct jfield {
+        const char *key;
+        enum jtype type;
+        char str[256];
+        bool b;
+        long long i;
+};
+
+static const char *skip_ws(const char *p)
+{
+        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+                p++;
+        return p;
+}
+
+/* A JSON string at p (after the quote) into out; NULL when malformed or
+ * longer than the buffer. Only ASCII \u escapes are taken. */
+static const char *parse_string(const char *p, char *out, size_t size)
+{
+        size_t n = 0;
+        for (;;) {
+                char ch = *p++;
+                if (ch == '"')
+                        break;
+                if (ch == '\0' || (unsigned char) ch < 0x20)
+                        return NULL;
+                if (ch == '\\') {
+                        char e = *p++;
+                        switch (e) {
+                        case '"': case '\\': case '/': ch = e; break;
+                        case 'n': ch = '\n'; break;
+                        case 't': ch = '\t'; break;
+                        case 'r': ch = '\r'; break;
+                        case 'b': ch = '\b'; break;
+                        case 'f': ch = '\f'; break;
+                        case 'u': {
+                                unsigned v = 0;
+                                for (int k = 0; k < 4; k++) {
+                                        char h = *p++;
+                                        v <<= 4;
+                                        if (h >= '0' && h <= '9') v |= (unsigned) (h - '0');
+                                        else if (h >= 'a' && h <= 'f') v |= (unsigned) (h - 'a' + 10);
+                                        else if (h >= 'A' && h <= 'F') v |= (unsigned) (h - 'A' + 10);
+                                        else return NULL;
+                                }
+                                if (v == 0 || v > 0x7f)
+                                        return NULL;
+                                ch = (char) v;
+                                break;
+                        }
+                        default: return NULL;
+                        }
+                }
+                if (n + 1 >= size)
+                        return NULL;
+                out[n++] = ch;
+        }
+        out[n] = '\0';
+        return p;
+}
+
+/* Parse a flat object; fields named in f get their value, other keys
+ * are skipped (values of any of the flat types). -EINVAL when it is not
+ * such an object (nesting, a repeated field, bad syntax). */
+static int json_flat_parse(const char *s, struct jfield *f, size_t nf)
+{
+        char key[64], str[256];
+        const char *p = skip_ws(s);
+
+        for (size_t i = 0; i < nf; i++)
+                f[i].type = J_NONE;
+        if (*p++ != '{')
+                return -EINVAL;
+        p = skip_ws(p);
+        if (*p == '}')
+                return *skip_ws(p + 1) ? -EINVAL : 0;
+        for (;;) {
+                if (*p++ != '"' || !(p = parse_string(p, key, sizeof(key))))
+                        return -EINVAL;
+                p = skip_ws(p);
+                if (*p++ != ':')
+                        return -EINVAL;
+                p = skip_ws(p);
+                struct jfield v = {};
+                if (*p == '"') {
+                        if (!(p = parse_string(p + 1, str, sizeof(str))))
+                                return -EINVAL;
+                        v.type = J_STR;
+                        memcpy(v.str, str, sizeof(str));
+                } else if (strncmp(p, "true", 4) == 0 || strncmp(p, "false", 5) == 0) {
+                        v.type = J_BOOL;
+                        v.b = *p == 't';
+                        p += v.b ? 4 : 5;
+                } else if (strncmp(p, "null", 4) == 0) {
+                        v.type = J_NULL;
+                        p += 4;
+                } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+                        char *end;
+                        errno = 0;
+                        v.i = strtoll(p, &end, 10);
+                        if (errno || end == p || *end == '.' || *end == 'e' || *end == 'E')
+                                return -EINVAL;
+                        v.type = J_INT;
+                        p = end;
+                } else
+                        return -EINVAL;
+                for (size_t i = 0; i < nf; i++)
+                        if (streq(f[i].key, key)) {
+                                if (f[i].type != J_NONE)
+                                        return -EINVAL;
+                                v.key = f[i].key;
+                                f[i] = v;
+                        }
+                p = skip_ws(p);
+                if (*p == '}')
+                        return *skip_ws(p + 1) ? -EINVAL : 0;
+                if (*p++ != ',')
+                        return -EINVAL;
+                p = skip_ws(p);
+        }
+}
+
+/* msg as a JSON string's content (quotes, backslashes and controls escaped). */
+static void json_escape(const char *msg, char *out, size_t size)
+{
+        size_t n = 0;
+        for (const char *p = msg; *p && n + 7 < size; p++) {
+                unsigned char ch = (unsigned char) *p;
+                if (ch == '"' || ch == '\\') {
+                        out[n++] = '\\';
+                        out[n++] = (char) ch;
+                } else if (ch < 0x20)
+                        n += (size_t) snprintf(out + n, size - n, "\\u%04x", ch);
+                else
+                        out[n++] = (char) ch;
+        }
+        out[n] = '\0';
+}
+
+/* ---- clients ---------------------------------------------------------------- */
+
+static void client_drop(struct client *c)
+{
+        if (c->fd < 0)
+                return;
+        if (!c->ctl && c->want_in && !c->in_closed && M.stdin_once)
+                M.close_stdin_pending = true;
+        close(c->fd);
+        free(c->line);
+        free(c->out);
+        *c = (struct client){ .fd = -1 };
+}
+
+/* Queue a (header and) payload for c, sending straight away what the
+ * socket takes. A client that would hold more than the bound is dropped. */
+static void client_send(struct client *c, const void *hdr, size_t hlen, const void *data, size_t len)
+{
+        size_t pending = c->out_len - c->out_off;
+        if (pending == 0) {
+                struct iovec iov[2] = { { (void *) hdr, hlen }, { (void *) data, len } };
+                struct msghdr msg = { .msg_iov = hlen ? iov : iov + 1, .msg_iovlen = hlen ? 2 : 1 };
+                ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                        client_drop(c);
+                        return;
+                }
+                size_t sent = n > 0 ? (size_t) n : 0;
+                if (sent >= hlen + len)
+                        return;
+                size_t hskip = sent < hlen ? sent : hlen;
+                hdr = (const char *) hdr + hskip;
+                hlen -= hskip;
+                sent -= hskip;
+                data = (const char *) data + sent;
+                len -= sent;
+        }
+        if (pending + hlen + len > MOAT_MONITOR_CLIENT_BUFFER_MAX) {
+                client_drop(c);
+                return;
+        }
+        if (c->out_off > 0) {
+                memmove(c->out, c->out + c->out_off, pending);
+                c->out_off = 0;
+                c->out_len = pending;
+        }
+        if (c->out_len + hlen + len > c->out_cap) {
+                size_t cap = c->out_cap ? c->out_cap : 16384;
+                while (cap < c->out_len + hlen + len)
+                        cap *= 2;
+                if (cap > MOAT_MONITOR_CLIENT_BUFFER_MAX)
+                        cap = MOAT_MONITOR_CLIENT_BUFFER_MAX;
+                char *n = realloc(c->out, cap);
+                if (!n) {
+                        client_drop(c);
+                        return;
+                }
+                c->out = n;
+                c->out_cap = cap;
+        }
+        memcpy(c->out + c->out_len, hdr, hlen);
+        memcpy(c->out + c->out_len + hlen, data, len);
+        c->out_len += hlen + len;
+}
+
+static void client_flush(struct client *c)
+{
+        while (c->fd >= 0 && c->out_off < c->out_len) {
+                ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return;
+                if (n < 0) {
+                        client_drop(c);
+                        return;
+                }
+                c->out_off += (size_t) n;
+        }
+        if (c->fd >= 0) {
+                free(c->out);
+                c->out = NULL;
+                c->out_off = c->out_len = c->out_cap = 0;
+        }
+}
+
+static void fanout(enum moat_stream stream, const char *data, size_t len)
+{
+        uint8_t hdr[MOAT_FRAME_HEADER_SIZE];
+
+        moat_frame_header(hdr, stream, (uint32_t) len);
+        for (size_t i = 0; i < ELEMENTSOF(M.clients); i++) {
+                struct client *c = &M.clients[i];
+                if (c->fd < 0 || c->ctl || !c->have_request)
+                        continue;
+                if (!(stream == MOAT_STREAM_STDERR ? c->want_err : c->want_out))
+                        continue;
+                client_send(c, hdr, M.tty ? 0 : sizeof(hdr), data, len);
+        }
+}
+
+static void reply(struct client *c, const char *line)
+{
+        client_send(c, line, strlen(line), "\n", 1);
+}
+
+static void reply_error(struct client *c, const char *msg)
+{
+        char esc[1024], line[1100];
+        json_escape(msg, esc, sizeof(esc));
+        snprintf(line, sizeof(line), "{\"error\":\"%s\"}", esc);
+        reply(c, line);
+}
+
+/* ---- stdin --------------------------------------------------------------------- */
+
+static void stdin_close(void)
+{
+        /* A terminal has no input side of its own to close: forwarding
+         * stops (see docs/monitor.md). */
+        if (M.in_fd >= 0 && M.in_fd != M.pty_fd)
+                close(M.in_fd);
+        M.in_fd = -1;
+        M.in_off = M.in_len = 0;
+        M.close_stdin_pending = false;
+}
+
+static void stdin_flush(void)
+{
+        while (M.in_fd >= 0 && M.in_off < M.in_len) {
+                ssize_t n = write(M.in_fd, M.in_buf + M.in_off, M.in_len - M.in_off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return;
+                if (n < 0) {
+                        stdin_close(); /* the container closed its stdin */
+                        return;
+                }
+                M.in_off += (size_t) n;
+        }
+        M.in_off = M.in_len = 0;
+        if (M.close_stdin_pending)
+                stdin_close();
+}
+
+/* ---- helpers (moat-monitor start|cleanup) ----------------------------------------- */
+
+/* Run the first stage's helper verb and return its JSON reply line. */
+static int run_helper(const char *verb, char *out, size_t size)
+{
+        int p[2];
+        size_t n = 0;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        pid_t pid = fork();
+        if (pid < 0) {
+                int r = -errno;
+                close(p[0]);
+                close(p[1]);
+                return r;
+        }
+        if (pid == 0) {
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                if (dup2(p[1], STDOUT_FILENO) < 0)
+                        _exit(127);
+                execl(M.helper, "moat-monitor", verb, "--id", M.id, "--runtime-root", M.runtime_root, (char *) NULL);
+                _exit(127);
+        }
+        close(p[1]);
+        for (;;) {
+                ssize_t k = read(p[0], out + n, size - 1 - n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        break;
+                n += (size_t) k;
+                if (n == size - 1)
+                        break;
+        }
+        close(p[0]);
+        out[n] = '\0';
+        char *nl = strchr(out, '\n');
+        if (nl)
+                *nl = '\0';
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+static const char *helper_error(const char *out)
+{
+        static struct jfield f[] = { { .key = "error" } };
+        if (json_flat_parse(out, f, 1) < 0 || f[0].type != J_STR)
+                return "the runtime helper failed";
+        return f[0].str;
+}
+
+static void cleanup_container(void)
+{
+        char out[HELPER_REPLY_MAX];
+        if (M.exec)
+                return;
+        if (run_helper("cleanup", out, sizeof(out)) < 0)
+                return;
+        struct jfield f[] = { { .key = "oom_kills" } };
+        if (json_flat_parse(out, f, 1) >= 0 && f[0].type == J_INT && f[0].i >= 0 &&
+            (uint64_t) f[0].i > M.oom_base)
+                M.oom_killed = true;
+}
+
+/* ---- control requests ----------------------------------------------------------------- */
+
+static void ctl_request(struct client *c, const char *line)
+{
+        struct jfield f[] = { { .key = "op" }, { .key = "height" }, { .key = "width" } };
+        const char *op = json_flat_parse(line, f, ELEMENTSOF(f)) >= 0 && f[0].type == J_STR ? f[0].str : NULL;
+        char buf[256];
+
+        if (!op) {
+                reply_error(c, "a request is a JSON object with a string \"op\"");
+        } else if (streq(op, "status")) {
+                if (M.exited)
+                        snprintf(buf, sizeof(buf), "{\"pid\":%d,\"running\":false,\"started\":%s,\"exit_code\":%d}",
+                                 (int) M.pid, M.started ? "true" : "false", M.status_code);
+                else
+                        snprintf(buf, sizeof(buf), "{\"pid\":%d,\"running\":%s,\"started\":%s}", (int) M.pid,
+                                 M.started ? "true" : "false", M.started ? "true" : "false");
+                reply(c, buf);
+        } else if (streq(op, "resize")) {
+                if (M.pty_fd < 0)
+                        reply_error(c, "resize: the process has no terminal");
+                else if (f[1].type != J_INT || f[2].type != J_INT || f[1].i < 0 || f[1].i > 65535 || f[2].i < 0 ||
+                         f[2].i > 65535)
+                        reply_error(c, "resize: \"height\" and \"width\" must be integers from 0 to 65535");
+                else {
+                        struct winsize ws = { .ws_row = (unsigned short) f[1].i, .ws_col = (unsigned short) f[2].i };
+                        if (ioctl(M.pty_fd, TIOCSWINSZ, &ws) < 0) {
+                                snprintf(buf, sizeof(buf), "resize: TIOCSWINSZ: %s", strerror(errno));
+                                reply_error(c, buf);
+                        } else
+                                reply(c, "{}");
+                }
+        } else if (streq(op, "close-stdin")) {
+                if (!M.had_stdin)
+                        reply_error(c, "close-stdin: the process has no stdin (monitor started without --stdin)");
+                else {
+                        if (M.in_len > 0)
+                                M.close_stdin_pending = true;
+                        else
+                                stdin_close();
+                        reply(c, "{}");
+                }
+        } else if (streq(op, "start")) {
+                if (!M.wait_start || M.started)
+                        reply_error(c, "start: the container is already started");
+                else if (M.exited)
+                        reply_error(c, "start: the container's init has exited");
+                else {
+                        char out[HELPER_REPLY_MAX];
+                        if (run_helper("start", out, sizeof(out)) < 0)
+                                reply_error(c, helper_error(out));
+                        else {
+                                M.started = true;
+                                clock_gettime(CLOCK_REALTIME, &M.started_at);
+                                reply(c, "{}");
+                        }
+                }
+        } else {
+                snprintf(buf, sizeof(buf), "unknown op \"%.64s\" (resize, close-stdin, status, start)", op);
+                reply_error(c, buf);
+        }
+}
+
+static void attach_request(struct client *c, const char *line)
+{
+        struct jfield f[] = { { .key = "stdin" }, { .key = "stdout" }, { .key = "stderr" } };
+        bool bad = json_flat_parse(line, f, ELEMENTSOF(f)) < 0;
+        for (size_t i = 0; i < ELEMENTSOF(f); i++)
+                if (f[i].type != J_NONE && f[i].type != J_BOOL)
+                        bad = true;
+        if (bad) {
+                /* Nothing is sent back: the stream has no room for an error. */
+                client_drop(c);
+                return;
+        }
+        c->have_request = true;
+        c->want_in = f[0].type == J_BOOL && f[0].b && M.had_stdin;
+        c->want_out = f[1].type == J_BOOL && f[1].b;
+        c->want_err = f[2].type == J_BOOL && f[2].b;
+        free(c->line);
+        c->line = NULL;
+        /* The acknowledgement: output from now on reaches this client, so a
+         * caller that waits for it before starting the process loses none. */
+        reply(c, "{}");
+}
+
+/* Read what a client sent: request bytes (attach: up to the newline,
+ * byte by byte, so that stdin data after it stays in the socket), control
+ * lines, or stdin data. */
+static void client_read(struct client *c)
+{
+        if (c->have_request && !c->ctl) {
+                if (M.in_fd < 0 || M.in_len > 0 || !c->want_in)
+                        return;
+                ssize_t n = read(c->fd, M.in_buf, sizeof(M.in_buf));
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        return;
+                if (n <= 0) {
+                        c->in_closed = true;
+                        if (n < 0)
+                                client_drop(c);
+                        else if (M.stdin_once) {
+                                if (M.in_len > 0)
+                                        M.close_stdin_pending = true;
+                                else
+                                        stdin_close();
+                        }
+                        return;
+                }
+                M.in_len = (size_t) n;
+                M.in_off = 0;
+                stdin_flush();
+                return;
+        }
+        if (!c->line) {
+                c->line = malloc(MOAT_MONITOR_LINE_MAX);
+                if (!c->line) {
+                        client_drop(c);
+                        return;
+                }
+                c->line_len = 0;
+        }
+        size_t want = c->ctl ? MOAT_MONITOR_LINE_MAX - c->line_len : 1;
+        ssize_t n = read(c->fd, c->line + c->line_len, want);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return;
+        if (n <= 0) {
+                client_drop(c);
+                return;
+        }
+        c->line_len += (size_t) n;
+        for (;;) {
+                char *nl = memchr(c->line, '\n', c->line_len);
+                if (!nl)
+                        break;
+                *nl = '\0';
+                size_t used = (size_t) (nl - c->line) + 1;
+                if (!c->ctl) {
+                        attach_request(c, c->line);
+                        return;
+                }
+                ctl_request(c, c->line);
+                if (c->fd < 0)
+                        return;
+                memmove(c->line, c->line + used, c->line_len - used);
+                c->line_len -= used;
+        }
+        if (c->line_len == MOAT_MONITOR_LINE_MAX) {
+                if (c->ctl)
+                        reply_error(c, "request line too long");
+                client_drop(c);
+        }
+}
+
+static void accept_client(int listen_fd, bool ctl)
+{
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+                return;
+        size_t lo = ctl ? MOAT_MONITOR_MAX_CLIENTS : 0;
+        size_t hi = ctl ? ELEMENTSOF(M.clients) : MOAT_MONITOR_MAX_CLIENTS;
+        for (size_t i = lo; i < hi; i++)
+                if (M.clients[i].fd < 0) {
+                        M.clients[i] = (struct client){ .fd = fd, .ctl = ctl };
+                        return;
+                }
+        close(fd); /* full */
+}
+
+/* ---- output ----------------------------------------------------------------------------- */
+
+static void output(int *fdp, struct moat_log_stream *ls)
+{
+        char *p;
+        size_t avail;
+
+        moat_log_stream_space(ls, &p, &avail);
+        ssize_t n = read(*fdp, p, avail);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return;
+        if (n > 0) {
+                fanout(ls->stream, p, (size_t) n);
+                int r = moat_log_stream_commit(ls, M.log, (size_t) n, NULL);
+                (void) r; /* a full disk drops entries; the container goes on */
+                return;
+        }
+        /* EOF, or EIO from a pty master whose every slave is closed. */
+        int r = moat_log_stream_finish(ls, M.log, NULL);
+        (void) r;
+        if (*fdp == M.in_fd)
+                M.in_fd = -1;
+        close(*fdp);
+        if (*fdp == M.pty_fd)
+                M.pty_fd = -1;
+        *fdp = -1;
+}
+
+/* ---- exit ------------------------------------------------------------------------------------ */
+
+static void reap(void)
+{
+        for (;;) {
+                int st;
+                pid_t p = waitpid(-1, &st, WNOHANG);
+                if (p <= 0)
+                        return;
+                if (p != M.pid || M.exited)
+                        continue;
+                M.exited = true;
+                clock_gettime(CLOCK_REALTIME, &M.finished_at);
+                if (WIFSIGNALED(st)) {
+                        M.status_signal = WTERMSIG(st);
+                        M.status_code = 128 + M.status_signal;
+                } else
+                        M.status_code = WEXITSTATUS(st);
+        }
+}
+
+static int write_exit_file(void)
+{
+        char text[256], st[MOAT_RFC3339NANO_MAX] = "", fin[MOAT_RFC3339NANO_MAX], name[1100];
+        if (M.started)
+                moat_format_rfc3339nano(&M.started_at, st);
+        moat_format_rfc3339nano(&M.finished_at, fin);
+        int n = snprintf(text, sizeof(text),
+                         "{\"exit_code\":%d,\"signal\":%d,\"oom_killed\":%s,\"started_at\":\"%s\",\"finished_at\":\"%s\"}\n",
+                         M.status_code, M.status_signal, M.oom_killed ? "true" : "false", st, fin);
+        file_name(MOAT_MONITOR_EXIT_FILE, name);
+        return write_file_replace_at(M.dir_fd, name, text, (size_t) n, 0644);
+}
+
+static void remove_files(bool pid_file)
+{
+        char name[1100];
+        file_name(MOAT_MONITOR_ATTACH_SOCK, name);
+        (void) unlinkat(M.dir_fd, name, 0);
+        file_name(MOAT_MONITOR_CTL_SOCK, name);
+        (void) unlinkat(M.dir_fd, name, 0);
+        if (pid_file) {
+                file_name(MOAT_MONITOR_PID_FILE, name);
+                (void) unlinkat(M.dir_fd, name, 0);
+        }
+}
+
+/* ---- the loop ---------------------------------------------------------------------------------- */
+
+enum slot { S_SIG, S_OUT, S_ERR, S_PTY, S_IN, S_ATTACH, S_CTL, S_CLIENT0 };
+
+static void loop(void)
+{
+        struct pollfd pfd[S_CLIENT0 + ELEMENTSOF(M.clients)];
+        uint64_t drain_deadline = 0, flush_deadline = 0;
+        bool flushing = false;
+
+        for (;;) {
+                if (M.exited && drain_deadline == 0) {
+                        cleanup_container();
+                        drain_deadline = now_ms() + DRAIN_MS;
+                }
+                if (M.exited && !flushing &&
+                    ((M.out_fd < 0 && M.err_fd < 0 && M.pty_fd < 0) || now_ms() >= drain_deadline)) {
+                        int r = moat_log_stream_finish(&M.s_out, M.log, NULL);
+                        r = moat_log_stream_finish(&M.s_err, M.log, NULL);
+                        (void) r;
+                        /* The exit code is on disk before any stream ends: a
+                         * client reads it right after its stream closes. */
+                        if (write_exit_file() < 0) {
+                                /* nothing better to do than to go on */
+                        }
+                        remove_files(false);
+                        M.attach_l = safe_close(M.attach_l);
+                        M.ctl_l = safe_close(M.ctl_l);
+                        flushing = true;
+                        flush_deadline = now_ms() + FLUSH_MS;
+                }
+                if (flushing) {
+                        bool pending = false;
+                        for (size_t i = 0; i < ELEMENTSOF(M.clients); i++)
+                                if (M.clients[i].fd >= 0 && M.clients[i].out_off < M.clients[i].out_len)
+                                        pending = true;
+                        if (!pending || now_ms() >= flush_deadline)
+                                break;
+                }
+
+                memset(pfd, 0, sizeof(pfd));
+                for (size_t i = 0; i < ELEMENTSOF(pfd); i++)
+                        pfd[i].fd = -1;
+                pfd[S_SIG] = (struct pollfd){ .fd = M.sig_fd, .events = POLLIN };
+                if (!flushing) {
+                        pfd[S_OUT] = (struct pollfd){ .fd = M.out_fd, .events = POLLIN };
+                        pfd[S_ERR] = (struct pollfd){ .fd = M.err_fd, .events = POLLIN };
+                        pfd[S_PTY] = (struct pollfd){ .fd = M.pty_fd, .events = POLLIN };
+                        if (M.in_fd >= 0 && M.in_len > 0)
+                                pfd[S_IN] = (struct pollfd){ .fd = M.in_fd, .events = POLLOUT };
+                        pfd[S_ATTACH] = (struct pollfd){ .fd = M.attach_l, .events = POLLIN };
+                        pfd[S_CTL] = (struct pollfd){ .fd = M.ctl_l, .events = POLLIN };
+                }
+                for (size_t i = 0; i < ELEMENTSOF(M.clients); i++) {
+                        struct client *c = &M.clients[i];
+                        struct pollfd *p = &pfd[S_CLIENT0 + i];
+                        if (c->fd < 0)
+                                continue;
+                        p->fd = c->fd;
+                        if (c->out_off < c->out_len)
+                                p->events |= POLLOUT;
+                        if (flushing)
+                                continue;
+                        if (c->ctl || !c->have_request ||
+                            (c->want_in && !c->in_closed && M.in_fd >= 0 && M.in_len == 0))
+                                p->events |= POLLIN;
+                }
+                int timeout = -1;
+                if (M.exited) {
+                        uint64_t now = now_ms(), until = flushing ? flush_deadline : drain_deadline;
+                        timeout = until > now ? (int) (until - now) : 0;
+                }
+                int n = poll(pfd, ELEMENTSOF(pfd), timeout);
+                if (n < 0 && errno != EINTR)
+                        return;
+                if (n <= 0)
+                        continue;
+
+                if (pfd[S_SIG].revents) {
+                        struct signalfd_siginfo si;
+                        while (read(M.sig_fd, &si, sizeof(si)) == (ssize_t) sizeof(si))
+                                ;
+                        reap();
+                }
+                if (pfd[S_OUT].revents)
+                        output(&M.out_fd, &M.s_out);
+                if (pfd[S_ERR].revents)
+                        output(&M.err_fd, &M.s_err);
+                if (pfd[S_PTY].revents)
+                        output(&M.pty_fd, &M.s_out);
+                if (pfd[S_IN].revents) {
+                        if (pfd[S_IN].revents & (POLLERR | POLLHUP))
+                                stdin_close();
+                        else
+                                stdin_flush();
+                }
+                if (pfd[S_ATTACH].revents)
+                        accept_client(M.attach_l, false);
+                if (pfd[S_CTL].revents)
+                        accept_client(M.ctl_l, true);
+                for (size_t i = 0; i < ELEMENTSOF(M.clients); i++) {
+                        struct client *c = &M.clients[i];
+                        short ev = pfd[S_CLIENT0 + i].revents;
+                        if (c->fd < 0 || c->fd != pfd[S_CLIENT0 + i].fd || !ev)
+                                continue;
+                        if (ev & POLLOUT)
+                                client_flush(c);
+                        if (c->fd >= 0 && (ev & (POLLIN | POLLHUP | POLLERR)) && !flushing) {
+                                if ((ev & POLLIN) || c->ctl || !c->have_request)
+                                        client_read(c);
+                                else if (ev & (POLLHUP | POLLERR))
+                                        client_drop(c);
+                        } else if (c->fd >= 0 && (ev & (POLLHUP | POLLERR)))
+                                client_drop(c);
+                }
+                if (M.close_stdin_pending && M.in_len == 0)
+                        stdin_close();
+        }
+}
+
+/* ---- set-up ------------------------------------------------------------------------------------- */
+
+static int fd_arg(const char *s)
+{
+        int fd;
+        if (safe_atoi(s, &fd) < 0 || fd < 0)
+                return -1;
+        (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
+        return fd;
+}
+
+static void nonblock(int fd)
+{
+        if (fd >= 0)
+                (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+static void sync_reply(const char *line)
+{
+        if (M.sync_fd < 0)
+                return;
+        int r = write_all(M.sync_fd, line, strlen(line));
+        (void) r;
+        M.sync_fd = safe_close(M.sync_fd);
+}
+
+static int fail(const char *what)
+{
+        char line[512];
+        (void) kill(M.pid, SIGKILL);
+        while (waitpid(M.pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        char esc[400];
+        cleanup_container();
+        remove_files(true);
+        json_escape(what, esc, sizeof(esc));
+        snprintf(line, sizeof(line), "{\"error\":\"%s\"}\n", esc);
+        sync_reply(line);
+        return 1;
+}
+
+/*
+ * What an idle monitor costs is mostly its own program text: the kernel
+ * maps a file's pages around every fault (fault-around), so a static
+ * program ends up with nearly all its text counted in its PSS. Once set
+ * up, drop the read-only segments from our page tables and ask for no
+ * fault-around (MADV_RANDOM): from then on only the pages the loop really
+ * runs are mapped. Writable segments are never touched (they hold
+ * relocated data); the read-only ones are file pages, dropping them loses
+ * nothing.
+ */
+static int trim_segment(struct dl_phdr_info *info, size_t size, void *userdata)
+{
+        long page = sysconf(_SC_PAGESIZE);
+        if (info->dlpi_name && info->dlpi_name[0])
+                return 0; /* only the program itself */
+        for (int i = 0; i < info->dlpi_phnum; i++) {
+                const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+                if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W))
+                        continue;
+                uintptr_t start = (info->dlpi_addr + ph->p_vaddr) & ~(uintptr_t) (page - 1);
+                uintptr_t end = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz + (uintptr_t) page - 1) &
+                                ~(uintptr_t) (page - 1);
+                (void) madvise((void *) start, end - start, MADV_RANDOM);
+                (void) madvise((void *) start, end - start, MADV_DONTNEED);
+        }
+        return 1;
+}
+
+static void trim_memory(void)
+{
+        (void) malloc_trim(0);
+        (void) dl_iterate_phdr(trim_segment, NULL);
+}
+
+/* argv (from main.c, not for people): run|exec ID EXEC_ID RUNTIME_ROOT
+ * HELPER PID DIR_FD OUT_FD ERR_FD PTY_FD IN_FD ATTACH_FD CTL_FD SYNC_FD
+ * LOG_PATH LOG_MAX_SIZE LOG_MAX_FILE OOM_BASE STARTED_AT STDIN_ONCE
+ * WAIT_START; "-" for none, -1 for no fd. */
+int main(int argc, char **argv)
+{
+        uint64_t max_size;
+        uint32_t max_files;
+        int pid;
+
+        if (argc != 22) {
+                fprintf(stderr, "moat-monitor-loop is started by moat-monitor, not by hand\n");
+                return 2;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(M.clients); i++)
+                M.clients[i].fd = -1;
+        M.exec = streq(argv[1], "exec");
+        M.id = argv[2];
+        M.exec_id = argv[3];
+        M.runtime_root = argv[4];
+        M.helper = argv[5];
+        M.dir_fd = fd_arg(argv[7]);
+        M.out_fd = fd_arg(argv[8]);
+        M.err_fd = fd_arg(argv[9]);
+        M.pty_fd = fd_arg(argv[10]);
+        M.in_fd = fd_arg(argv[11]);
+        M.attach_l = fd_arg(argv[12]);
+        M.ctl_l = fd_arg(argv[13]);
+        M.sync_fd = fd_arg(argv[14]);
+        M.sig_fd = -1;
+        if (safe_atoi(argv[6], &pid) < 0 || pid <= 0 || safe_atou64(argv[16], &max_size) < 0 ||
+            safe_atou32(argv[17], &max_files) < 0 || safe_atou64(argv[18], &M.oom_base) < 0 || M.dir_fd < 0 ||
+            M.attach_l < 0 || M.ctl_l < 0) {
+                fprintf(stderr, "moat-monitor-loop: bad arguments\n");
+                return 2;
+        }
+        M.pid = pid;
+        M.tty = M.pty_fd >= 0;
+        M.stdin_once = streq(argv[20], "1");
+        M.wait_start = streq(argv[21], "1");
+        M.started = !M.wait_start;
+        if (!streq(argv[19], "-") && moat_parse_rfc3339nano(argv[19], &M.started_at) < 0)
+                clock_gettime(CLOCK_REALTIME, &M.started_at);
+        /* With a terminal, stdin goes to the pty master when asked for. */
+        if (M.tty && M.in_fd < 0 && streq(argv[11], "-2"))
+                M.in_fd = M.pty_fd;
+        M.had_stdin = M.in_fd >= 0;
+        nonblock(M.out_fd);
+        nonblock(M.err_fd);
+        nonblock(M.pty_fd);
+        nonblock(M.in_fd);
+        moat_log_stream_init(&M.s_out, MOAT_STREAM_STDOUT);
+        moat_log_stream_init(&M.s_err, MOAT_STREAM_STDERR);
+
+        sigset_t mask;
+        sigemptyset(&mask);
+        int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE };
+        for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
+                sigaddset(&mask, sigs[i]);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        M.sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (M.sig_fd < 0)
+                return fail("signalfd failed");
+
+        if (!streq(argv[15], "-")) {
+                _cleanup_error_ struct moat_error *err = NULL;
+                if (moat_logfile_open(argv[15], max_size, max_files, &M.log, &err) < 0)
+                        return fail(err->msg);
+        }
+
+        char line[64];
+        snprintf(line, sizeof(line), "{\"pid\":%d}\n", (int) M.pid);
+        sync_reply(line);
+        /* A process that exited before the signalfd existed. */
+        reap();
+        trim_memory();
+        loop();
+        moat_logfile_close(M.log);
+        remove_files(true);
+        return 0;
+}

@@ -1,0 +1,511 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "base/compat.h"
+
+/*
+ * moat-monitor, first stage: everything that needs the runtime library.
+ *
+ *   run / exec   set the process up (new session, child subreaper, stdio
+ *                pipes or a pty received on a private console socket),
+ *                create the container (or exec the process) in-process so
+ *                that it is our child, bind the attach and control
+ *                sockets, write monitor.pid, then execve() the second
+ *                stage, moat-monitor-loop, which keeps the same pid (so
+ *                the container stays its child) and answers the sync fd.
+ *   start        (internal) the runtime's start, for --wait-start.
+ *   cleanup      (internal) the OOM kill count and a forced delete, after
+ *                the init exited.
+ *
+ * Why two binaries: an idle monitor must cost little memory (docs/
+ * monitor.md). This binary carries the runtime and six shared libraries;
+ * their relocations and the pages create touched would stay with the
+ * process for the container's whole life. The loop is a small static
+ * program; the heavy work it needs at the start and the end runs as a
+ * short-lived child of it (start, cleanup).
+ *
+ * On any failure nothing is left: the runtime undoes a failed create
+ * itself, and a failure after it kills and deletes the container before
+ * {"error":...} is written.
+ */
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "base/cleanup.h"
+#include "base/fileio.h"
+#include "base/parse.h"
+#include "monitor/monitor.h"
+#include "runtime/runtime.h"
+
+#define LOOP_NAME "moat-monitor-loop"
+
+struct opts {
+        bool exec;
+        const char *id;
+        const char *exec_id;
+        const char *dir;
+        const char *runtime_root;
+        const char *process_file;
+        const char *log_path;
+        uint64_t log_max_size;
+        unsigned log_max_file;
+        bool tty, open_stdin, stdin_once, wait_start;
+        int sync_fd;
+};
+
+static void sync_reply_error(int fd, const char *msg)
+{
+        json_t *doc = json_pack("{s:s}", "error", msg ? msg : "unknown error");
+        char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+        if (s && fd >= 0) {
+                int r = write_all(fd, s, strlen(s));
+                if (r >= 0)
+                        r = write_all(fd, "\n", 1);
+                (void) r;
+        }
+        free(s);
+        json_decref(doc);
+}
+
+static int parse_args(int argc, char **argv, struct opts *o, struct moat_error **reterr)
+{
+        enum { OPT_ID = 1000, OPT_EXEC_ID, OPT_BUNDLE, OPT_DIR, OPT_ROOT, OPT_PROCESS, OPT_LOG, OPT_MAXSIZE, OPT_MAXFILE, OPT_TTY,
+               OPT_STDIN, OPT_ONCE, OPT_WAIT, OPT_SYNC };
+        static const struct option options[] = {
+                { "id", required_argument, NULL, OPT_ID },
+                { "exec-id", required_argument, NULL, OPT_EXEC_ID },
+                { "bundle", required_argument, NULL, OPT_BUNDLE },
+                { "dir", required_argument, NULL, OPT_DIR },
+                { "runtime-root", required_argument, NULL, OPT_ROOT },
+                { "process", required_argument, NULL, OPT_PROCESS },
+                { "log-path", required_argument, NULL, OPT_LOG },
+                { "log-max-size", required_argument, NULL, OPT_MAXSIZE },
+                { "log-max-file", required_argument, NULL, OPT_MAXFILE },
+                { "tty", no_argument, NULL, OPT_TTY },
+                { "stdin", no_argument, NULL, OPT_STDIN },
+                { "stdin-once", no_argument, NULL, OPT_ONCE },
+                { "wait-start", no_argument, NULL, OPT_WAIT },
+                { "sync-fd", required_argument, NULL, OPT_SYNC },
+                {},
+        };
+        int c;
+        uint32_t u;
+
+        optind = 1;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+                switch (c) {
+                case OPT_ID: o->id = optarg; break;
+                case OPT_EXEC_ID: o->exec_id = optarg; break;
+                case OPT_BUNDLE:
+                case OPT_DIR: o->dir = optarg; break;
+                case OPT_ROOT: o->runtime_root = optarg; break;
+                case OPT_PROCESS: o->process_file = optarg; break;
+                case OPT_LOG: o->log_path = optarg; break;
+                case OPT_MAXSIZE:
+                        if (safe_atou64(optarg, &o->log_max_size) < 0)
+                                return moat_error_setx(reterr, -EINVAL, "--log-max-size \"%s\": not a number", optarg);
+                        break;
+                case OPT_MAXFILE:
+                        if (safe_atou32(optarg, &u) < 0 || u == 0 || u > 1000)
+                                return moat_error_setx(reterr, -EINVAL, "--log-max-file \"%s\": 1 to 1000", optarg);
+                        o->log_max_file = u;
+                        break;
+                case OPT_TTY: o->tty = true; break;
+                case OPT_STDIN: o->open_stdin = true; break;
+                case OPT_ONCE: o->stdin_once = true; break;
+                case OPT_WAIT: o->wait_start = true; break;
+                case OPT_SYNC:
+                        if (safe_atoi(optarg, &o->sync_fd) < 0 || o->sync_fd < 0)
+                                return moat_error_setx(reterr, -EINVAL, "--sync-fd \"%s\": not an fd", optarg);
+                        break;
+                default:
+                        return moat_error_setx(reterr, -EINVAL, "unknown option '%s'", argv[optind - 1]);
+                }
+        }
+        if (optind != argc)
+                return moat_error_setx(reterr, -EINVAL, "unexpected argument '%s'", argv[optind]);
+        int r = moat_id_validate(o->id, reterr);
+        if (r < 0)
+                return moat_error_wrap(reterr, r, "--id");
+        if (o->exec_id) {
+                r = moat_id_validate(o->exec_id, reterr);
+                if (r < 0)
+                        return moat_error_wrap(reterr, r, "--exec-id");
+        }
+        return 0;
+}
+
+/* Receive the pty master the runtime sent on the console socket. */
+static int receive_pty(int listen_fd, struct moat_error **reterr)
+{
+        _cleanup_close_ int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        union {
+                struct cmsghdr hdr;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        char name[PATH_MAX];
+        struct iovec iov = { .iov_base = name, .iov_len = sizeof(name) };
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                              .msg_controllen = sizeof(control.buf) };
+
+        if (conn < 0)
+                return moat_error_set(reterr, errno, "accepting the console socket connection");
+        ssize_t n;
+        do
+                n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return moat_error_set(reterr, errno, "receiving the pty master");
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)))
+                return moat_error_setx(reterr, -EPROTO, "the console socket carried no pty master");
+        int fd;
+        memcpy(&fd, CMSG_DATA(c), sizeof(int));
+        return fd;
+}
+
+/* A unix stream socket listening at dir/name, 0600. */
+static int listen_at(int dir_fd, const char *name, int backlog, struct moat_error **reterr)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", dir_fd, name);
+        if (n < 0 || (size_t) n >= sizeof(sa.sun_path))
+                return moat_error_setx(reterr, -ENAMETOOLONG, "socket name '%s' is too long", name);
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return moat_error_set(reterr, errno, "socket");
+        if (unlinkat(dir_fd, name, 0) < 0 && errno != ENOENT)
+                return moat_error_set(reterr, errno, "removing a stale %s", name);
+        mode_t old = umask(0177);
+        int r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
+        umask(old);
+        if (r < 0)
+                return moat_error_set(reterr, errno, "binding %s", name);
+        if (listen(fd, backlog) < 0)
+                return moat_error_set(reterr, errno, "listening on %s", name);
+        return TAKE_FD(fd);
+}
+
+/* Make fd survive execve at a number the loop is told. */
+static int keep(int fd)
+{
+        int flags = fcntl(fd, F_GETFD);
+        if (flags >= 0)
+                (void) fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+        return fd;
+}
+
+static void undo(const struct opts *o, const struct moat_runtime *rt, pid_t pid)
+{
+        if (pid > 0) {
+                (void) kill(pid, SIGKILL);
+                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+        }
+        if (!o->exec) {
+                _cleanup_error_ struct moat_error *ignored = NULL;
+                int k = moat_container_delete(rt, o->id, true, &ignored);
+                (void) k;
+        }
+}
+
+static int setup(struct opts *o)
+{
+        _cleanup_error_ struct moat_error *err = NULL;
+        _cleanup_close_ int dir_fd = -EBADF, devnull = -EBADF, console_l = -EBADF, pty = -EBADF, attach_l = -EBADF,
+                            ctl_l = -EBADF;
+        int out_pipe[2] = { -EBADF, -EBADF }, err_pipe[2] = { -EBADF, -EBADF }, in_pipe[2] = { -EBADF, -EBADF };
+        char name[1100], console_path[1200], self[PATH_MAX], loop[PATH_MAX + 32];
+        struct moat_runtime rt = { .root = o->runtime_root };
+        struct timespec started = {};
+        pid_t pid = 0;
+        int r;
+
+        if (!o->dir || !o->runtime_root || (o->exec && !o->process_file) || (!o->exec && o->process_file) ||
+            (o->exec && o->log_path)) {
+                r = moat_error_setx(&err, -EINVAL,
+                                    o->exec ? "exec needs --dir, --runtime-root and --process (and no --log-path)"
+                                            : "run needs --bundle and --runtime-root");
+                goto fail;
+        }
+        if (o->exec && o->wait_start) {
+                r = moat_error_setx(&err, -EINVAL, "--wait-start is for run only");
+                goto fail;
+        }
+
+        /* Our own stdio is /dev/null; the container's is set up below. */
+        devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (devnull < 0) {
+                r = moat_error_set(&err, errno, "/dev/null");
+                goto fail;
+        }
+        (void) setsid();
+        (void) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        signal(SIGCHLD, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
+
+        ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (sl < 0) {
+                r = moat_error_set(&err, errno, "/proc/self/exe");
+                goto fail;
+        }
+        self[sl] = '\0';
+        char *slash = strrchr(self, '/');
+        snprintf(loop, sizeof(loop), "%.*s/%s", (int) (slash ? slash - self : 1), slash ? self : ".", LOOP_NAME);
+        if (access(loop, X_OK) < 0) {
+                r = moat_error_set(&err, errno, "the monitor's second stage %s", loop);
+                goto fail;
+        }
+
+        dir_fd = open(o->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd < 0) {
+                r = moat_error_set(&err, errno, "%s '%s'", o->exec ? "--dir" : "--bundle", o->dir);
+                goto fail;
+        }
+
+        if (o->tty) {
+                r = moat_monitor_file_name(o->exec ? o->exec_id : NULL, "console.sock", name, sizeof(name));
+                if (r >= 0)
+                        console_l = listen_at(dir_fd, name, 1, &err);
+                if (r < 0 || console_l < 0) {
+                        r = r < 0 ? moat_error_set(&err, r, "console socket") : console_l;
+                        goto fail;
+                }
+                /* Blocking accept once the runtime has connected. */
+                (void) fcntl(console_l, F_SETFL, 0);
+                snprintf(console_path, sizeof(console_path), "/proc/self/fd/%d/%s", dir_fd, name);
+        } else if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) {
+                r = moat_error_set(&err, errno, "pipe");
+                goto fail;
+        }
+        if (o->open_stdin && !o->tty && pipe2(in_pipe, O_CLOEXEC) < 0) {
+                r = moat_error_set(&err, errno, "pipe");
+                goto fail;
+        }
+        /* The container inherits 0, 1 and 2. */
+        if (dup2(in_pipe[0] >= 0 ? in_pipe[0] : devnull, 0) < 0 || dup2(out_pipe[1] >= 0 ? out_pipe[1] : devnull, 1) < 0 ||
+            dup2(err_pipe[1] >= 0 ? err_pipe[1] : devnull, 2) < 0) {
+                r = moat_error_set(&err, errno, "dup2");
+                goto fail;
+        }
+
+        if (o->exec) {
+                struct moat_exec_options eo = {
+                        .id = o->id,
+                        .process_file = o->process_file,
+                        .tty = o->tty,
+                        .console_socket = o->tty ? console_path : NULL,
+                        .detach = true,
+                        .ret_pid = &pid,
+                };
+                r = moat_container_exec(&rt, &eo, NULL, &err);
+        } else {
+                struct moat_create_options co = {
+                        .id = o->id,
+                        .bundle = o->dir,
+                        .console_socket = o->tty ? console_path : NULL,
+                        .mode = o->wait_start ? MOAT_CREATE_ONLY : MOAT_CREATE_RUN_DETACHED,
+                        .ret_pid = &pid,
+                };
+                r = moat_container_create(&rt, &co, NULL, &err);
+        }
+        clock_gettime(CLOCK_REALTIME, &started);
+        /* The container's ends must not stay open here: EOF on the pipes
+         * is how the loop learns that the output is complete. */
+        (void) dup2(devnull, 0);
+        (void) dup2(devnull, 1);
+        (void) dup2(devnull, 2);
+        safe_close(out_pipe[1]);
+        safe_close(err_pipe[1]);
+        safe_close(in_pipe[0]);
+        out_pipe[1] = err_pipe[1] = in_pipe[0] = -EBADF;
+        if (chdir("/") < 0) {
+                /* create entered the bundle; nothing depends on the cwd */
+        }
+        if (r < 0) {
+                pid = 0;
+                goto fail_unlink;
+        }
+
+        if (o->tty) {
+                pty = receive_pty(console_l, &err);
+                if (pty < 0) {
+                        r = pty;
+                        goto fail_undo;
+                }
+        }
+        console_l = safe_close(console_l);
+        if (o->tty)
+                (void) unlinkat(dir_fd, name, 0);
+
+        uint64_t oom_base = 0;
+        if (!o->exec) {
+                _cleanup_error_ struct moat_error *ignored = NULL;
+                if (moat_container_oom_kills(&rt, o->id, &oom_base, &ignored) < 0)
+                        oom_base = 0;
+        }
+
+        r = moat_monitor_file_name(o->exec ? o->exec_id : NULL, MOAT_MONITOR_ATTACH_SOCK, name, sizeof(name));
+        attach_l = r < 0 ? r : listen_at(dir_fd, name, 16, &err);
+        if (attach_l >= 0) {
+                r = moat_monitor_file_name(o->exec ? o->exec_id : NULL, MOAT_MONITOR_CTL_SOCK, name, sizeof(name));
+                ctl_l = r < 0 ? r : listen_at(dir_fd, name, 16, &err);
+        }
+        if (attach_l < 0 || ctl_l < 0) {
+                r = moat_error_set(&err, attach_l < 0 ? attach_l : ctl_l, "monitor sockets");
+                goto fail_undo;
+        }
+        {
+                char text[32];
+                int n = snprintf(text, sizeof(text), "%d\n", (int) getpid());
+                r = moat_monitor_file_name(o->exec ? o->exec_id : NULL, MOAT_MONITOR_PID_FILE, name, sizeof(name));
+                if (r >= 0)
+                        r = write_file_replace_at(dir_fd, name, text, (size_t) n, 0644);
+                if (r < 0) {
+                        r = moat_error_set(&err, r, "writing %s", name);
+                        goto fail_undo;
+                }
+        }
+
+        /* The second stage. */
+        char a_pid[16], a_dir[16], a_out[16], a_err[16], a_pty[16], a_in[16], a_att[16], a_ctl[16], a_sync[16],
+                a_size[24], a_files[16], a_oom[24], a_started[MOAT_RFC3339NANO_MAX];
+        snprintf(a_pid, sizeof(a_pid), "%d", (int) pid);
+        snprintf(a_dir, sizeof(a_dir), "%d", keep(dir_fd));
+        snprintf(a_att, sizeof(a_att), "%d", keep(attach_l));
+        snprintf(a_ctl, sizeof(a_ctl), "%d", keep(ctl_l));
+        snprintf(a_sync, sizeof(a_sync), "%d", keep(o->sync_fd));
+        snprintf(a_out, sizeof(a_out), "%d", out_pipe[0] >= 0 ? keep(out_pipe[0]) : -1);
+        snprintf(a_err, sizeof(a_err), "%d", err_pipe[0] >= 0 ? keep(err_pipe[0]) : -1);
+        snprintf(a_pty, sizeof(a_pty), "%d", pty >= 0 ? keep(pty) : -1);
+        /* -2: stdin goes to the pty master. */
+        snprintf(a_in, sizeof(a_in), "%d", in_pipe[1] >= 0 ? keep(in_pipe[1]) : (o->tty && o->open_stdin) ? -2 : -1);
+        snprintf(a_size, sizeof(a_size), "%" PRIu64, o->log_max_size);
+        snprintf(a_files, sizeof(a_files), "%u", o->log_max_file ? o->log_max_file : 1);
+        snprintf(a_oom, sizeof(a_oom), "%" PRIu64, oom_base);
+        if (o->wait_start)
+                a_started[0] = '\0';
+        else
+                moat_format_rfc3339nano(&started, a_started);
+        const char *args[64];
+        size_t k = 0;
+        args[k++] = LOOP_NAME;
+        args[k++] = o->exec ? "exec" : "run";
+        args[k++] = o->id;
+        args[k++] = o->exec ? o->exec_id : "-";
+        args[k++] = o->runtime_root;
+        args[k++] = self;
+        args[k++] = a_pid;
+        args[k++] = a_dir;
+        args[k++] = a_out;
+        args[k++] = a_err;
+        args[k++] = a_pty;
+        args[k++] = a_in;
+        args[k++] = a_att;
+        args[k++] = a_ctl;
+        args[k++] = a_sync;
+        args[k++] = o->log_path ? o->log_path : "-";
+        args[k++] = a_size;
+        args[k++] = a_files;
+        args[k++] = a_oom;
+        args[k++] = a_started[0] ? a_started : "-";
+        args[k++] = o->stdin_once ? "1" : "0";
+        args[k++] = o->wait_start ? "1" : "0";
+        args[k] = NULL;
+        execv(loop, (char *const *) args);
+        r = moat_error_set(&err, errno, "executing %s", loop);
+
+fail_undo:
+        undo(o, &rt, pid);
+fail_unlink:
+        if (dir_fd >= 0) {
+                static const char *const names[] = { MOAT_MONITOR_ATTACH_SOCK, MOAT_MONITOR_CTL_SOCK,
+                                                     MOAT_MONITOR_PID_FILE, "console.sock" };
+                for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                        if (moat_monitor_file_name(o->exec ? o->exec_id : NULL, names[i], name, sizeof(name)) >= 0)
+                                (void) unlinkat(dir_fd, name, 0);
+        }
+fail:
+        sync_reply_error(o->sync_fd, err ? err->msg : strerror(-r));
+        return 1;
+}
+
+/* The helpers the loop runs: one JSON line on stdout. */
+static int helper(const char *verb, const struct opts *o)
+{
+        _cleanup_error_ struct moat_error *err = NULL;
+        struct moat_runtime rt = { .root = o->runtime_root };
+        int r;
+
+        if (streq(verb, "start")) {
+                r = moat_container_start(&rt, o->id, &err);
+                if (r < 0) {
+                        sync_reply_error(STDOUT_FILENO, err ? err->msg : strerror(-r));
+                        return 1;
+                }
+                printf("{}\n");
+                return 0;
+        }
+        uint64_t ooms = 0;
+        _cleanup_error_ struct moat_error *ignored = NULL;
+        bool have_ooms = moat_container_oom_kills(&rt, o->id, &ooms, &ignored) >= 0;
+        r = moat_container_delete(&rt, o->id, true, &err);
+        if (r < 0 && r != -ENOENT) {
+                sync_reply_error(STDOUT_FILENO, err ? err->msg : strerror(-r));
+                return 1;
+        }
+        if (have_ooms)
+                printf("{\"oom_kills\":%" PRIu64 "}\n", ooms);
+        else
+                printf("{}\n");
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        struct opts o = { .sync_fd = -1 };
+        _cleanup_error_ struct moat_error *err = NULL;
+
+        if (argc < 2) {
+                fprintf(stderr, "usage: moat-monitor run|exec OPTIONS (see docs/monitor.md)\n");
+                return 2;
+        }
+        const char *verb = argv[1];
+        o.exec = streq(verb, "exec");
+        if (!streq(verb, "run") && !streq(verb, "exec") && !streq(verb, "start") && !streq(verb, "cleanup")) {
+                fprintf(stderr, "moat-monitor: unknown verb '%s'\n", verb);
+                return 2;
+        }
+        int r = parse_args(argc - 1, argv + 1, &o, &err);
+        if (r < 0) {
+                if (streq(verb, "run") || streq(verb, "exec"))
+                        sync_reply_error(o.sync_fd, err->msg);
+                fprintf(stderr, "moat-monitor: %s\n", err->msg);
+                return 1;
+        }
+        if (streq(verb, "start") || streq(verb, "cleanup")) {
+                if (!o.runtime_root) {
+                        fprintf(stderr, "moat-monitor: %s needs --runtime-root\n", verb);
+                        return 2;
+                }
+                return helper(verb, &o);
+        }
+        if (o.sync_fd < 0 || fcntl(o.sync_fd, F_GETFD) < 0) {
+                fprintf(stderr, "moat-monitor: --sync-fd is required and must be open\n");
+                return 1;
+        }
+        (void) fcntl(o.sync_fd, F_SETFD, FD_CLOEXEC);
+        return setup(&o);
+}
