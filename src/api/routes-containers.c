@@ -1,0 +1,507 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "base/compat.h"
+
+/*
+ * The /containers routes of the Docker Engine API over the engine
+ * (engine.h): request parameters in, Docker's status codes and JSON out.
+ * Nothing here decides anything about containers.
+ *
+ * wait answers its headers at once and its body when the condition holds
+ * (the docker CLI sends start only after the headers of wait arrived);
+ * attach hijacks the connection and relays between the client and the
+ * container's monitor, whose stream is already in Docker's framing.
+ */
+
+#include "api/routes.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "base/fileio.h"
+#include "engine/engine.h"
+
+#define RELAY_BUFFER 65536
+
+static struct moat_http_response *error_response(int r, struct moat_error *err)
+{
+        struct moat_http_response *resp;
+
+        if (r == -EALREADY)
+                resp = moat_http_response_empty(304);
+        else
+                resp = moat_http_response_from_error(r, err);
+        moat_error_free(err);
+        return resp;
+}
+
+/* Docker's integer query parameters: absent is def; malformed is an error. */
+static int query_int(struct moat_http_request *req, const char *key, long def, long *ret, struct moat_error **reterr)
+{
+        const char *v = moat_http_request_query(req, key);
+        char *end;
+
+        if (!v || !*v) {
+                *ret = def;
+                return 0;
+        }
+        errno = 0;
+        long n = strtol(v, &end, 10);
+        if (errno || *end)
+                return moat_error_setx(reterr, -EINVAL, "invalid value for %s: \"%s\" is not an integer", key, v);
+        *ret = n;
+        return 0;
+}
+
+static struct moat_http_response *create(struct moat_http_request *req, void *userdata)
+{
+        struct moat_engine *e = userdata;
+        struct moat_error *err = NULL;
+        _cleanup_free_ char *id = NULL;
+        json_t *body = NULL, *warnings = NULL;
+        int r;
+
+        r = moat_http_request_json(req, &body, &err);
+        if (r < 0)
+                return error_response(r, err);
+        r = moat_engine_create(e, moat_http_request_query(req, "name"), body, &id, &warnings, &err);
+        json_decref(body);
+        if (r < 0)
+                return error_response(r, err);
+        return moat_http_response_json(201, json_pack("{s:s, s:o}", "Id", id, "Warnings", warnings));
+}
+
+static struct moat_http_response *start(struct moat_http_request *req, void *userdata)
+{
+        struct moat_error *err = NULL;
+        int r = moat_engine_start(userdata, moat_http_request_param(req, "id"), &err);
+        return r < 0 ? error_response(r, err) : moat_http_response_empty(204);
+}
+
+static struct moat_http_response *stop_or_restart(struct moat_http_request *req, void *userdata, bool restart)
+{
+        struct moat_error *err = NULL;
+        long t;
+        int r;
+
+        r = query_int(req, "t", -1, &t, &err);
+        if (r < 0)
+                return error_response(r, err);
+        const char *id = moat_http_request_param(req, "id");
+        const char *sig = moat_http_request_query(req, "signal");
+        r = restart ? moat_engine_restart(userdata, id, (int) t, sig, &err)
+                    : moat_engine_stop(userdata, id, (int) t, sig, &err);
+        return r < 0 ? error_response(r, err) : moat_http_response_empty(204);
+}
+
+static struct moat_http_response *stop(struct moat_http_request *req, void *userdata)
+{
+        return stop_or_restart(req, userdata, false);
+}
+
+static struct moat_http_response *restart(struct moat_http_request *req, void *userdata)
+{
+        return stop_or_restart(req, userdata, true);
+}
+
+static struct moat_http_response *kill_(struct moat_http_request *req, void *userdata)
+{
+        struct moat_error *err = NULL;
+        int r = moat_engine_kill(userdata, moat_http_request_param(req, "id"),
+                                 moat_http_request_query(req, "signal"), &err);
+        return r < 0 ? error_response(r, err) : moat_http_response_empty(204);
+}
+
+static struct moat_http_response *pause_(struct moat_http_request *req, void *userdata)
+{
+        struct moat_error *err = NULL;
+        int r = moat_engine_pause(userdata, moat_http_request_param(req, "id"), &err);
+        return r < 0 ? error_response(r, err) : moat_http_response_empty(204);
+}
+
+static struct moat_http_response *unpause(struct moat_http_request *req, void *userdata)
+{
+        struct moat_error *err = NULL;
+        int r = moat_engine_unpause(userdata, moat_http_request_param(req, "id"), &err);
+        return r < 0 ? error_response(r, err) : moat_http_response_empty(204);
+}
+
+static struct moat_http_response *remove_(struct moat_http_request *req, void *userdata)
+{
+        struct moat_error *err = NULL;
+        int r = moat_engine_remove(userdata, moat_http_request_param(req, "id"),
+                                   moat_http_request_query_bool(req, "force"),
+                                   moat_http_request_query_bool(req, "v"), &err);
+        return r < 0 ? error_response(r, err) : moat_http_response_empty(204);
+}
+
+static struct moat_http_response *rename_(struct moat_http_request *req, void *userdata)
+{
+        struct moat_error *err = NULL;
+        int r = moat_engine_rename(userdata, moat_http_request_param(req, "id"),
+                                   moat_http_request_query(req, "name"), &err);
+        return r < 0 ? error_response(r, err) : moat_http_response_empty(204);
+}
+
+static struct moat_http_response *inspect(struct moat_http_request *req, void *userdata)
+{
+        struct moat_error *err = NULL;
+        json_t *doc = NULL;
+        int r = moat_engine_inspect(userdata, moat_http_request_param(req, "id"), &doc, &err);
+        return r < 0 ? error_response(r, err) : moat_http_response_json(200, doc);
+}
+
+static struct moat_http_response *list(struct moat_http_request *req, void *userdata)
+{
+        struct moat_error *err = NULL;
+        const char *filters_text = moat_http_request_query(req, "filters");
+        json_t *filters = NULL, *out = NULL;
+        long limit;
+        int r;
+
+        r = query_int(req, "limit", -1, &limit, &err);
+        if (r < 0)
+                return error_response(r, err);
+        if (filters_text && *filters_text) {
+                json_error_t jerr;
+                filters = json_loads(filters_text, 0, &jerr);
+                if (!json_is_object(filters)) {
+                        json_decref(filters);
+                        return moat_http_response_error(400, "invalid filter: %s", jerr.text);
+                }
+        }
+        r = moat_engine_list(userdata, moat_http_request_query_bool(req, "all"), (int) limit, filters, &out, &err);
+        json_decref(filters);
+        return r < 0 ? error_response(r, err) : moat_http_response_json(200, out);
+}
+
+/* ---- wait ---- */
+
+struct wait_stream {
+        struct moat_engine_wait *w;
+        struct moat_http_stream *s;
+        bool done;
+};
+
+static bool stream_gone(void *userdata)
+{
+        struct wait_stream *ws = userdata;
+        return moat_http_stream_wait(ws->s, -1, 0, 0) < 0;
+}
+
+static ssize_t wait_produce(struct moat_http_stream *s, void *userdata, char *buf, size_t max)
+{
+        struct wait_stream *ws = userdata;
+        _cleanup_free_ char *error = NULL, *text = NULL;
+        struct moat_error *err = NULL;
+        int status = 0, r;
+
+        if (ws->done)
+                return 0;
+        ws->s = s;
+        r = moat_engine_wait_finish(ws->w, stream_gone, ws, &status, &error, &err);
+        moat_error_free(err);
+        if (r < 0)
+                return r;
+        ws->done = true;
+        json_t *doc = error && *error ? json_pack("{s:i, s:{s:s}}", "StatusCode", status, "Error", "Message", error)
+                                      : json_pack("{s:i, s:n}", "StatusCode", status, "Error");
+        text = json_dumps(doc, JSON_COMPACT);
+        json_decref(doc);
+        if (!text)
+                return -ENOMEM;
+        size_t len = strlen(text);
+        if (len + 1 > max)
+                return -EMSGSIZE;
+        memcpy(buf, text, len);
+        buf[len] = '\n';
+        return (ssize_t) len + 1;
+}
+
+static void wait_stream_free(void *userdata)
+{
+        struct wait_stream *ws = userdata;
+        moat_engine_wait_free(ws->w);
+        free(ws);
+}
+
+static struct moat_http_response *wait_(struct moat_http_request *req, void *userdata)
+{
+        struct moat_error *err = NULL;
+        enum moat_wait_condition cond;
+        struct wait_stream *ws;
+        int r;
+
+        if (moat_wait_condition_parse(moat_http_request_query(req, "condition"), &cond) < 0)
+                return moat_http_response_error(400, "invalid condition: \"%s\"",
+                                                moat_http_request_query(req, "condition"));
+        ws = calloc(1, sizeof(*ws));
+        if (!ws)
+                return NULL;
+        r = moat_engine_wait_begin(userdata, moat_http_request_param(req, "id"), cond, &ws->w, &err);
+        if (r < 0) {
+                free(ws);
+                return error_response(r, err);
+        }
+        return moat_http_response_stream(200, "application/json", wait_produce, ws, wait_stream_free);
+}
+
+/* ---- attach ---- */
+
+struct attach {
+        struct moat_engine_attach *ea;
+        bool stdin_;
+        struct moat_http_hijack *h;
+};
+
+static void attach_free(void *userdata)
+{
+        struct attach *a = userdata;
+        moat_engine_attach_free(a->ea);
+        free(a);
+}
+
+static bool hijack_gone(void *userdata)
+{
+        struct attach *a = userdata;
+        /* Readable before the start is a client that closed (or typed
+         * ahead): only a server stop cancels here. */
+        return moat_http_hijack_wait(a->h, -1, 0, 0) < 0;
+}
+
+static void attach_relay(struct moat_http_hijack *h, void *userdata)
+{
+        struct attach *a = userdata;
+        _cleanup_free_ char *buf = malloc(RELAY_BUFFER);
+        _cleanup_close_ int mfd = -EBADF;
+        struct moat_error *err = NULL;
+        bool tty = false, client_eof = false;
+        int r;
+
+        a->h = h;
+        if (!buf)
+                return;
+        r = moat_engine_attach_connect(a->ea, hijack_gone, a, &mfd, &tty, &err);
+        if (r < 0) {
+                /* After the 101 the only way to say it is in the stream: the
+                 * error as stream type 3 (systemerr) without a tty. */
+                const char *msg = err ? err->msg : "attach failed";
+                size_t len = strlen(msg);
+                uint8_t hdr[8] = { 3, 0, 0, 0, (uint8_t) (len >> 24), (uint8_t) (len >> 16), (uint8_t) (len >> 8),
+                                   (uint8_t) len };
+                if (!tty && moat_http_hijack_write(h, hdr, sizeof(hdr)) >= 0)
+                        (void) !moat_http_hijack_write(h, msg, len);
+                moat_error_free(err);
+                return;
+        }
+        for (;;) {
+                int w;
+                if (client_eof) {
+                        struct pollfd p = { .fd = mfd, .events = POLLIN };
+                        w = poll(&p, 1, -1) > 0 ? 1 : (errno == EINTR ? 0 : -1);
+                } else
+                        w = moat_http_hijack_wait(h, mfd, POLLIN, -1);
+                if (w < 0)
+                        break;
+                if (w == 2) {
+                        ssize_t n = moat_http_hijack_read(h, buf, RELAY_BUFFER);
+                        if (n <= 0) {
+                                client_eof = true;
+                                (void) shutdown(mfd, SHUT_WR);
+                        } else if (a->stdin_ && write_all(mfd, buf, (size_t) n) < 0)
+                                break;
+                } else if (w == 1) {
+                        ssize_t n = read(mfd, buf, RELAY_BUFFER);
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n <= 0)
+                                break;
+                        if (moat_http_hijack_write(h, buf, (size_t) n) < 0)
+                                break;
+                }
+        }
+        (void) !moat_http_hijack_close_write(h);
+}
+
+static struct moat_http_response *attach(struct moat_http_request *req, void *userdata)
+{
+        struct moat_error *err = NULL;
+        _cleanup_free_ char *id = NULL;
+        json_t *doc = NULL;
+        int r;
+
+        /* Resolve now so a missing container is a 404, not a broken stream. */
+        r = moat_engine_resolve(userdata, moat_http_request_param(req, "id"), &id, &err);
+        if (r < 0)
+                return error_response(r, err);
+        r = moat_engine_inspect(userdata, id, &doc, &err);
+        if (r < 0)
+                return error_response(r, err);
+        bool tty = json_is_true(json_object_get(json_object_get(doc, "Config"), "Tty"));
+        json_decref(doc);
+        struct attach *a = calloc(1, sizeof(*a));
+        if (!a)
+                return NULL;
+        struct moat_engine_attach_options o = {
+                .stdin_ = moat_http_request_query_bool(req, "stdin"),
+                .stdout_ = moat_http_request_query_bool(req, "stdout"),
+                .stderr_ = moat_http_request_query_bool(req, "stderr"),
+        };
+        a->stdin_ = o.stdin_;
+        r = moat_engine_attach_begin(userdata, id, &o, &a->ea, &err);
+        if (r < 0) {
+                free(a);
+                return error_response(r, err);
+        }
+        const char *ct = !tty && moat_http_request_version_ge(req, 1, 42) ? "application/vnd.docker.multiplexed-stream"
+                                                                            : "application/vnd.docker.raw-stream";
+        return moat_http_response_hijack(ct, attach_relay, a, attach_free);
+}
+
+static struct moat_http_response *resize(struct moat_http_request *req, void *userdata)
+{
+        struct moat_error *err = NULL;
+        long h, w;
+        int r;
+
+        r = query_int(req, "h", 0, &h, &err);
+        if (r >= 0)
+                r = query_int(req, "w", 0, &w, &err);
+        if (r >= 0 && (h < 0 || w < 0 || h > 65535 || w > 65535))
+                r = moat_error_setx(&err, -EINVAL, "invalid terminal size %ldx%ld", h, w);
+        if (r >= 0)
+                r = moat_engine_resize(userdata, moat_http_request_param(req, "id"), (unsigned) h, (unsigned) w, &err);
+        return r < 0 ? error_response(r, err) : moat_http_response_empty(200);
+}
+
+/* ---- stats ---- */
+
+struct stats_stream {
+        struct moat_engine *e;
+        char *id;
+        bool stream, one_shot, done;
+        json_t *prev;
+};
+
+static void stats_free(void *userdata)
+{
+        struct stats_stream *ss = userdata;
+        json_decref(ss->prev);
+        free(ss->id);
+        free(ss);
+}
+
+static ssize_t stats_line(json_t *doc, char *buf, size_t max)
+{
+        char *text = json_dumps(doc, JSON_COMPACT);
+        if (!text)
+                return -ENOMEM;
+        size_t len = strlen(text);
+        if (len + 1 > max) {
+                free(text);
+                return -EMSGSIZE;
+        }
+        memcpy(buf, text, len);
+        buf[len] = '\n';
+        free(text);
+        return (ssize_t) len + 1;
+}
+
+/* Docker: a sample a second while streaming; without streaming one sample
+ * taken a second after a first, so precpu_stats is filled (the CLI's CPU
+ * percentage needs both), unless one-shot. */
+static ssize_t stats_produce(struct moat_http_stream *s, void *userdata, char *buf, size_t max)
+{
+        struct stats_stream *ss = userdata;
+        struct moat_error *err = NULL;
+        json_t *doc = NULL;
+        int r;
+
+        if (ss->done)
+                return 0;
+        if (ss->prev) {
+                r = moat_http_stream_wait(s, -1, 0, 1000);
+                if (r < 0)
+                        return r;
+        }
+        r = moat_engine_stats(ss->e, ss->id, ss->prev, &doc, &err);
+        moat_error_free(err);
+        if (r < 0)
+                return r;
+        if (!ss->stream && !ss->one_shot && !ss->prev) {
+                ss->prev = doc;
+                r = moat_http_stream_wait(s, -1, 0, 1000);
+                if (r < 0)
+                        return r;
+                r = moat_engine_stats(ss->e, ss->id, ss->prev, &doc, NULL);
+                if (r < 0)
+                        return r;
+        }
+        if (!ss->stream)
+                ss->done = true;
+        json_decref(ss->prev);
+        ss->prev = json_incref(doc);
+        ssize_t n = stats_line(doc, buf, max);
+        json_decref(doc);
+        return n;
+}
+
+static struct moat_http_response *stats(struct moat_http_request *req, void *userdata)
+{
+        struct moat_error *err = NULL;
+        _cleanup_free_ char *id = NULL;
+        const char *stream = moat_http_request_query(req, "stream");
+        int r;
+
+        r = moat_engine_resolve(userdata, moat_http_request_param(req, "id"), &id, &err);
+        if (r < 0)
+                return error_response(r, err);
+        struct stats_stream *ss = calloc(1, sizeof(*ss));
+        if (!ss)
+                return NULL;
+        ss->e = userdata;
+        ss->id = TAKE_PTR(id);
+        ss->stream = !stream || moat_http_request_query_bool(req, "stream");
+        ss->one_shot = moat_http_request_query_bool(req, "one-shot");
+        if (ss->stream && ss->one_shot) {
+                stats_free(ss);
+                return moat_http_response_error(400, "cannot have stream=true and one-shot=true");
+        }
+        return moat_http_response_stream(200, "application/json", stats_produce, ss, stats_free);
+}
+
+int moat_api_register_containers(struct moat_http_router *router, struct moat_engine *e, struct moat_error **reterr)
+{
+        static const struct {
+                const char *method, *pattern;
+                moat_http_handler_fn fn;
+        } routes[] = {
+                { "POST", "/containers/create", create },
+                { "GET", "/containers/json", list },
+                { "GET", "/containers/{id}/json", inspect },
+                { "POST", "/containers/{id}/start", start },
+                { "POST", "/containers/{id}/stop", stop },
+                { "POST", "/containers/{id}/restart", restart },
+                { "POST", "/containers/{id}/kill", kill_ },
+                { "POST", "/containers/{id}/pause", pause_ },
+                { "POST", "/containers/{id}/unpause", unpause },
+                { "POST", "/containers/{id}/rename", rename_ },
+                { "POST", "/containers/{id}/wait", wait_ },
+                { "POST", "/containers/{id}/attach", attach },
+                { "POST", "/containers/{id}/resize", resize },
+                { "GET", "/containers/{id}/stats", stats },
+                { "DELETE", "/containers/{id}", remove_ },
+        };
+        for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+                int r = moat_http_router_add(router, routes[i].method, routes[i].pattern, routes[i].fn, e, NULL,
+                                             reterr);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}

@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "base/compat.h"
+
+/*
+ * The exec routes of the Docker Engine API: create, start (hijacked like
+ * attach, or detached), inspect and resize, over engine.h. The stream from
+ * the exec's monitor is already in Docker's framing; the relay copies it.
+ */
+
+#include "api/routes.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "base/fileio.h"
+#include "engine/engine.h"
+
+#define RELAY_BUFFER 65536
+
+static struct moat_http_response *error_response(int r, struct moat_error *err)
+{
+        struct moat_http_response *resp = moat_http_response_from_error(r, err);
+        moat_error_free(err);
+        return resp;
+}
+
+static struct moat_http_response *exec_create(struct moat_http_request *req, void *userdata)
+{
+        struct moat_error *err = NULL;
+        _cleanup_free_ char *id = NULL;
+        json_t *body = NULL;
+        int r;
+
+        r = moat_http_request_json(req, &body, &err);
+        if (r < 0)
+                return error_response(r, err);
+        r = moat_engine_exec_create(userdata, moat_http_request_param(req, "id"), body, &id, &err);
+        json_decref(body);
+        if (r < 0)
+                return error_response(r, err);
+        return moat_http_response_json(201, json_pack("{s:s}", "Id", id));
+}
+
+struct exec_stream {
+        int fd;
+        bool stdin_;
+};
+
+static void exec_stream_free(void *userdata)
+{
+        struct exec_stream *x = userdata;
+        if (x->fd >= 0)
+                close(x->fd);
+        free(x);
+}
+
+/* Relay until the exec's stream ends (its process exited and its output
+ * was drained); the client's half-close closes the process's stdin. */
+static void exec_relay(struct moat_http_hijack *h, void *userdata)
+{
+        struct exec_stream *x = userdata;
+        _cleanup_free_ char *buf = malloc(RELAY_BUFFER);
+        bool client_eof = false;
+
+        if (!buf)
+                return;
+        for (;;) {
+                int w;
+                if (client_eof) {
+                        struct pollfd p = { .fd = x->fd, .events = POLLIN };
+                        int n = poll(&p, 1, -1);
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        w = n > 0 ? 1 : -1;
+                } else
+                        w = moat_http_hijack_wait(h, x->fd, POLLIN, -1);
+                if (w < 0)
+                        break;
+                if (w == 2) {
+                        ssize_t n = moat_http_hijack_read(h, buf, RELAY_BUFFER);
+                        if (n <= 0) {
+                                client_eof = true;
+                                (void) shutdown(x->fd, SHUT_WR);
+                        } else if (x->stdin_ && write_all(x->fd, buf, (size_t) n) < 0)
+                                break;
+                } else if (w == 1) {
+                        ssize_t n = read(x->fd, buf, RELAY_BUFFER);
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n <= 0)
+                                break;
+                        if (moat_http_hijack_write(h, buf, (size_t) n) < 0)
+                                break;
+                }
+        }
+        (void) !moat_http_hijack_close_write(h);
+}
+
+static struct moat_http_response *exec_start(struct moat_http_request *req, void *userdata)
+{
+        struct moat_error *err = NULL;
+        json_t *body = NULL, *info = NULL;
+        const char *id = moat_http_request_param(req, "id");
+        bool tty = false;
+        int fd = -1, r;
+
+        r = moat_http_request_json(req, &body, &err);
+        if (r < 0)
+                return error_response(r, err);
+        bool detach = json_is_true(json_object_get(body, "Detach"));
+        json_decref(body);
+        r = moat_engine_exec_inspect(userdata, id, &info, &err);
+        if (r < 0)
+                return error_response(r, err);
+        bool open_stdin = json_is_true(json_object_get(info, "OpenStdin"));
+        json_decref(info);
+        r = moat_engine_exec_start(userdata, id, detach, &fd, &tty, &err);
+        if (r < 0)
+                return error_response(r, err);
+        if (detach)
+                return moat_http_response_empty(200);
+        struct exec_stream *x = calloc(1, sizeof(*x));
+        if (!x) {
+                close(fd);
+                return NULL;
+        }
+        x->fd = fd;
+        x->stdin_ = open_stdin;
+        const char *ct = !tty && moat_http_request_version_ge(req, 1, 42) ? "application/vnd.docker.multiplexed-stream"
+                                                                            : "application/vnd.docker.raw-stream";
+        return moat_http_response_hijack(ct, exec_relay, x, exec_stream_free);
+}
+
+static struct moat_http_response *exec_inspect(struct moat_http_request *req, void *userdata)
+{
+        struct moat_error *err = NULL;
+        json_t *doc = NULL;
+        int r = moat_engine_exec_inspect(userdata, moat_http_request_param(req, "id"), &doc, &err);
+        return r < 0 ? error_response(r, err) : moat_http_response_json(200, doc);
+}
+
+static struct moat_http_response *exec_resize(struct moat_http_request *req, void *userdata)
+{
+        struct moat_error *err = NULL;
+        const char *h = moat_http_request_query(req, "h"), *w = moat_http_request_query(req, "w");
+        char *end1 = NULL, *end2 = NULL;
+        long hv = h ? strtol(h, &end1, 10) : -1, wv = w ? strtol(w, &end2, 10) : -1;
+
+        if (!h || !w || *end1 || *end2 || hv < 0 || wv < 0 || hv > 65535 || wv > 65535)
+                return moat_http_response_error(400, "invalid terminal size h=%s w=%s", h ? h : "", w ? w : "");
+        int r = moat_engine_exec_resize(userdata, moat_http_request_param(req, "id"), (unsigned) hv, (unsigned) wv,
+                                        &err);
+        return r < 0 ? error_response(r, err) : moat_http_response_empty(200);
+}
+
+int moat_api_register_exec(struct moat_http_router *router, struct moat_engine *e, struct moat_error **reterr)
+{
+        static const struct {
+                const char *method, *pattern;
+                moat_http_handler_fn fn;
+        } routes[] = {
+                { "POST", "/containers/{id}/exec", exec_create },
+                { "POST", "/exec/{id}/start", exec_start },
+                { "POST", "/exec/{id}/resize", exec_resize },
+                { "GET", "/exec/{id}/json", exec_inspect },
+        };
+        for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+                int r = moat_http_router_add(router, routes[i].method, routes[i].pattern, routes[i].fn, e, NULL,
+                                             reterr);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}

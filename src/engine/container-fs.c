@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "base/compat.h"
+
+/*
+ * Container filesystems (container-fs.h). The overlay comes from
+ * snapshot.c; this file decides where it goes and writes the small files
+ * docker bind-mounts over /etc. resolv.conf for a container without a
+ * network namespace of the host's keeps the host's search and options
+ * lines but no loopback name servers (they would point at the container
+ * itself), as docker does; with no server left it names none.
+ */
+
+#include "engine/container-fs.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "base/fileio.h"
+#include "image/images-internal.h"
+#include "image/snapshot.h"
+
+#define ETC_FILE_MAX (256u * 1024u)
+
+static int unpack_layers(struct moat_store *s, const struct moat_image *img, char ***ret_chain,
+                         struct moat_error **reterr)
+{
+        const struct moat_layer_options opts = { .allow_devices = true, .keep_ownership = true };
+        return moat_images_unpack(s, img, &opts, ret_chain, reterr);
+}
+
+int moat_container_fs_prepare(struct moat_store *s, const struct moat_image *img, int dir_fd,
+                              struct moat_error **reterr)
+{
+        _cleanup_strv_free_ char **chain = NULL;
+        _cleanup_close_ int layers_fd = -EBADF;
+        int r;
+
+        r = unpack_layers(s, img, &chain, reterr);
+        if (r < 0)
+                return r;
+        r = moat_images_layers_dir(s, &layers_fd, reterr);
+        if (r < 0)
+                return r;
+        return moat_snapshot_prepare(layers_fd, (const char *const *) chain, img->manifest->n_layers, dir_fd, false,
+                                     reterr);
+}
+
+static int is_mount_point(int dir_fd, const char *name)
+{
+        struct statx parent, child;
+
+        if (statx(dir_fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &parent) < 0)
+                return -errno;
+        if (statx(dir_fd, name, AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &child) < 0)
+                return -errno;
+        return parent.stx_mnt_id != child.stx_mnt_id;
+}
+
+int moat_container_fs_mount(struct moat_store *s, const struct moat_image *img, int dir_fd,
+                            struct moat_error **reterr)
+{
+        _cleanup_strv_free_ char **chain = NULL;
+        _cleanup_close_ int layers_fd = -EBADF, target_fd = -EBADF;
+        int r;
+
+        if (mkdirat(dir_fd, MOAT_CONTAINER_ROOTFS, 0755) < 0 && errno != EEXIST)
+                return moat_error_set(reterr, errno, "creating %s/", MOAT_CONTAINER_ROOTFS);
+        r = is_mount_point(dir_fd, MOAT_CONTAINER_ROOTFS);
+        if (r < 0)
+                return moat_error_set(reterr, r, "statx %s/", MOAT_CONTAINER_ROOTFS);
+        if (r > 0)
+                return 0;
+        r = unpack_layers(s, img, &chain, reterr);
+        if (r < 0)
+                return r;
+        r = moat_images_layers_dir(s, &layers_fd, reterr);
+        if (r < 0)
+                return r;
+        target_fd = openat(dir_fd, MOAT_CONTAINER_ROOTFS, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (target_fd < 0)
+                return moat_error_set(reterr, errno, "opening %s/", MOAT_CONTAINER_ROOTFS);
+        return moat_snapshot_mount(layers_fd, (const char *const *) chain, img->manifest->n_layers, dir_fd, false,
+                                   target_fd, reterr);
+}
+
+int moat_container_fs_unmount(int dir_fd, struct moat_error **reterr)
+{
+        char path[64];
+
+        for (unsigned i = 0; i < 8; i++) {
+                int r = is_mount_point(dir_fd, MOAT_CONTAINER_ROOTFS);
+                if (r == -ENOENT || r == 0)
+                        return 0;
+                if (r < 0)
+                        return moat_error_set(reterr, r, "statx %s/", MOAT_CONTAINER_ROOTFS);
+                /* umount2 takes a path: the directory fd's /proc path pins it. */
+                snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dir_fd, MOAT_CONTAINER_ROOTFS);
+                if (umount2(path, UMOUNT_NOFOLLOW | MNT_DETACH) < 0)
+                        return moat_error_set(reterr, errno, "unmounting %s/", MOAT_CONTAINER_ROOTFS);
+        }
+        return moat_error_setx(reterr, -EBUSY, "%s/ is still mounted after 8 unmounts", MOAT_CONTAINER_ROOTFS);
+}
+
+/* The host's file, or NULL when it is absent. */
+static int read_host_file(const char *path, char **ret, struct moat_error **reterr)
+{
+        size_t len;
+        int r = read_full_file_at(AT_FDCWD, path, ETC_FILE_MAX, ret, &len);
+        if (r == -ENOENT) {
+                *ret = NULL;
+                return 0;
+        }
+        if (r < 0)
+                return moat_error_set(reterr, r, "reading %s", path);
+        return 0;
+}
+
+static int resolv_conf_without_loopback(const char *host, char **ret)
+{
+        _cleanup_free_ char *out = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&out, &size);
+        if (!f)
+                return -ENOMEM;
+        for (const char *line = host; line && *line;) {
+                const char *end = strchrnul(line, '\n');
+                int n = (int) (end - line);
+                char server[64] = "";
+
+                if (sscanf(line, " nameserver %63s", server) == 1 &&
+                    (startswith(server, "127.") || streq(server, "::1") || startswith(server, "0.")))
+                        ; /* a loopback server means the host's own resolver: unreachable from here */
+                else
+                        fprintf(f, "%.*s\n", n, line);
+                line = *end ? end + 1 : end;
+        }
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+int moat_container_fs_write_etc(int dir_fd, const char *hostname, const char *domainname, bool host_network,
+                                struct moat_error **reterr)
+{
+        _cleanup_free_ char *hosts = NULL, *resolv = NULL, *host_resolv = NULL, *hn = NULL;
+        int r;
+
+        if (asprintf(&hn, "%s\n", hostname) < 0)
+                return moat_error_set(reterr, -ENOMEM, "hostname");
+        r = write_file_atomic_at(dir_fd, "hostname", hn, strlen(hn), 0644);
+        if (r < 0)
+                return moat_error_set(reterr, r, "writing hostname");
+        if (host_network) {
+                r = read_host_file("/etc/hosts", &hosts, reterr);
+                if (r < 0)
+                        return r;
+        }
+        if (!hosts && asprintf(&hosts,
+                               "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                               "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
+                               "ff02::2\tip6-allrouters\n127.0.1.1\t%s%s%s %s\n",
+                               hostname, domainname && *domainname ? "." : "", domainname ? domainname : "",
+                               hostname) < 0)
+                return moat_error_set(reterr, -ENOMEM, "hosts");
+        r = write_file_atomic_at(dir_fd, "hosts", hosts, strlen(hosts), 0644);
+        if (r < 0)
+                return moat_error_set(reterr, r, "writing hosts");
+        r = read_host_file("/etc/resolv.conf", &host_resolv, reterr);
+        if (r < 0)
+                return r;
+        if (host_network)
+                resolv = TAKE_PTR(host_resolv);
+        else if (host_resolv) {
+                r = resolv_conf_without_loopback(host_resolv, &resolv);
+                if (r < 0)
+                        return moat_error_set(reterr, r, "resolv.conf");
+        }
+        if (!resolv && !(resolv = strdup("")))
+                return moat_error_set(reterr, -ENOMEM, "resolv.conf");
+        r = write_file_atomic_at(dir_fd, "resolv.conf", resolv, strlen(resolv), 0644);
+        if (r < 0)
+                return moat_error_set(reterr, r, "writing resolv.conf");
+        return 0;
+}
+
+int moat_container_fs_remove(int containers_dir_fd, const char *id, struct moat_error **reterr)
+{
+        int r = moat_images_rm_rf_at(containers_dir_fd, id, 0);
+        if (r < 0 && r != -ENOENT)
+                return moat_error_set(reterr, r, "removing containers/%s", id);
+        return 0;
+}

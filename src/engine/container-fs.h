@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+/*
+ * A container's files in its directory <data-root>/containers/<id>/:
+ * upper/ and work/ (its writes, kept while the container exists),
+ * rootfs/ (the overlay of the image's layers and upper/, mounted while it
+ * runs), and the hostname, hosts and resolv.conf files bind-mounted into
+ * it. Everything is made and removed through the directory's fd.
+ */
+#include "base/compat.h"
+#include "base/error.h"
+#include "image/images.h"
+
+#define MOAT_CONTAINER_ROOTFS "rootfs"
+
+/* Unpack img's layers (as root: ownership and device nodes kept) and make
+ * upper/ and work/ in dir_fd. */
+MOAT_NODISCARD int moat_container_fs_prepare(struct moat_store *s, const struct moat_image *img, int dir_fd,
+                                             struct moat_error **reterr);
+/* Mount the overlay on dir/rootfs (created when missing); a rootfs that is
+ * already a mount point is left as it is. */
+MOAT_NODISCARD int moat_container_fs_mount(struct moat_store *s, const struct moat_image *img, int dir_fd,
+                                           struct moat_error **reterr);
+/* Unmount dir/rootfs if mounted (the mount and anything below it). */
+MOAT_NODISCARD int moat_container_fs_unmount(int dir_fd, struct moat_error **reterr);
+/* Write hostname, hosts and resolv.conf into dir_fd for a container with
+ * no network of its own beyond loopback (network none) or the host's
+ * (host_network: the host's /etc/hosts and /etc/resolv.conf are copied). */
+MOAT_NODISCARD int moat_container_fs_write_etc(int dir_fd, const char *hostname, const char *domainname,
+                                               bool host_network, struct moat_error **reterr);
+/* Remove the whole directory tree of a container that is unmounted. */
+MOAT_NODISCARD int moat_container_fs_remove(int containers_dir_fd, const char *id, struct moat_error **reterr);

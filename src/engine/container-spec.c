@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "base/compat.h"
+
+/*
+ * The engine's side of docker-spec.h: what the translation needs from the
+ * engine (other containers' pids, bind sources, the host's abilities) and
+ * where its results go (the container's inspect documents, the files
+ * bind-mounted over /etc).
+ */
+
+#include "engine/engine-internal.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/cleanup.h"
+#include "engine/container-fs.h"
+#include "engine/docker-spec.h"
+
+/* docker creates missing Binds sources as directories, like mkdir -p. */
+static int make_bind_source(void *userdata, const char *path, struct moat_error **reterr)
+{
+        _cleanup_free_ char *copy = strdup(path);
+
+        if (!copy)
+                return moat_error_set(reterr, -ENOMEM, "bind source");
+        if (path[0] != '/')
+                return moat_error_setx(reterr, -EINVAL, "bind source %s is not an absolute path", path);
+        for (char *p = copy + 1;; p++) {
+                if (*p == '/' || *p == '\0') {
+                        char saved = *p;
+                        *p = '\0';
+                        if (mkdir(copy, 0755) < 0 && errno != EEXIST)
+                                return moat_error_set(reterr, errno, "creating bind source %s", copy);
+                        *p = saved;
+                        if (!saved)
+                                break;
+                }
+        }
+        return 0;
+}
+
+static int container_pid(void *userdata, const char *ref, pid_t *ret_pid, char **ret_id, struct moat_error **reterr)
+{
+        struct moat_engine *e = userdata;
+        struct container *c;
+        int r;
+
+        pthread_mutex_lock(&e->lock);
+        r = container_find_locked(e, ref, &c, reterr);
+        if (r >= 0 && (c->st.state != MOAT_CONTAINER_RUNNING || c->st.pid <= 0))
+                r = moat_error_setx(reterr, -EBUSY, "container %s is not running", ref);
+        if (r >= 0) {
+                *ret_pid = c->st.pid;
+                if (!(*ret_id = strdup(c->id)))
+                        r = moat_error_set(reterr, -ENOMEM, "container id");
+        }
+        pthread_mutex_unlock(&e->lock);
+        return r;
+}
+
+static void host_abilities(struct moat_docker_host *h)
+{
+        /* cgroup v2 has no swappiness or oom_kill_disable; v1 needs the
+         * memsw files for swap limits. */
+        bool v2 = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0;
+
+        *h = (struct moat_docker_host) {};
+        if (v2) {
+                h->no_memory_swappiness = true;
+                h->no_oom_kill_disable = true;
+        } else if (access("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", F_OK) < 0)
+                h->no_swap_limit = true;
+}
+
+int container_normalize_create(struct moat_engine *e, json_t *body, json_t **ret_config, json_t **ret_host_config,
+                               json_t **ret_warnings, struct moat_error **reterr)
+{
+        _cleanup_docker_create_ struct moat_docker_create *dc = NULL;
+        struct moat_docker_host host;
+        int r;
+
+        host_abilities(&host);
+        r = moat_docker_create_parse(body, &host, &dc, reterr);
+        if (r < 0)
+                return r;
+        *ret_config = json_incref(dc->config);
+        *ret_host_config = json_incref(dc->host_config);
+        *ret_warnings = json_incref(dc->warnings);
+        return 0;
+}
+
+/* The create body again, from what create stored. */
+static json_t *body_of(const struct container *c)
+{
+        json_t *body = json_deep_copy(c->config);
+        if (body)
+                json_object_set(body, "HostConfig", c->host_config);
+        return body;
+}
+
+int container_make_spec(struct moat_engine *e, struct container *c, const struct moat_image *img, int dir_fd,
+                        json_t **ret_spec, struct moat_error **reterr)
+{
+        _cleanup_docker_create_ struct moat_docker_create *dc = NULL;
+        _cleanup_docker_spec_ struct moat_docker_spec *ds = NULL;
+        _cleanup_free_ char *dir = NULL, *hostname_path = NULL, *hosts_path = NULL, *resolv_path = NULL;
+        _cleanup_close_ int root_fd = -EBADF;
+        struct moat_docker_host host;
+        json_t *body;
+        int r;
+
+        body = body_of(c);
+        if (!body)
+                return moat_error_set(reterr, -ENOMEM, "create body");
+        host_abilities(&host);
+        r = moat_docker_create_parse(body, &host, &dc, reterr);
+        json_decref(body);
+        if (r < 0)
+                return r;
+        root_fd = openat(dir_fd, MOAT_CONTAINER_ROOTFS, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (root_fd < 0)
+                return moat_error_set(reterr, errno, "opening the root filesystem of %s", c->id);
+        if (asprintf(&dir, "%s/containers/%s", e->data_root, c->id) < 0 ||
+            asprintf(&hostname_path, "%s/hostname", dir) < 0 || asprintf(&hosts_path, "%s/hosts", dir) < 0 ||
+            asprintf(&resolv_path, "%s/resolv.conf", dir) < 0)
+                return moat_error_set(reterr, -ENOMEM, "paths");
+        struct moat_docker_spec_context ctx = {
+                .id = c->id,
+                .image = img->config,
+                .root_fd = root_fd,
+                .hostname_path = hostname_path,
+                .hosts_path = hosts_path,
+                .resolv_conf_path = resolv_path,
+                .init_path = e->init_path,
+                .container_pid = container_pid,
+                .make_bind_source = make_bind_source,
+                .userdata = e,
+        };
+        r = moat_docker_create_spec(dc, &ctx, &ds, reterr);
+        if (r < 0)
+                return r;
+        bool host_network = dc->network_mode && streq(dc->network_mode, "host");
+        const char *domain = json_string_value(json_object_get(ds->config, "Domainname"));
+        r = moat_container_fs_write_etc(dir_fd, ds->hostname, domain, host_network, reterr);
+        if (r < 0)
+                return r;
+
+        /* What inspect shows from now on: the Config merged with the image. */
+        pthread_mutex_lock(&e->lock);
+        json_decref(c->config);
+        c->config = json_incref(ds->config);
+        json_decref(c->host_config);
+        c->host_config = json_incref(ds->host_config);
+        json_decref(c->mounts);
+        c->mounts = json_incref(ds->mounts);
+        json_t *argv = json_array();
+        json_array_extend(argv, json_object_get(ds->config, "Entrypoint"));
+        json_array_extend(argv, json_object_get(ds->config, "Cmd"));
+        free(c->path);
+        c->path = json_array_size(argv) > 0 && json_is_string(json_array_get(argv, 0))
+                          ? strdup(json_string_value(json_array_get(argv, 0)))
+                          : NULL;
+        json_decref(c->args);
+        if (json_array_size(argv) > 0)
+                json_array_remove(argv, 0);
+        c->args = argv;
+        pthread_mutex_unlock(&e->lock);
+
+        *ret_spec = json_incref(ds->spec);
+        return 0;
+}

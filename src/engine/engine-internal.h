@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+/* What the files of the engine share: the engine and container structs.
+ * Fields of a container are read and written under engine->lock. */
+#include "base/compat.h"
+#include "engine/engine.h"
+
+#include <pthread.h>
+
+#include "engine/db.h"
+#include "image/images.h"
+#include "image/store.h"
+
+struct moat_db;
+struct moat_watch;
+
+struct container {
+        struct container *next;
+        char *id;
+        char *name;            /* without docker's leading "/" */
+        char *image;           /* the reference as given at create */
+        char *image_id;        /* "sha256:<config digest hex>" */
+        int64_t created_ns;
+        json_t *config;        /* Docker's Config, normalised */
+        json_t *host_config;   /* Docker's HostConfig, normalised */
+        json_t *mounts;        /* Docker's Mounts array for inspect */
+        char *path;            /* the command the container runs: Path and Args */
+        json_t *args;
+        struct moat_db_container_status st;
+        bool manually_stopped;
+        bool tty;
+        /* Not persisted. */
+        bool busy;             /* a start, stop, exit or removal is under way */
+        bool removed;
+        unsigned exit_seq;     /* bumped at every exit */
+        unsigned attach_pending;
+        bool monitor_ready;    /* created by its monitor, start not yet requested */
+        unsigned refs;         /* holders outside the lock (waits) */
+};
+
+struct moat_engine {
+        char *data_root;
+        char *exec_root;
+        char *runtime_root;
+        char *monitor_path;
+        char *init_path;
+        int data_fd;
+        int containers_fd;
+        struct moat_store *store;
+        struct moat_db *db;
+        struct moat_watch *watch;
+        pthread_mutex_t lock;
+        pthread_cond_t changed;
+        struct container *containers;
+        int64_t last_event_seq;    /* of the newest event appended */
+        void (*log)(int level, const char *msg);
+};
+
+void engine_log(struct moat_engine *e, int level, const char *fmt, ...) MOAT_PRINTF(3, 4);
+
+/* Under e->lock: the container named by id, name or unique id prefix. */
+MOAT_NODISCARD int container_find_locked(struct moat_engine *e, const char *ref, struct container **ret,
+                                         struct moat_error **reterr);
+void container_free(struct container *c);
+
+/* Persist c (under e->lock). */
+MOAT_NODISCARD int container_save_locked(struct moat_engine *e, struct container *c, struct moat_error **reterr);
+
+/* The monitor of id exited (the watcher's callback). */
+void container_monitor_exited(const char *id, void *userdata);
+/* The monitor of an exec exited. */
+void exec_monitor_exited(struct moat_engine *e, const char *container_id, const char *exec_id);
+/* Record and broadcast a container event; extra (attributes) is stolen. */
+void event_locked(struct moat_engine *e, const struct container *c, const char *action, json_t *extra);
+
+/* Load the containers of the database and reconnect to running ones. */
+MOAT_NODISCARD int containers_restore(struct moat_engine *e, struct moat_error **reterr);
+
+int64_t engine_now_ns(void);
+/* RFC 3339 with nanoseconds in UTC ("2026-12-01T18:00:00.123456789Z");
+ * 0 is Docker's zero time "0001-01-01T00:00:00Z". */
+void engine_format_time(int64_t ns, char buf[static 40]);
+
+/* container-spec.c: the glue to docker-spec.h. */
+
+/* Validate a create body and return Docker's normalised Config and
+ * HostConfig (defaults filled) and the create warnings. */
+MOAT_NODISCARD int container_normalize_create(struct moat_engine *e, json_t *body, json_t **ret_config,
+                                              json_t **ret_host_config, json_t **ret_warnings,
+                                              struct moat_error **reterr);
+/* The OCI config.json of c, its root filesystem mounted at dir/rootfs
+ * (users are resolved in it); also sets c->path, c->args and c->mounts. */
+MOAT_NODISCARD int container_make_spec(struct moat_engine *e, struct container *c, const struct moat_image *img,
+                                       int dir_fd, json_t **ret_spec, struct moat_error **reterr);

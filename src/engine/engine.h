@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+/*
+ * The engine: the daemon's core, the one module that composes the image
+ * store (image/), the runtime (runtime/, through the monitor) and the
+ * state database (db.h). The API layer (api/) turns HTTP requests into
+ * these calls and their results into Docker's JSON; nothing here knows
+ * HTTP.
+ *
+ * Errors follow Docker's classes so the API can pick the status code:
+ * -ENOENT not found (404), -EEXIST and -EBUSY conflicts (409), -EALREADY
+ * nothing to do (304: start of a running container, stop of a stopped
+ * one), -EINVAL bad parameters (400), -EOPNOTSUPP not supported yet (501),
+ * anything else a server error (500). Messages are Docker's wording, with
+ * no context prefixed, because the client prints them as they are.
+ *
+ * Thread-safe: the API calls from many threads. One mutex guards the
+ * containers table; long operations (unpacking, monitor start-up, the
+ * wait for a stopping container) run without holding it, with the
+ * container marked busy.
+ *
+ * On disk, under the data root: containers/<id>/ (container-fs.h, the
+ * monitor's sockets and files, config.json), volumes/<name>/_data,
+ * images/ (the store), moat.db. Under the exec root: runtime/ (the
+ * runtime library's state).
+ */
+#include "base/compat.h"
+#include "base/error.h"
+
+#include <jansson.h>
+#include <sys/types.h>
+
+struct moat_engine;
+
+struct moat_engine_config {
+        const char *data_root;      /* created 0700 when missing */
+        const char *exec_root;
+        const char *monitor_path;   /* moat-monitor */
+        const char *init_path;      /* the init bound into containers run with --init; NULL: none found */
+        /* Where the engine reports what happens (info, warnings); may be NULL. */
+        void (*log)(int level, const char *msg);
+};
+
+MOAT_NODISCARD int moat_engine_open(const struct moat_engine_config *cfg, struct moat_engine **ret,
+                                    struct moat_error **reterr);
+/* Leaves containers running (live restore). */
+void moat_engine_free(struct moat_engine *e);
+
+struct moat_store *moat_engine_store(struct moat_engine *e);
+
+/* ---- containers ---------------------------------------------------------- */
+
+/* POST /containers/create: body is the request JSON (Config + HostConfig +
+ * NetworkingConfig), name may be NULL. Image not found: -ENOENT with
+ * "No such image: <ref>". */
+MOAT_NODISCARD int moat_engine_create(struct moat_engine *e, const char *name, json_t *body, char **ret_id,
+                                      json_t **ret_warnings, struct moat_error **reterr);
+MOAT_NODISCARD int moat_engine_start(struct moat_engine *e, const char *ref, struct moat_error **reterr);
+/* timeout < 0: the container's StopTimeout, else 10 s. signal NULL: its
+ * StopSignal, else SIGTERM. */
+MOAT_NODISCARD int moat_engine_stop(struct moat_engine *e, const char *ref, int timeout, const char *signal,
+                                    struct moat_error **reterr);
+MOAT_NODISCARD int moat_engine_restart(struct moat_engine *e, const char *ref, int timeout, const char *signal,
+                                       struct moat_error **reterr);
+MOAT_NODISCARD int moat_engine_kill(struct moat_engine *e, const char *ref, const char *signal,
+                                    struct moat_error **reterr);
+MOAT_NODISCARD int moat_engine_pause(struct moat_engine *e, const char *ref, struct moat_error **reterr);
+MOAT_NODISCARD int moat_engine_unpause(struct moat_engine *e, const char *ref, struct moat_error **reterr);
+MOAT_NODISCARD int moat_engine_remove(struct moat_engine *e, const char *ref, bool force, bool volumes,
+                                      struct moat_error **reterr);
+MOAT_NODISCARD int moat_engine_rename(struct moat_engine *e, const char *ref, const char *new_name,
+                                      struct moat_error **reterr);
+
+enum moat_wait_condition {
+        MOAT_WAIT_NOT_RUNNING,
+        MOAT_WAIT_NEXT_EXIT,
+        MOAT_WAIT_REMOVED,
+};
+/* Parse "not-running", "next-exit", "removed" ("" is not-running). */
+MOAT_NODISCARD int moat_wait_condition_parse(const char *s, enum moat_wait_condition *ret);
+
+/* Asked every half second by the blocking calls below: true ends the call
+ * with -ECANCELED (the client went away, the server stops). */
+typedef bool (*moat_engine_cancelled_fn)(void *userdata);
+
+/* Register a wait: returns a handle at once (the API sends the response
+ * headers then), then moat_engine_wait_finish blocks until the condition
+ * holds or cancelled() says so. */
+struct moat_engine_wait;
+MOAT_NODISCARD int moat_engine_wait_begin(struct moat_engine *e, const char *ref, enum moat_wait_condition cond,
+                                          struct moat_engine_wait **ret, struct moat_error **reterr);
+MOAT_NODISCARD int moat_engine_wait_finish(struct moat_engine_wait *w, moat_engine_cancelled_fn cancelled,
+                                           void *userdata, int *ret_status, char **ret_error,
+                                           struct moat_error **reterr);
+void moat_engine_wait_free(struct moat_engine_wait *w);
+
+/* GET /containers/{id}/json */
+MOAT_NODISCARD int moat_engine_inspect(struct moat_engine *e, const char *ref, json_t **ret,
+                                       struct moat_error **reterr);
+/* GET /containers/json: filters is the decoded filters object or NULL. */
+MOAT_NODISCARD int moat_engine_list(struct moat_engine *e, bool all, int limit, const json_t *filters, json_t **ret,
+                                    struct moat_error **reterr);
+
+/* The id of a container named by id, name or unique id prefix. */
+MOAT_NODISCARD int moat_engine_resolve(struct moat_engine *e, const char *ref, char **ret_id,
+                                       struct moat_error **reterr);
+
+struct moat_engine_attach_options {
+        bool stdin_, stdout_, stderr_;
+};
+/* Attaching is two steps. begin, while the request is answered (before
+ * the client can send start), registers the attach, so a start waits for
+ * it to connect: `docker run` loses no output. connect gives the
+ * connection to the container's monitor streaming its live output
+ * (multiplexed frames without a tty, raw with one) and taking stdin; for
+ * a container not started yet it blocks until it starts (or cancelled()
+ * says so). *ret_tty says which framing the stream uses. */
+struct moat_engine_attach;
+MOAT_NODISCARD int moat_engine_attach_begin(struct moat_engine *e, const char *ref,
+                                            const struct moat_engine_attach_options *o,
+                                            struct moat_engine_attach **ret, struct moat_error **reterr);
+MOAT_NODISCARD int moat_engine_attach_connect(struct moat_engine_attach *a, moat_engine_cancelled_fn cancelled,
+                                              void *userdata, int *ret_fd, bool *ret_tty,
+                                              struct moat_error **reterr);
+void moat_engine_attach_free(struct moat_engine_attach *a);
+MOAT_NODISCARD int moat_engine_resize(struct moat_engine *e, const char *ref, unsigned height, unsigned width,
+                                      struct moat_error **reterr);
+/* The path of the container's json-file log and whether it has a tty. */
+MOAT_NODISCARD int moat_engine_log_path(struct moat_engine *e, const char *ref, char **ret_path, bool *ret_tty,
+                                        bool *ret_running, struct moat_error **reterr);
+
+/* ---- exec ------------------------------------------------------------------ */
+
+/* POST /containers/{id}/exec: body {Cmd, Env, User, WorkingDir, Tty,
+ * AttachStdin/out/err, Privileged, DetachKeys, ConsoleSize}. The container
+ * must be running (-EBUSY "Container <id> is not running"). */
+MOAT_NODISCARD int moat_engine_exec_create(struct moat_engine *e, const char *ref, json_t *body, char **ret_id,
+                                           struct moat_error **reterr);
+/* POST /exec/{id}/start: run it. Without detach *ret_fd is the stream of
+ * its stdio (framing by *ret_tty), connected before the process starts so
+ * no output is lost; with detach *ret_fd is -1. An exec runs once
+ * (-EBUSY "exec <id> has already been started"). */
+MOAT_NODISCARD int moat_engine_exec_start(struct moat_engine *e, const char *exec_id, bool detach,
+                                          int *ret_fd, bool *ret_tty, struct moat_error **reterr);
+/* GET /exec/{id}/json, Docker's ExecInspect. */
+MOAT_NODISCARD int moat_engine_exec_inspect(struct moat_engine *e, const char *exec_id, json_t **ret,
+                                            struct moat_error **reterr);
+MOAT_NODISCARD int moat_engine_exec_resize(struct moat_engine *e, const char *exec_id, unsigned height,
+                                           unsigned width, struct moat_error **reterr);
+
+/* ---- events ------------------------------------------------------------------ */
+
+struct moat_engine_events_query {
+        int64_t since_ns;        /* 0: only new events (none from the past) */
+        int64_t until_ns;        /* 0: no end */
+        const json_t *filters;   /* docker's filters: type, event, container, image, label; may be NULL */
+};
+/* Check the filters (-EINVAL "invalid filter '<key>'"). */
+MOAT_NODISCARD int moat_engine_events_check(const json_t *filters, struct moat_error **reterr);
+/* The next events after *cursor matching q, as Docker's event messages
+ * (a JSON array, possibly empty), at most limit; *cursor moves past them.
+ * Start with *cursor = 0: it is then set to the newest event of the past
+ * that q asks for (since) or to now. */
+MOAT_NODISCARD int moat_engine_events_next(struct moat_engine *e, const struct moat_engine_events_query *q,
+                                           int64_t *cursor, bool *started, size_t limit, json_t **ret,
+                                           struct moat_error **reterr);
+/* Block until an event after cursor exists or timeout_ms passes (0 on
+ * timeout, 1 when there is one). */
+int moat_engine_events_wait(struct moat_engine *e, int64_t cursor, int timeout_ms);
+
+/* ---- stats ------------------------------------------------------------------- */
+
+/* One sample of Docker's stats JSON (cpu_stats, memory_stats, pids_stats,
+ * blkio_stats, read, name, id) from the container's cgroup; prev (the
+ * previous sample or NULL) becomes precpu_stats and preread. A container
+ * that is not running gives the zeroed document docker gives. */
+MOAT_NODISCARD int moat_engine_stats(struct moat_engine *e, const char *ref, const json_t *prev, json_t **ret,
+                                     struct moat_error **reterr);
