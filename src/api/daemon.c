@@ -710,7 +710,8 @@ int moat_daemon_run(const struct moat_daemon_flags *flags, const struct moat_dae
         if ((r = moat_api_register_system(router, &sys, reterr)) < 0 ||
             (r = moat_api_register_containers(router, engine, reterr)) < 0 ||
             (r = moat_api_register_exec(router, engine, reterr)) < 0 ||
-            (r = moat_api_register_events(router, engine, reterr)) < 0)
+            (r = moat_api_register_events(router, engine, reterr)) < 0 ||
+            (r = moat_api_register_logs(router, engine, reterr)) < 0)
                 goto out;
         char server_header[64];
         snprintf(server_header, sizeof(server_header), "Moat/%s (linux)", MOAT_VERSION);

@@ -40,9 +40,7 @@ static void events_free(void *userdata)
         free(es);
 }
 
-/* docker's timestamp forms: "1700000000", "1700000000.123", RFC 3339, or a
- * duration relative to now ("10m", "1h30m") as docker events --since. */
-static int parse_time(const char *s, int64_t *ret)
+int moat_api_parse_time(const char *s, int64_t *ret)
 {
         char *end;
         struct tm tm = {};
@@ -126,8 +124,8 @@ static struct moat_http_response *events(struct moat_http_request *req, void *us
         if (!es)
                 return NULL;
         es->e = userdata;
-        if (parse_time(moat_http_request_query(req, "since"), &es->q.since_ns) < 0 ||
-            parse_time(moat_http_request_query(req, "until"), &es->q.until_ns) < 0) {
+        if (moat_api_parse_time(moat_http_request_query(req, "since"), &es->q.since_ns) < 0 ||
+            moat_api_parse_time(moat_http_request_query(req, "until"), &es->q.until_ns) < 0) {
                 events_free(es);
                 return moat_http_response_error(400, "invalid time: since=%s until=%s",
                                                 moat_http_request_query(req, "since") ?: "",

@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -116,4 +118,156 @@ int moat_logfile_read(const char *path, unsigned max_files, int (*cb)(const stru
                         return r;
         }
         return read_one(path, buf, cb, userdata, reterr);
+}
+
+/* ---- following ---------------------------------------------------------------------- */
+
+int moat_logfile_read_rotated(const char *path, unsigned max_files,
+                              int (*cb)(const struct moat_log_entry *e, void *userdata), void *userdata,
+                              struct moat_error **reterr)
+{
+        _cleanup_free_ char *buf = malloc(READ_LINE_MAX);
+        char name[PATH_MAX];
+        unsigned n = 0;
+        int r;
+
+        if (!buf)
+                return moat_error_set(reterr, -ENOMEM, "log reader");
+        /* How many rotated files there are now: path.1, path.2, ... */
+        while (n < max_files) {
+                if (snprintf(name, sizeof(name), "%s.%u", path, n + 1) >= (int) sizeof(name))
+                        return moat_error_setx(reterr, -ENAMETOOLONG, "log file '%s': path too long", path);
+                if (access(name, F_OK) < 0)
+                        break;
+                n++;
+        }
+        for (unsigned i = n; i >= 1; i--) {
+                snprintf(name, sizeof(name), "%s.%u", path, i);
+                r = read_one(name, buf, cb, userdata, reterr);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
+}
+
+struct moat_log_follow {
+        char *path;
+        int fd;
+        dev_t dev;
+        ino_t ino;
+        size_t n;            /* bytes of an incomplete line held in buf */
+        char *buf;
+        size_t lineno;
+};
+
+void moat_log_follow_free(struct moat_log_follow *f)
+{
+        if (!f)
+                return;
+        if (f->fd >= 0)
+                close(f->fd);
+        free(f->buf);
+        free(f->path);
+        free(f);
+}
+
+static void follow_reopen(struct moat_log_follow *f)
+{
+        struct stat st;
+        int fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+        if (fd < 0)
+                return;
+        if (fstat(fd, &st) < 0) {
+                close(fd);
+                return;
+        }
+        if (f->fd >= 0)
+                close(f->fd);
+        f->fd = fd;
+        f->dev = st.st_dev;
+        f->ino = st.st_ino;
+        f->n = 0;
+        f->lineno = 0;
+}
+
+int moat_log_follow_open(const char *path, struct moat_log_follow **ret, struct moat_error **reterr)
+{
+        struct moat_log_follow *f = calloc(1, sizeof(*f));
+
+        if (!f || !(f->path = strdup(path)) || !(f->buf = malloc(READ_LINE_MAX))) {
+                moat_log_follow_free(f);
+                return moat_error_set(reterr, -ENOMEM, "log follower");
+        }
+        f->fd = -1;
+        follow_reopen(f);
+        *ret = f;
+        return 0;
+}
+
+/* Complete entries of the open file from where we stopped. */
+static int follow_drain(struct moat_log_follow *f, int (*cb)(const struct moat_log_entry *, void *), void *userdata,
+                        struct moat_error **reterr)
+{
+        int count = 0;
+
+        for (;;) {
+                ssize_t k = read(f->fd, f->buf + f->n, READ_LINE_MAX - f->n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return moat_error_set(reterr, errno, "reading log file '%s'", f->path);
+                if (k == 0)
+                        return count;
+                f->n += (size_t) k;
+                size_t p = 0;
+                for (;;) {
+                        char *nl = memchr(f->buf + p, '\n', f->n - p);
+                        if (!nl)
+                                break;
+                        f->lineno++;
+                        struct moat_log_entry e;
+                        json_t *doc = NULL;
+                        if (parse_entry(f->buf + p, (size_t) (nl - (f->buf + p)), &e, &doc) < 0)
+                                return moat_error_setx(reterr, -EBADMSG, "log file '%s': line %zu is not a log entry",
+                                                       f->path, f->lineno);
+                        int r = cb(&e, userdata);
+                        json_decref(doc);
+                        if (r != 0)
+                                return r;
+                        count++;
+                        p = (size_t) (nl - f->buf) + 1;
+                }
+                if (p == 0 && f->n == READ_LINE_MAX)
+                        return moat_error_setx(reterr, -EBADMSG, "log file '%s': line %zu is longer than %u bytes",
+                                               f->path, f->lineno + 1, READ_LINE_MAX);
+                memmove(f->buf, f->buf + p, f->n - p);
+                f->n -= p;
+        }
+}
+
+int moat_log_follow_read(struct moat_log_follow *f, int (*cb)(const struct moat_log_entry *e, void *userdata),
+                         void *userdata, struct moat_error **reterr)
+{
+        struct stat st;
+        int total = 0, r;
+
+        if (f->fd < 0) {
+                follow_reopen(f);
+                if (f->fd < 0)
+                        return 0;
+        }
+        r = follow_drain(f, cb, userdata, reterr);
+        if (r < 0)
+                return r;
+        total += r;
+        /* Rotated (or truncated) since: finish this file, then the new one. */
+        if (stat(f->path, &st) == 0 && (st.st_dev != f->dev || st.st_ino != f->ino)) {
+                follow_reopen(f);
+                r = follow_drain(f, cb, userdata, reterr);
+                if (r < 0)
+                        return r;
+                total += r;
+        }
+        return total;
 }

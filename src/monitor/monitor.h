@@ -177,3 +177,25 @@ struct moat_monitor_exit {
 /* Read dir/exit.json (or exec-EID.exit.json); -ENOENT while it runs. */
 MOAT_NODISCARD int moat_monitor_read_exit(const char *dir, const char *exec_id, struct moat_monitor_exit *ret,
                                           struct moat_error **reterr);
+
+/*
+ * Following a log as it grows (docker logs --follow). The reader holds
+ * the live file open and a position after the last complete line; a
+ * rotation (the path now names another file) is noticed, the old file is
+ * read to its end, then the new one from its start.
+ */
+struct moat_log_follow;
+/* The rotated files of path (path.N .. path.1, oldest first, as many as
+ * exist, at most max_files), entry by entry; cb as moat_logfile_read. */
+MOAT_NODISCARD int moat_logfile_read_rotated(const char *path, unsigned max_files,
+                                             int (*cb)(const struct moat_log_entry *e, void *userdata),
+                                             void *userdata, struct moat_error **reterr);
+/* Open the live file for following (a missing one is waited for). */
+MOAT_NODISCARD int moat_log_follow_open(const char *path, struct moat_log_follow **ret, struct moat_error **reterr);
+/* Report every complete entry written since the last call; returns how
+ * many (>= 0), or -errno (a cb that wants to stop returns a negative
+ * errno, which is returned). */
+MOAT_NODISCARD int moat_log_follow_read(struct moat_log_follow *f,
+                                        int (*cb)(const struct moat_log_entry *e, void *userdata), void *userdata,
+                                        struct moat_error **reterr);
+void moat_log_follow_free(struct moat_log_follow *f);

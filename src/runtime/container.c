@@ -693,12 +693,15 @@ int moat_container_start(const struct moat_runtime *rt, const char *id, struct m
         if (st != MOAT_STATUS_CREATED)
                 return moat_error_setx(reterr, -EINVAL, "cannot start an already running container");
 
-        fifo = openat(dir_fd, MOAT_STATE_FIFO, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        if (fifo < 0)
-                return moat_error_set(reterr, errno, "opening exec.fifo of container \"%s\"", id);
+        /* The pidfd first: once the fifo is open the init may run its
+         * program, exit and be reaped before we look, and a short-lived
+         * container must still start cleanly. */
         r = moat_state_pidfd(s, &pidfd);
         if (r < 0)
                 return moat_error_setx(reterr, -ESRCH, "container \"%s\": container not running", id);
+        fifo = openat(dir_fd, MOAT_STATE_FIFO, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fifo < 0)
+                return moat_error_set(reterr, errno, "opening exec.fifo of container \"%s\"", id);
 
         /* Wait for the init's byte; if the init dies instead, its pidfd
          * becomes readable and start fails rather than hanging. */
