@@ -371,7 +371,7 @@ int moat_engine_exec_inspect(struct moat_engine *e, const char *exec_id, json_t 
         if (json_array_size(args) > 0)
                 json_array_remove(args, 0);
         const char *user = json_string_value(json_object_get(doc, "User"));
-        *ret = json_pack("{s:b, s:s, s:s, s:b, s:o, s:b, s:b, s:b, s:{s:b, s:s, s:o, s:b, s:s}, s:s, s:s, s:i}",
+        *ret = json_pack("{s:b, s:s, s:s, s:b, s:o, s:b, s:b, s:b, s:{s:b, s:s, s:o, s:b, s:s}, s:s, s:i}",
                          "CanRemove", false, "ContainerID", rec->container_id, "DetachKeys", "", "Running", running,
                          "ExitCode", exit_code >= 0 && !running ? json_integer(exit_code) : json_null(), "OpenStdin",
                          json_is_true(json_object_get(doc, "AttachStdin")), "OpenStderr",

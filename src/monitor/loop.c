@@ -68,6 +68,9 @@
  * process may hold the pipes: a background child of an exec'd process),
  * and how long attach clients get to take what is queued for them. */
 #define DRAIN_MS 2000
+/* An exec started with --wait-start that ended before its start request:
+ * how long its output is kept for the client that will ask for it. */
+#define HOLD_MS 30000
 #define FLUSH_MS 5000
 #define STDIN_BUFFER 4096u
 #define HELPER_REPLY_MAX 4096u
@@ -518,7 +521,13 @@ static void ctl_request(struct client *c, const char *line)
         } else if (streq(op, "start")) {
                 if (!M.wait_start || M.started)
                         reply_error(c, "start: the container is already started");
-                else if (M.exited)
+                else if (M.exec) {
+                        /* An exec'd process runs from the first stage on; until
+                         * now its output waited in the pipe (or pty): let it out. */
+                        M.started = true;
+                        snprintf(buf, sizeof(buf), "{\"pid\":%d}", (int) M.pid);
+                        reply(c, buf);
+                } else if (M.exited)
                         reply_error(c, "start: the container's init has exited");
                 else {
                         char out[HELPER_REPLY_MAX];
@@ -724,11 +733,20 @@ enum slot { S_SIG, S_OUT, S_ERR, S_PTY, S_IN, S_ATTACH, S_CTL, S_CLIENT0 };
 static void loop(void)
 {
         struct pollfd pfd[S_CLIENT0 + ELEMENTSOF(M.clients)];
-        uint64_t drain_deadline = 0, flush_deadline = 0;
+        uint64_t drain_deadline = 0, flush_deadline = 0, hold_deadline = 0;
         bool flushing = false;
 
         for (;;) {
-                if (M.exited && drain_deadline == 0) {
+                /* An exec held for its start keeps its output (and so its
+                 * end) until then, for a bounded time. */
+                bool held = M.exec && M.wait_start && !M.started;
+                if (held && M.exited && hold_deadline == 0)
+                        hold_deadline = now_ms() + HOLD_MS;
+                if (held && hold_deadline && now_ms() >= hold_deadline) {
+                        M.started = true;
+                        held = false;
+                }
+                if (M.exited && drain_deadline == 0 && !held) {
                         cleanup_container();
                         drain_deadline = now_ms() + DRAIN_MS;
                 }
@@ -762,9 +780,11 @@ static void loop(void)
                         pfd[i].fd = -1;
                 pfd[S_SIG] = (struct pollfd){ .fd = M.sig_fd, .events = POLLIN };
                 if (!flushing) {
-                        pfd[S_OUT] = (struct pollfd){ .fd = M.out_fd, .events = POLLIN };
-                        pfd[S_ERR] = (struct pollfd){ .fd = M.err_fd, .events = POLLIN };
-                        pfd[S_PTY] = (struct pollfd){ .fd = M.pty_fd, .events = POLLIN };
+                        if (!held) {
+                                pfd[S_OUT] = (struct pollfd){ .fd = M.out_fd, .events = POLLIN };
+                                pfd[S_ERR] = (struct pollfd){ .fd = M.err_fd, .events = POLLIN };
+                                pfd[S_PTY] = (struct pollfd){ .fd = M.pty_fd, .events = POLLIN };
+                        }
                         if (M.in_fd >= 0 && M.in_len > 0)
                                 pfd[S_IN] = (struct pollfd){ .fd = M.in_fd, .events = POLLOUT };
                         pfd[S_ATTACH] = (struct pollfd){ .fd = M.attach_l, .events = POLLIN };
@@ -785,7 +805,10 @@ static void loop(void)
                                 p->events |= POLLIN;
                 }
                 int timeout = -1;
-                if (M.exited) {
+                if (held && hold_deadline) {
+                        uint64_t now = now_ms();
+                        timeout = hold_deadline > now ? (int) (hold_deadline - now) : 0;
+                } else if (M.exited) {
                         uint64_t now = now_ms(), until = flushing ? flush_deadline : drain_deadline;
                         timeout = until > now ? (int) (until - now) : 0;
                 }

@@ -240,11 +240,6 @@ static int setup(struct opts *o)
                                             : "run needs --bundle and --runtime-root");
                 goto fail;
         }
-        if (o->exec && o->wait_start) {
-                r = moat_error_setx(&err, -EINVAL, "--wait-start is for run only");
-                goto fail;
-        }
-
         /* Our own stdio is /dev/null; the container's is set up below. */
         devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (devnull < 0) {
