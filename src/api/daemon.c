@@ -37,6 +37,7 @@
 #include "api/http.h"
 #include "api/routes.h"
 #include "api/system.h"
+#include "engine/engine-images.h"
 #include "engine/engine.h"
 #include "base/cleanup.h"
 #include "base/fileio.h"
@@ -613,7 +614,7 @@ static int engine_counts(void *userdata, struct moat_api_counts *ret, struct moa
                         ret->stopped++;
         }
         json_decref(list);
-        return 0;
+        return moat_engine_images_count(userdata, &ret->images, reterr);
 }
 
 /* ---- the loop ---- */
@@ -711,7 +712,10 @@ int moat_daemon_run(const struct moat_daemon_flags *flags, const struct moat_dae
             (r = moat_api_register_containers(router, engine, reterr)) < 0 ||
             (r = moat_api_register_exec(router, engine, reterr)) < 0 ||
             (r = moat_api_register_events(router, engine, reterr)) < 0 ||
-            (r = moat_api_register_logs(router, engine, reterr)) < 0)
+            (r = moat_api_register_volumes(router, engine, reterr)) < 0 ||
+            (r = moat_api_register_archive(router, engine, reterr)) < 0 ||
+            (r = moat_api_register_logs(router, engine, reterr)) < 0 ||
+            (r = moat_api_register_images(router, engine, reterr)) < 0)
                 goto out;
         char server_header[64];
         snprintf(server_header, sizeof(server_header), "Moat/%s (linux)", MOAT_VERSION);

@@ -728,6 +728,7 @@ struct moat_http_request {
 
         /* streaming bodies */
         int body_fds[2];                /* [0] the handler reads, [1] the connection thread writes */
+        bool body_dropped;              /* the handler stopped reading; the rest is discarded */
         pthread_t worker;
         bool worker_running;
         atomic_bool body_complete;
@@ -1233,13 +1234,19 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
                 size_t n = *upload_data_size;
                 *upload_data_size = 0;
                 if (req->route->opts.stream_body) {
+                        if (req->body_dropped)
+                                return MHD_YES;
                         int r = feed_worker(req, upload_data, n);
                         if (r == -ECANCELED)
                                 return MHD_NO;
                         if (r < 0) {
-                                /* The handler stopped reading: its answer goes out now. */
-                                worker_join(req);
-                                return queue(req, TAKE_PTR(req->worker_resp));
+                                /* The handler stopped reading (it answered early): MHD
+                                 * takes no response in the middle of a body, so the
+                                 * rest is read and dropped and the answer goes out at
+                                 * its end, where a client looks for it. The body's
+                                 * size was bounded by the handler, not here: a client
+                                 * sending forever is cut by the idle timeout. */
+                                req->body_dropped = true;
                         }
                         return MHD_YES;
                 }

@@ -209,8 +209,9 @@ static ssize_t wait_produce(struct moat_http_stream *s, void *userdata, char *bu
         if (r < 0)
                 return r;
         ws->done = true;
-        json_t *doc = error && *error ? json_pack("{s:i, s:{s:s}}", "StatusCode", status, "Error", "Message", error)
-                                      : json_pack("{s:i, s:n}", "StatusCode", status, "Error");
+        /* A start that failed already told its error (and the CLI prints a
+         * wait error as one more line): the wait only carries the code. */
+        json_t *doc = json_pack("{s:i, s:n}", "StatusCode", status, "Error");
         text = json_dumps(doc, JSON_COMPACT);
         json_decref(doc);
         if (!text)

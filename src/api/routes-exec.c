@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -49,6 +50,8 @@ static struct moat_http_response *exec_create(struct moat_http_request *req, voi
 struct exec_stream {
         int fd;
         bool stdin_;
+        bool tty;
+        char *error;   /* the start failed: this is all the stream says */
 };
 
 static void exec_stream_free(void *userdata)
@@ -56,6 +59,7 @@ static void exec_stream_free(void *userdata)
         struct exec_stream *x = userdata;
         if (x->fd >= 0)
                 close(x->fd);
+        free(x->error);
         free(x);
 }
 
@@ -69,6 +73,22 @@ static void exec_relay(struct moat_http_hijack *h, void *userdata)
 
         if (!buf)
                 return;
+        if (x->error) {
+                /* As moby: the message on the process's stdout, then the
+                 * stream ends; the CLI takes the code (126/127) from inspect. */
+                char *line = NULL;
+                if (asprintf(&line, "%s\r\n", x->error) < 0)
+                        return;
+                free(x->error);
+                x->error = line;
+                size_t len = strlen(x->error);
+                uint8_t hdr[8] = { 1, 0, 0, 0, (uint8_t) (len >> 24), (uint8_t) (len >> 16), (uint8_t) (len >> 8),
+                                   (uint8_t) len };
+                if (x->tty || moat_http_hijack_write(h, hdr, sizeof(hdr)) >= 0)
+                        (void) !moat_http_hijack_write(h, x->error, len);
+                (void) moat_http_hijack_close_write(h);
+                return;
+        }
         for (;;) {
                 int w;
                 if (client_eof) {
@@ -120,8 +140,26 @@ static struct moat_http_response *exec_start(struct moat_http_request *req, void
         bool open_stdin = json_is_true(json_object_get(info, "OpenStdin"));
         json_decref(info);
         r = moat_engine_exec_start(userdata, id, detach, &fd, &tty, &err);
-        if (r < 0)
+        if (r < 0 && (detach || r == -ENOENT || r == -EBUSY || r == -EINVAL))
                 return error_response(r, err);
+        if (r < 0) {
+                /* The process could not be started (its exit code, 126/127, is
+                 * recorded): like moby, say it in the stream, where the CLI
+                 * prints it before asking for the exit code. */
+                struct exec_stream *x = calloc(1, sizeof(*x));
+                if (!x) {
+                        moat_error_free(err);
+                        return NULL;
+                }
+                x->fd = -1;
+                x->error = strdup(err && err->msg ? err->msg : "exec failed");
+                x->tty = tty;
+                moat_error_free(err);
+                return moat_http_response_hijack(!tty && moat_http_request_version_ge(req, 1, 42)
+                                                         ? "application/vnd.docker.multiplexed-stream"
+                                                         : "application/vnd.docker.raw-stream",
+                                                 exec_relay, x, exec_stream_free);
+        }
         if (detach)
                 return moat_http_response_empty(200);
         struct exec_stream *x = calloc(1, sizeof(*x));

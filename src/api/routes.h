@@ -16,8 +16,14 @@ MOAT_NODISCARD int moat_api_register_events(struct moat_http_router *router, str
                                             struct moat_error **reterr);
 MOAT_NODISCARD int moat_api_register_logs(struct moat_http_router *router, struct moat_engine *e,
                                           struct moat_error **reterr);
+MOAT_NODISCARD int moat_api_register_images(struct moat_http_router *router, struct moat_engine *e,
+                                            struct moat_error **reterr);
 
 /* docker's timestamps in since/until: Unix seconds with an optional
  * fraction ("1700000000.123") or RFC 3339; "" or NULL is 0 (no bound).
  * (The CLI turns relative forms like "10m" into seconds itself.) */
 MOAT_NODISCARD int moat_api_parse_time(const char *s, int64_t *ret);
+MOAT_NODISCARD int moat_api_register_volumes(struct moat_http_router *router, struct moat_engine *e,
+                                             struct moat_error **reterr);
+MOAT_NODISCARD int moat_api_register_archive(struct moat_http_router *router, struct moat_engine *e,
+                                             struct moat_error **reterr);

@@ -153,7 +153,7 @@ int moat_container_fs_write_etc(int dir_fd, const char *hostname, const char *do
 
         if (asprintf(&hn, "%s\n", hostname) < 0)
                 return moat_error_set(reterr, -ENOMEM, "hostname");
-        r = write_file_atomic_at(dir_fd, "hostname", hn, strlen(hn), 0644);
+        r = write_file_replace_at(dir_fd, "hostname", hn, strlen(hn), 0644);
         if (r < 0)
                 return moat_error_set(reterr, r, "writing hostname");
         if (host_network) {
@@ -168,7 +168,7 @@ int moat_container_fs_write_etc(int dir_fd, const char *hostname, const char *do
                                hostname, domainname && *domainname ? "." : "", domainname ? domainname : "",
                                hostname) < 0)
                 return moat_error_set(reterr, -ENOMEM, "hosts");
-        r = write_file_atomic_at(dir_fd, "hosts", hosts, strlen(hosts), 0644);
+        r = write_file_replace_at(dir_fd, "hosts", hosts, strlen(hosts), 0644);
         if (r < 0)
                 return moat_error_set(reterr, r, "writing hosts");
         r = read_host_file("/etc/resolv.conf", &host_resolv, reterr);
@@ -183,7 +183,7 @@ int moat_container_fs_write_etc(int dir_fd, const char *hostname, const char *do
         }
         if (!resolv && !(resolv = strdup("")))
                 return moat_error_set(reterr, -ENOMEM, "resolv.conf");
-        r = write_file_atomic_at(dir_fd, "resolv.conf", resolv, strlen(resolv), 0644);
+        r = write_file_replace_at(dir_fd, "resolv.conf", resolv, strlen(resolv), 0644);
         if (r < 0)
                 return moat_error_set(reterr, r, "writing resolv.conf");
         return 0;

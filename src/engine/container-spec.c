@@ -6,6 +6,14 @@
  * engine (other containers' pids, bind sources, the host's abilities) and
  * where its results go (the container's inspect documents, the files
  * bind-mounted over /etc).
+ *
+ * Volumes (engine-volumes.h) are resolved while the spec is built, when
+ * the container's root is mounted (a new volume is filled from it). The
+ * database refuses a container's use of a volume that does not exist, so
+ * the order is: the volumes exist (held "pending" so no removal or prune
+ * takes them), then the container's Mounts are saved, then the volumes
+ * are let go. An anonymous volume keeps its name across starts: the
+ * previous start's Mounts name it by destination.
  */
 
 #include "engine/engine-internal.h"
@@ -19,6 +27,15 @@
 #include "base/cleanup.h"
 #include "engine/container-fs.h"
 #include "engine/docker-spec.h"
+#include "engine/engine-volumes.h"
+
+struct spec_userdata {
+        struct moat_engine *e;
+        int root_fd;
+        json_t *prev_mounts;    /* the Mounts of the previous start */
+        char **acquired;        /* volumes held pending */
+        size_t n_acquired;
+};
 
 /* docker creates missing Binds sources as directories, like mkdir -p. */
 static int make_bind_source(void *userdata, const char *path, struct moat_error **reterr)
@@ -45,7 +62,7 @@ static int make_bind_source(void *userdata, const char *path, struct moat_error 
 
 static int container_pid(void *userdata, const char *ref, pid_t *ret_pid, char **ret_id, struct moat_error **reterr)
 {
-        struct moat_engine *e = userdata;
+        struct moat_engine *e = ((struct spec_userdata *) userdata)->e;
         struct container *c;
         int r;
 
@@ -60,6 +77,51 @@ static int container_pid(void *userdata, const char *ref, pid_t *ret_pid, char *
         }
         pthread_mutex_unlock(&e->lock);
         return r;
+}
+
+static int volume(void *userdata, const struct moat_docker_volume_request *req, char **ret_host_path,
+                  char **ret_name, struct moat_error **reterr)
+{
+        struct spec_userdata *u = userdata;
+        const char *reuse = NULL;
+        size_t i;
+        json_t *m;
+
+        if (!req->name)
+                json_array_foreach(u->prev_mounts, i, m)
+                        if (streq(json_string_value(json_object_get(m, "Type")) ?: "", "volume") &&
+                            streq(json_string_value(json_object_get(m, "Destination")) ?: "", req->destination) &&
+                            !strempty(json_string_value(json_object_get(m, "Name"))))
+                                reuse = json_string_value(json_object_get(m, "Name"));
+        char **grown = realloc(u->acquired, (u->n_acquired + 1) * sizeof(char *));
+        if (!grown)
+                return moat_error_set(reterr, -ENOMEM, "volumes");
+        u->acquired = grown;
+        int r = engine_volume_acquire(u->e, req, reuse, u->root_fd, ret_host_path, ret_name, reterr);
+        if (r < 0)
+                return r;
+        if (!(u->acquired[u->n_acquired] = strdup(*ret_name))) {
+                engine_volume_release(u->e, *ret_name);
+                free(*ret_host_path);
+                free(*ret_name);
+                *ret_host_path = *ret_name = NULL;
+                return moat_error_set(reterr, -ENOMEM, "volumes");
+        }
+        u->n_acquired++;
+        return 0;
+}
+
+static void release_volumes(struct spec_userdata *u)
+{
+        for (size_t i = 0; i < u->n_acquired; i++) {
+                engine_volume_release(u->e, u->acquired[i]);
+                free(u->acquired[i]);
+        }
+        free(u->acquired);
+        u->acquired = NULL;
+        u->n_acquired = 0;
+        json_decref(u->prev_mounts);
+        u->prev_mounts = NULL;
 }
 
 static void host_abilities(struct moat_docker_host *h)
@@ -128,6 +190,12 @@ int container_make_spec(struct moat_engine *e, struct container *c, const struct
             asprintf(&hostname_path, "%s/hostname", dir) < 0 || asprintf(&hosts_path, "%s/hosts", dir) < 0 ||
             asprintf(&resolv_path, "%s/resolv.conf", dir) < 0)
                 return moat_error_set(reterr, -ENOMEM, "paths");
+        struct spec_userdata u = { .e = e, .root_fd = root_fd };
+        pthread_mutex_lock(&e->lock);
+        u.prev_mounts = c->mounts ? json_deep_copy(c->mounts) : json_array();
+        pthread_mutex_unlock(&e->lock);
+        if (!u.prev_mounts)
+                return moat_error_set(reterr, -ENOMEM, "mounts");
         struct moat_docker_spec_context ctx = {
                 .id = c->id,
                 .image = img->config,
@@ -138,16 +206,21 @@ int container_make_spec(struct moat_engine *e, struct container *c, const struct
                 .init_path = e->init_path,
                 .container_pid = container_pid,
                 .make_bind_source = make_bind_source,
-                .userdata = e,
+                .volume = volume,
+                .userdata = &u,
         };
         r = moat_docker_create_spec(dc, &ctx, &ds, reterr);
-        if (r < 0)
+        if (r < 0) {
+                release_volumes(&u);
                 return r;
+        }
         bool host_network = dc->network_mode && streq(dc->network_mode, "host");
         const char *domain = json_string_value(json_object_get(ds->config, "Domainname"));
         r = moat_container_fs_write_etc(dir_fd, ds->hostname, domain, host_network, reterr);
-        if (r < 0)
+        if (r < 0) {
+                release_volumes(&u);
                 return r;
+        }
 
         /* What inspect shows from now on: the Config merged with the image. */
         pthread_mutex_lock(&e->lock);
@@ -168,7 +241,12 @@ int container_make_spec(struct moat_engine *e, struct container *c, const struct
         if (json_array_size(argv) > 0)
                 json_array_remove(argv, 0);
         c->args = argv;
+        /* The uses of the volumes are recorded before they are let go. */
+        r = container_save_locked(e, c, reterr);
         pthread_mutex_unlock(&e->lock);
+        release_volumes(&u);
+        if (r < 0)
+                return r;
 
         *ret_spec = json_incref(ds->spec);
         return 0;

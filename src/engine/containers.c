@@ -25,6 +25,7 @@
 
 #include "engine/engine-internal.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -43,6 +44,7 @@
 #include "base/cleanup.h"
 #include "base/fileio.h"
 #include "engine/container-fs.h"
+#include "engine/engine-volumes.h"
 #include "engine/monitor-spawn.h"
 #include "engine/names.h"
 #include "engine/watch.h"
@@ -94,7 +96,7 @@ void engine_log(struct moat_engine *e, int level, const char *fmt, ...)
                 e->log(level, msg);
 }
 
-static bool is_running(const struct container *c)
+bool container_is_running(const struct container *c)
 {
         return c->st.state == MOAT_CONTAINER_RUNNING || c->st.state == MOAT_CONTAINER_PAUSED ||
                c->st.state == MOAT_CONTAINER_RESTARTING;
@@ -161,7 +163,7 @@ static bool wait_changed(struct moat_engine *e, int64_t deadline_ns)
 
 /* Under the lock: wait until no other operation runs on c, then claim it.
  * -ENOENT when c was removed meanwhile (c must be referenced). */
-static int claim_locked(struct moat_engine *e, struct container *c)
+int container_claim_locked(struct moat_engine *e, struct container *c)
 {
         while (c->busy && !c->removed)
                 wait_changed(e, 0);
@@ -171,13 +173,13 @@ static int claim_locked(struct moat_engine *e, struct container *c)
         return 0;
 }
 
-static void release_locked(struct moat_engine *e, struct container *c)
+void container_release_locked(struct moat_engine *e, struct container *c)
 {
         c->busy = false;
         pthread_cond_broadcast(&e->changed);
 }
 
-static void unref_locked(struct container *c)
+void container_unref_locked(struct container *c)
 {
         if (--c->refs == 0 && c->removed)
                 container_free(c);
@@ -552,6 +554,21 @@ fail:
         return r;
 }
 
+/* moby's translateContainerdStartErr: the exit code of a start that
+ * failed, from what failed. */
+int engine_start_failure_code(const char *msg)
+{
+        if (strstr(msg, "executable file not found") || strstr(msg, "no such file or directory") ||
+            strstr(msg, "No such file or directory"))
+                return 127;
+        if (strstr(msg, "permission denied") || strstr(msg, "Permission denied") ||
+            strstr(msg, "exec format error") || strstr(msg, "Exec format error"))
+                return 126;
+        return 128;
+}
+
+static int remove_claimed(struct moat_engine *e, struct container *c, struct moat_error **reterr);
+
 int moat_engine_start(struct moat_engine *e, const char *ref, struct moat_error **reterr)
 {
         struct moat_monitor_started m = { .monitor_pidfd = -EBADF };
@@ -563,7 +580,7 @@ int moat_engine_start(struct moat_engine *e, const char *ref, struct moat_error 
         if (r < 0)
                 goto out;
         c->refs++;
-        r = claim_locked(e, c);
+        r = container_claim_locked(e, c);
         if (r < 0) {
                 r = moat_error_setx(reterr, r, "No such container: %s", ref);
                 goto out_unref;
@@ -573,7 +590,7 @@ int moat_engine_start(struct moat_engine *e, const char *ref, struct moat_error 
                                     "cannot start a paused container, try unpause instead");
                 goto out_release;
         }
-        if (is_running(c)) {
+        if (container_is_running(c)) {
                 r = -EALREADY;
                 goto out_release;
         }
@@ -587,10 +604,22 @@ int moat_engine_start(struct moat_engine *e, const char *ref, struct moat_error 
 
         pthread_mutex_lock(&e->lock);
         if (r < 0) {
-                /* Docker keeps the container as it was, with the error. */
-                set_error(c, (*reterr) ? (*reterr)->msg : NULL);
-                c->st.exit_code = 128;
+                /* Docker keeps the container as it was, with the error and
+                 * the exit code the CLI turns into its own (127: the program
+                 * is not there, 126: it cannot be run); waiters and pending
+                 * attaches see it as an exit; AutoRemove removes it. */
+                const char *msg = (*reterr) ? (*reterr)->msg : "";
+                set_error(c, msg);
+                c->st.exit_code = engine_start_failure_code(msg);
+                c->exit_seq++;
                 (void) !container_save_locked(e, c, NULL);
+                pthread_cond_broadcast(&e->changed);
+                if (json_is_true(json_object_get(c->host_config, "AutoRemove"))) {
+                        c->st.state = MOAT_CONTAINER_REMOVING;
+                        pthread_mutex_unlock(&e->lock);
+                        (void) !remove_claimed(e, c, NULL);
+                        pthread_mutex_lock(&e->lock);
+                }
                 goto out_release;
         }
         c->st.state = MOAT_CONTAINER_RUNNING;
@@ -631,9 +660,9 @@ int moat_engine_start(struct moat_engine *e, const char *ref, struct moat_error 
         }
         event_locked(e, c, "start", NULL);
 out_release:
-        release_locked(e, c);
+        container_release_locked(e, c);
 out_unref:
-        unref_locked(c);
+        container_unref_locked(c);
 out:
         pthread_mutex_unlock(&e->lock);
         if (m.monitor_pidfd >= 0)
@@ -674,13 +703,25 @@ struct restart_job {
 static void *restart_thread(void *arg)
 {
         struct restart_job *job = arg;
+        struct moat_engine *e = job->e;
         _cleanup_error_ struct moat_error *err = NULL;
+        int64_t deadline = engine_now_ns() + (int64_t) job->delay_ms * 1000000;
+        bool closing;
 
-        usleep(job->delay_ms * 1000u);
-        if (moat_engine_start(job->e, job->id, &err) < 0 && err)
-                engine_log(job->e, 3, "restarting %s: %s", job->id, err->msg);
+        /* The back-off, cut short when the engine closes. */
+        pthread_mutex_lock(&e->lock);
+        while (!e->closing && wait_changed(e, deadline))
+                ;
+        closing = e->closing;
+        pthread_mutex_unlock(&e->lock);
+        if (!closing && moat_engine_start(e, job->id, &err) < 0 && err)
+                engine_log(e, 3, "restarting %s: %s", job->id, err->msg);
         free(job->id);
         free(job);
+        pthread_mutex_lock(&e->lock);
+        e->bg_threads--;
+        pthread_cond_broadcast(&e->changed);
+        pthread_mutex_unlock(&e->lock);
         return NULL;
 }
 
@@ -727,8 +768,8 @@ void container_monitor_exited(const char *id, void *userdata)
                 return;
         }
         c->refs++;
-        if (claim_locked(e, c) < 0) {
-                unref_locked(c);
+        if (container_claim_locked(e, c) < 0) {
+                container_unref_locked(c);
                 pthread_mutex_unlock(&e->lock);
                 return;
         }
@@ -777,8 +818,8 @@ void container_monitor_exited(const char *id, void *userdata)
                         engine_log(e, 3, "removing %s: %s", id, err->msg);
                 pthread_mutex_lock(&e->lock);
         }
-        release_locked(e, c);
-        unref_locked(c);
+        container_release_locked(e, c);
+        container_unref_locked(c);
         pthread_mutex_unlock(&e->lock);
 
         if (restart) {
@@ -787,10 +828,16 @@ void container_monitor_exited(const char *id, void *userdata)
                 if (job && (job->id = strdup(id))) {
                         job->e = e;
                         job->delay_ms = delay_ms;
+                        pthread_mutex_lock(&e->lock);
+                        e->bg_threads++;
+                        pthread_mutex_unlock(&e->lock);
                         if (pthread_create(&t, NULL, restart_thread, job) == 0) {
                                 pthread_detach(t);
                                 return;
                         }
+                        pthread_mutex_lock(&e->lock);
+                        e->bg_threads--;
+                        pthread_mutex_unlock(&e->lock);
                         free(job->id);
                 }
                 free(job);
@@ -864,15 +911,15 @@ int moat_engine_stop(struct moat_engine *e, const char *ref, int timeout, const 
         if (r < 0)
                 goto out;
         c->refs++;
-        while (c->busy && !c->removed && !is_running(c))
+        while (c->busy && !c->removed && !container_is_running(c))
                 wait_changed(e, 0);
-        if (!is_running(c) || c->removed)
+        if (!container_is_running(c) || c->removed)
                 r = -EALREADY;
         else
                 r = stop_locked(e, c, timeout, signal, reterr);
         if (r >= 0)
                 event_locked(e, c, "stop", NULL);
-        unref_locked(c);
+        container_unref_locked(c);
 out:
         pthread_mutex_unlock(&e->lock);
         return r;
@@ -909,7 +956,7 @@ int moat_engine_kill(struct moat_engine *e, const char *ref, const char *signal,
                 return r;
         pthread_mutex_lock(&e->lock);
         r = container_find_locked(e, ref, &c, reterr);
-        if (r >= 0 && !is_running(c))
+        if (r >= 0 && !container_is_running(c))
                 r = moat_error_setx(reterr, -EBUSY, "Cannot kill container: %s: Container %s is not running", ref,
                                     c->id);
         if (r >= 0 && !(id = strdup(c->id)))
@@ -942,7 +989,7 @@ static int pause_resume(struct moat_engine *e, const char *ref, bool pause, stru
         r = container_find_locked(e, ref, &c, reterr);
         if (r < 0)
                 goto out;
-        if (!is_running(c))
+        if (!container_is_running(c))
                 r = moat_error_setx(reterr, -EBUSY, "Container %s is not running", c->id);
         else if (pause && c->st.state == MOAT_CONTAINER_PAUSED)
                 r = moat_error_setx(reterr, -EBUSY, "Container %s is already paused", c->id);
@@ -991,6 +1038,8 @@ static int remove_claimed(struct moat_engine *e, struct container *c, struct moa
                 return r;
         dir_fd = safe_close(dir_fd);
         r = moat_container_fs_remove(e->containers_fd, c->id, reterr);
+        if (json_is_true(json_object_get(c->host_config, "AutoRemove")))
+                engine_volumes_remove_anonymous(e, c->mounts);
 
         pthread_mutex_lock(&e->lock);
         for (struct container **p = &e->containers; *p; p = &(*p)->next)
@@ -1015,7 +1064,7 @@ int moat_engine_remove(struct moat_engine *e, const char *ref, bool force, bool 
         if (r < 0)
                 goto out;
         c->refs++;
-        if (is_running(c)) {
+        if (container_is_running(c)) {
                 if (!force) {
                         r = moat_error_setx(reterr, -EBUSY,
                                             "cannot remove container \"/%s\": container is running: stop the container before removing or force remove",
@@ -1026,30 +1075,31 @@ int moat_engine_remove(struct moat_engine *e, const char *ref, bool force, bool 
                 if (r < 0)
                         goto out_unref;
         }
-        r = claim_locked(e, c);
+        r = container_claim_locked(e, c);
         if (r < 0) {
                 r = 0; /* removed by someone else meanwhile (AutoRemove) */
                 goto out_unref;
         }
-        if (is_running(c)) {
+        if (container_is_running(c)) {
                 r = moat_error_setx(reterr, -EBUSY, "container %s was started again while being removed", c->name);
-                release_locked(e, c);
+                container_release_locked(e, c);
                 goto out_unref;
         }
         c->st.state = MOAT_CONTAINER_REMOVING;
         pthread_mutex_unlock(&e->lock);
         r = remove_claimed(e, c, reterr);
+        if (r >= 0 && volumes)
+                engine_volumes_remove_anonymous(e, c->mounts);
         pthread_mutex_lock(&e->lock);
         if (r < 0 && !c->removed) {
                 c->st.state = MOAT_CONTAINER_DEAD;
                 (void) !container_save_locked(e, c, NULL);
         }
-        release_locked(e, c);
+        container_release_locked(e, c);
 out_unref:
-        unref_locked(c);
+        container_unref_locked(c);
 out:
         pthread_mutex_unlock(&e->lock);
-        (void) volumes;
         return r;
 }
 
@@ -1145,7 +1195,7 @@ int moat_engine_wait_finish(struct moat_engine_wait *w, moat_engine_cancelled_fn
 
                 switch (w->cond) {
                 case MOAT_WAIT_NOT_RUNNING:
-                        done = c->removed || (!is_running(c) && !c->busy);
+                        done = c->removed || (!container_is_running(c) && !c->busy);
                         break;
                 case MOAT_WAIT_NEXT_EXIT:
                         done = c->removed || c->exit_seq != w->seq;
@@ -1179,7 +1229,7 @@ void moat_engine_wait_free(struct moat_engine_wait *w)
         if (!w)
                 return;
         pthread_mutex_lock(&w->e->lock);
-        unref_locked(w->c);
+        container_unref_locked(w->c);
         pthread_mutex_unlock(&w->e->lock);
         free(w);
 }
@@ -1190,6 +1240,7 @@ struct moat_engine_attach {
         struct moat_engine *e;
         struct container *c;
         struct moat_engine_attach_options o;
+        unsigned exit_seq;   /* the container's when the attach began */
         bool pending;
 };
 
@@ -1210,6 +1261,7 @@ int moat_engine_attach_begin(struct moat_engine *e, const char *ref, const struc
                 a->e = e;
                 a->c = c;
                 a->o = *o;
+                a->exit_seq = c->exit_seq;
                 a->pending = true;
                 *ret = a;
         } else
@@ -1233,7 +1285,7 @@ void moat_engine_attach_free(struct moat_engine_attach *a)
                 return;
         pthread_mutex_lock(&a->e->lock);
         attach_settle_locked(a);
-        unref_locked(a->c);
+        container_unref_locked(a->c);
         pthread_mutex_unlock(&a->e->lock);
         free(a);
 }
@@ -1248,8 +1300,10 @@ int moat_engine_attach_connect(struct moat_engine_attach *a, moat_engine_cancell
         int r = 0;
 
         pthread_mutex_lock(&e->lock);
-        /* Not started yet: wait for the monitor to be there (start waits for us). */
-        while (!c->removed && !c->monitor_ready && !(is_running(c) && !c->busy)) {
+        unsigned seq = a->exit_seq;
+        /* Not started yet: wait for the monitor to be there (start waits for
+         * us); an exit meanwhile (a start that failed) ends the wait. */
+        while (!c->removed && !c->monitor_ready && !(container_is_running(c) && !c->busy) && c->exit_seq == seq) {
                 if (cancelled) {
                         if (cancelled(userdata)) {
                                 r = -ECANCELED;
@@ -1259,7 +1313,7 @@ int moat_engine_attach_connect(struct moat_engine_attach *a, moat_engine_cancell
                 } else
                         wait_changed(e, 0);
         }
-        if (r >= 0 && (c->removed || (!c->monitor_ready && !is_running(c))))
+        if (r >= 0 && (c->removed || (!c->monitor_ready && !container_is_running(c))))
                 r = moat_error_setx(reterr, -EBUSY, "container %s is not running", c->name);
         if (r >= 0 && !(id = strdup(c->id)))
                 r = -ENOMEM;
@@ -1292,7 +1346,7 @@ int moat_engine_resize(struct moat_engine *e, const char *ref, unsigned height, 
 
         pthread_mutex_lock(&e->lock);
         r = container_find_locked(e, ref, &c, reterr);
-        if (r >= 0 && !is_running(c))
+        if (r >= 0 && !container_is_running(c))
                 r = moat_error_setx(reterr, -EBUSY, "Container %s is not running", c->id);
         if (r >= 0 && !c->tty)
                 r = moat_error_setx(reterr, -EINVAL, "Container %s has no terminal to resize", c->id);
@@ -1355,7 +1409,7 @@ int moat_engine_log_path(struct moat_engine *e, const char *ref, char **ret_path
                 if (asprintf(ret_path, "%s/containers/%s/%s%s", e->data_root, c->id, c->id, LOG_SUFFIX) < 0)
                         r = moat_error_set(reterr, -ENOMEM, "log path");
                 *ret_tty = c->tty;
-                *ret_running = is_running(c) || c->busy;
+                *ret_running = container_is_running(c) || c->busy;
         }
         pthread_mutex_unlock(&e->lock);
         return r;
@@ -1385,6 +1439,37 @@ static bool is_monitor_of(pid_t pid, const char *id)
         return has_monitor && has_id;
 }
 
+/* Directories the database does not know: a create killed between its
+ * mkdir and its commit, or a database that lost its last commits to a
+ * power loss. Unmounted and removed, so nothing outlives its record. */
+static void reconcile_dirs_locked(struct moat_engine *e)
+{
+        _cleanup_close_ int fd = openat(e->containers_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_closedir_ DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        struct dirent *de;
+
+        if (!d)
+                return;
+        fd = -EBADF; /* owned by d */
+        while ((de = readdir(d))) {
+                struct container *c;
+                bool known = false;
+
+                if (strlen(de->d_name) != 64 || strspn(de->d_name, "0123456789abcdef") != 64)
+                        continue;
+                for (c = e->containers; c && !known; c = c->next)
+                        known = streq(c->id, de->d_name);
+                if (known)
+                        continue;
+                _cleanup_close_ int dir_fd = openat(e->containers_fd, de->d_name,
+                                                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (dir_fd >= 0 && moat_container_fs_unmount(dir_fd, NULL) < 0)
+                        continue;
+                if (moat_container_fs_remove(e->containers_fd, de->d_name, NULL) >= 0)
+                        engine_log(e, 4, "removed containers/%s: the database has no such container", de->d_name);
+        }
+}
+
 int containers_restore(struct moat_engine *e, struct moat_error **reterr)
 {
         struct moat_db_container *v = NULL;
@@ -1405,6 +1490,8 @@ int containers_restore(struct moat_engine *e, struct moat_error **reterr)
         }
         moat_db_containers_free(v, n);
 
+        reconcile_dirs_locked(e);
+
         _cleanup_strv_free_ char **gone = calloc(n + 1, sizeof(char *));
         size_t n_gone = 0;
         if (!gone)
@@ -1418,7 +1505,7 @@ int containers_restore(struct moat_engine *e, struct moat_error **reterr)
                         (void) !container_save_locked(e, c, NULL);
                         continue;
                 }
-                if (!is_running(c))
+                if (!container_is_running(c))
                         continue;
                 pidfd = c->st.monitor_pid > 0 ? (int) syscall(SYS_pidfd_open, c->st.monitor_pid, 0) : -1;
                 if (pidfd >= 0 && is_monitor_of(c->st.monitor_pid, c->id)) {

@@ -9,9 +9,9 @@
  * Contract, for the engine:
  *  - Every function is one transaction: it either happened completely or
  *    not at all, also when the daemon is SIGKILLed at any instruction. A
- *    function that returned 0 after a write has committed, and the commit
- *    is on disk (synchronous=FULL): neither SIGKILL nor power loss can undo
- *    it.
+ *    function that returned 0 after a write has committed: SIGKILL cannot
+ *    undo it (synchronous=NORMAL with WAL); a power loss may lose the last
+ *    commits but never the file's consistency.
  *  - A handle may be shared by the daemon's threads (calls are serialised
  *    by a mutex inside it). Several handles, in one or several processes,
  *    may use the same file at once; a writer waits up to 10 s for another

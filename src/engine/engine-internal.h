@@ -53,6 +53,8 @@ struct moat_engine {
         pthread_cond_t changed;
         struct container *containers;
         int64_t last_event_seq;    /* of the newest event appended */
+        bool closing;              /* moat_engine_free has begun */
+        unsigned bg_threads;       /* restart threads alive */
         void (*log)(int level, const char *msg);
 };
 
@@ -62,6 +64,14 @@ void engine_log(struct moat_engine *e, int level, const char *fmt, ...) MOAT_PRI
 MOAT_NODISCARD int container_find_locked(struct moat_engine *e, const char *ref, struct container **ret,
                                          struct moat_error **reterr);
 void container_free(struct container *c);
+bool container_is_running(const struct container *c);
+/* Under the lock, c referenced (c->refs++): wait until no other operation
+ * runs on c, then claim it; -ENOENT when it was removed meanwhile. */
+MOAT_NODISCARD int container_claim_locked(struct moat_engine *e, struct container *c);
+/* End the claim and wake the waiters. */
+void container_release_locked(struct moat_engine *e, struct container *c);
+/* Drop a reference; the last one frees a removed container. */
+void container_unref_locked(struct container *c);
 
 /* Persist c (under e->lock). */
 MOAT_NODISCARD int container_save_locked(struct moat_engine *e, struct container *c, struct moat_error **reterr);
@@ -77,6 +87,9 @@ void event_locked(struct moat_engine *e, const struct container *c, const char *
 MOAT_NODISCARD int containers_restore(struct moat_engine *e, struct moat_error **reterr);
 
 int64_t engine_now_ns(void);
+/* The exit code docker reports for a process that could not be started,
+ * from the error's message: 127 not found, 126 not runnable, else 128. */
+int engine_start_failure_code(const char *msg);
 /* RFC 3339 with nanoseconds in UTC ("2026-12-01T18:00:00.123456789Z");
  * 0 is Docker's zero time "0001-01-01T00:00:00Z". */
 void engine_format_time(int64_t ns, char buf[static 40]);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
@@ -124,6 +125,22 @@ fail:
 void moat_engine_free(struct moat_engine *e)
 {
         if (!e)
+                return;
+        /* Restart threads still waiting for their back-off end now; one
+         * that is starting a container is waited for, boundedly; if it
+         * does not finish the engine is left allocated (the process is
+         * exiting) rather than freed under it. */
+        pthread_mutex_lock(&e->lock);
+        e->closing = true;
+        pthread_cond_broadcast(&e->changed);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 30;
+        while (e->bg_threads > 0 && pthread_cond_timedwait(&e->changed, &e->lock, &until) == 0)
+                ;
+        bool busy = e->bg_threads > 0;
+        pthread_mutex_unlock(&e->lock);
+        if (busy)
                 return;
         moat_watch_free(e->watch);
         for (struct container *c = e->containers, *next; c; c = next) {

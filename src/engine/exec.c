@@ -310,6 +310,7 @@ fail:
         if (m.monitor_pid > 0)
                 (void) kill(m.monitor_pid, SIGKILL);
         rec->running = false;
+        rec->exit_code = engine_start_failure_code(*reterr ? (*reterr)->msg : "");
         (void) !moat_db_exec_update(e->db, rec, NULL);
 out:
         if (m.monitor_pidfd >= 0)

@@ -57,6 +57,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
@@ -93,6 +94,7 @@ static struct {
         pid_t pid;
         int dir_fd, out_fd, err_fd, pty_fd, in_fd, attach_l, ctl_l, sync_fd, sig_fd;
         bool tty, stdin_once, wait_start, started, had_stdin;
+        int fifo_path_fd, state_dir_fd;  /* O_PATH: the runtime's exec.fifo and state dir, or -1 */
         struct moat_logfile *log;
         uint64_t oom_base;
         bool exited, oom_killed;
@@ -478,6 +480,67 @@ static void cleanup_container(void)
 
 /* ---- control requests ----------------------------------------------------------------- */
 
+/*
+ * The runtime's start for a container without poststart hooks, done here
+ * rather than by a `moat-monitor start` child: the first stage kept O_PATH
+ * fds of exec.fifo and of the state directory; opening the fifo for
+ * reading lets the init write its byte and run its program; the fifo then
+ * goes (the runtime's state reads "running" from its absence). Saves a
+ * process start on every `docker run` (5-30 ms here). The runtime's own
+ * start (container.c) stays the reference; this follows it step by step:
+ * the init's pidfd before the fifo, its byte or its death, unlink.
+ * Returns NULL or the reason it failed.
+ */
+static const char *start_inline(void)
+{
+        static char why[160];
+        char path[64];
+        int pidfd = (int) syscall(SYS_pidfd_open, M.pid, 0);
+
+        if (pidfd < 0)
+                return "start: the container's init is gone (container not running)";
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", M.fifo_path_fd);
+        int fifo = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fifo < 0) {
+                snprintf(why, sizeof(why), "start: opening exec.fifo: %s", strerror(errno));
+                close(pidfd);
+                return why;
+        }
+        const char *ret = NULL;
+        for (;;) {
+                struct pollfd p[2] = { { .fd = fifo, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
+                int n = poll(p, 2, 30000);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        ret = "start: the container's init did not answer";
+                        break;
+                }
+                if (p[0].revents & (POLLIN | POLLHUP)) {
+                        char b;
+                        ssize_t k = read(fifo, &b, 1);
+                        if (k == 1)
+                                break;
+                        if (k == 0) {
+                                ret = "start: the container was started by someone else";
+                                break;
+                        }
+                }
+                if (p[1].revents) {
+                        ret = "cannot start the container: its init exited (container not running)";
+                        break;
+                }
+        }
+        close(fifo);
+        close(pidfd);
+        if (!ret && unlinkat(M.state_dir_fd, "exec.fifo", 0) < 0 && errno != ENOENT) {
+                snprintf(why, sizeof(why), "start: removing exec.fifo: %s", strerror(errno));
+                ret = why;
+        }
+        M.fifo_path_fd = safe_close(M.fifo_path_fd);
+        return ret;
+}
+
 static void ctl_request(struct client *c, const char *line)
 {
         struct jfield f[] = { { .key = "op" }, { .key = "height" }, { .key = "width" } };
@@ -529,7 +592,16 @@ static void ctl_request(struct client *c, const char *line)
                         reply(c, buf);
                 } else if (M.exited)
                         reply_error(c, "start: the container's init has exited");
-                else {
+                else if (M.fifo_path_fd >= 0) {
+                        const char *why = start_inline();
+                        if (why)
+                                reply_error(c, why);
+                        else {
+                                M.started = true;
+                                clock_gettime(CLOCK_REALTIME, &M.started_at);
+                                reply(c, "{}");
+                        }
+                } else {
                         char out[HELPER_REPLY_MAX];
                         if (run_helper("start", out, sizeof(out)) < 0)
                                 reply_error(c, helper_error(out));
@@ -750,7 +822,7 @@ static void loop(void)
                         cleanup_container();
                         drain_deadline = now_ms() + DRAIN_MS;
                 }
-                if (M.exited && !flushing &&
+                if (M.exited && !held && !flushing &&
                     ((M.out_fd < 0 && M.err_fd < 0 && M.pty_fd < 0) || now_ms() >= drain_deadline)) {
                         int r = moat_log_stream_finish(&M.s_out, M.log, NULL);
                         r = moat_log_stream_finish(&M.s_err, M.log, NULL);
@@ -945,7 +1017,7 @@ int main(int argc, char **argv)
         uint32_t max_files;
         int pid;
 
-        if (argc != 22) {
+        if (argc != 24) {
                 fprintf(stderr, "moat-monitor-loop is started by moat-monitor, not by hand\n");
                 return 2;
         }
@@ -976,6 +1048,8 @@ int main(int argc, char **argv)
         M.stdin_once = streq(argv[20], "1");
         M.wait_start = streq(argv[21], "1");
         M.started = !M.wait_start;
+        M.fifo_path_fd = fd_arg(argv[22]);
+        M.state_dir_fd = fd_arg(argv[23]);
         if (!streq(argv[19], "-") && moat_parse_rfc3339nano(argv[19], &M.started_at) < 0)
                 clock_gettime(CLOCK_REALTIME, &M.started_at);
         /* With a terminal, stdin goes to the pty master when asked for. */

@@ -198,6 +198,22 @@ static int listen_at(int dir_fd, const char *name, int backlog, struct moat_erro
         return TAKE_FD(fd);
 }
 
+/* Whether the bundle's config.json has poststart hooks (or cannot be
+ * read: then the runtime's start runs them, to be safe). */
+static bool has_poststart_hooks(int dir_fd)
+{
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+
+        if (read_full_file_at(dir_fd, "config.json", 4u << 20, &text, &len) < 0)
+                return true;
+        json_t *doc = json_loads(text, 0, NULL);
+        json_t *hooks = json_object_get(json_object_get(doc, "hooks"), "poststart");
+        bool has = !doc || json_array_size(hooks) > 0;
+        json_decref(doc);
+        return has;
+}
+
 /* Make fd survive execve at a number the loop is told. */
 static int keep(int fd)
 {
@@ -394,6 +410,24 @@ static int setup(struct opts *o)
                 a_started[0] = '\0';
         else
                 moat_format_rfc3339nano(&started, a_started);
+        /* The start without a helper process (loop.c start_inline) for a
+         * container whose config has no poststart hooks. */
+        char a_fifo[16] = "-1", a_state[16] = "-1";
+        if (o->wait_start && !o->exec && !has_poststart_hooks(dir_fd)) {
+                char state[PATH_MAX];
+                snprintf(state, sizeof(state), "%s/%s", o->runtime_root, o->id);
+                int sfd = open(state, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                int ffd = sfd >= 0 ? openat(sfd, "exec.fifo", O_PATH | O_NOFOLLOW | O_CLOEXEC) : -1;
+                if (sfd >= 0 && ffd >= 0) {
+                        snprintf(a_state, sizeof(a_state), "%d", keep(sfd));
+                        snprintf(a_fifo, sizeof(a_fifo), "%d", keep(ffd));
+                } else {
+                        if (sfd >= 0)
+                                close(sfd);
+                        if (ffd >= 0)
+                                close(ffd);
+                }
+        }
         const char *args[64];
         size_t k = 0;
         args[k++] = LOOP_NAME;
@@ -418,6 +452,8 @@ static int setup(struct opts *o)
         args[k++] = a_started[0] ? a_started : "-";
         args[k++] = o->stdin_once ? "1" : "0";
         args[k++] = o->wait_start ? "1" : "0";
+        args[k++] = a_fifo;
+        args[k++] = a_state;
         args[k] = NULL;
         execv(loop, (char *const *) args);
         r = moat_error_set(&err, errno, "executing %s", loop);

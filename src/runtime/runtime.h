@@ -128,6 +128,12 @@ MOAT_NODISCARD int moat_container_exec(const struct moat_runtime *rt, const stru
 /* The pids (host view) of every process of the container. */
 MOAT_NODISCARD int moat_container_pids(const struct moat_runtime *rt, const char *id, pid_t **ret, size_t *ret_n,
                                        struct moat_error **reterr);
+/* The host's `ps` run with args (NULL-terminated; NULL or empty: "-ef")
+ * and filtered to pids: *ret_lines (NULL-terminated) is the header, then
+ * the lines whose PID column is one of pids (and the thread lines, PID
+ * "-", after them). */
+MOAT_NODISCARD int moat_ps_table(char *const *args, const pid_t *pids, size_t n_pids, char ***ret_lines,
+                                 struct moat_error **reterr);
 
 /* ---- cgroup verbs --------------------------------------------------------- */
 
