@@ -118,6 +118,7 @@ void container_free(struct container *c)
         json_decref(c->config);
         json_decref(c->host_config);
         json_decref(c->mounts);
+        json_decref(c->health);
         free(c->path);
         json_decref(c->args);
         free(c->st.error);
@@ -236,9 +237,10 @@ int moat_engine_resolve(struct moat_engine *e, const char *ref, char **ret_id, s
 
 static char *container_doc(const struct container *c)
 {
-        json_t *doc = json_pack("{s:O, s:O, s:O, s:s?, s:O?, s:b, s:b}", "Config", c->config, "HostConfig",
+        json_t *doc = json_pack("{s:O, s:O, s:O, s:s?, s:O?, s:b, s:b, s:O?}", "Config", c->config, "HostConfig",
                                 c->host_config, "Mounts", c->mounts ? c->mounts : json_array(), "Path", c->path,
-                                "Args", c->args, "ManuallyStopped", c->manually_stopped, "Tty", c->tty);
+                                "Args", c->args, "ManuallyStopped", c->manually_stopped, "Tty", c->tty, "Health",
+                                c->health);
         if (!doc)
                 return NULL;
         char *s = json_dumps(doc, JSON_COMPACT);
@@ -278,6 +280,7 @@ static struct container *container_from_db(const struct moat_db_container *d)
         c->path = path ? strdup(path) : NULL;
         c->args = json_incref(json_object_get(doc, "Args"));
         c->manually_stopped = json_is_true(json_object_get(doc, "ManuallyStopped"));
+        c->health = json_incref(json_object_get(doc, "Health"));
         c->tty = json_is_true(json_object_get(doc, "Tty"));
         json_decref(doc);
         if (!c->id || !c->name || !c->image || !c->image_id) {
@@ -659,6 +662,7 @@ int moat_engine_start(struct moat_engine *e, const char *ref, struct moat_error 
                 goto out_release;
         }
         event_locked(e, c, "start", NULL);
+        container_health_start_locked(e, c);
 out_release:
         container_release_locked(e, c);
 out_unref:
@@ -1511,9 +1515,11 @@ int containers_restore(struct moat_engine *e, struct moat_error **reterr)
                 if (pidfd >= 0 && is_monitor_of(c->st.monitor_pid, c->id)) {
                         if (moat_watch_add(e->watch, c->id, pidfd, &err) < 0)
                                 engine_log(e, 3, "watching %s: %s", c->id, err->msg);
-                        else
+                        else {
                                 engine_log(e, 6, "reconnected to container %s (monitor %d)", c->id,
                                            (int) c->st.monitor_pid);
+                                container_health_start_locked(e, c);
+                        }
                         continue;
                 }
                 if (pidfd >= 0)

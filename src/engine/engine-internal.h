@@ -24,6 +24,7 @@ struct container {
         json_t *config;        /* Docker's Config, normalised */
         json_t *host_config;   /* Docker's HostConfig, normalised */
         json_t *mounts;        /* Docker's Mounts array for inspect */
+        json_t *health;        /* State.Health, or NULL without a health check */
         char *path;            /* the command the container runs: Path and Args */
         json_t *args;
         struct moat_db_container_status st;
@@ -78,6 +79,9 @@ MOAT_NODISCARD int container_save_locked(struct moat_engine *e, struct container
 
 /* The monitor of id exited (the watcher's callback). */
 void container_monitor_exited(const char *id, void *userdata);
+/* Start the health check thread of a running container (health.c); a
+ * container without a Healthcheck gets none. */
+void container_health_start_locked(struct moat_engine *e, struct container *c);
 /* The monitor of an exec exited. */
 void exec_monitor_exited(struct moat_engine *e, const char *container_id, const char *exec_id);
 /* Record and broadcast a container event; extra (attributes) is stolen. */

@@ -65,6 +65,8 @@ static json_t *inspect_locked(struct moat_engine *e, const struct container *c)
                                   c->st.state == MOAT_CONTAINER_REMOVING, "Pid", running ? (json_int_t) c->st.pid : 0,
                                   "ExitCode", (json_int_t) c->st.exit_code, "Error",
                                   c->st.error ? c->st.error : "", "StartedAt", started, "FinishedAt", finished);
+        if (c->health)
+                json_object_set(state, "Health", c->health);
         json_t *graph = json_pack("{s:{s:s+, s:s+, s:s+}, s:s}", "Data", "UpperDir", dir, "/upper", "WorkDir", dir,
                                   "/work", "MergedDir", dir, "/rootfs", "Name", "overlay");
         json_t *doc = json_object();
@@ -144,10 +146,15 @@ static void status_text(const struct container *c, char *buf, size_t len)
 
         switch (c->st.state) {
         case MOAT_CONTAINER_RUNNING:
-        case MOAT_CONTAINER_PAUSED:
+        case MOAT_CONTAINER_PAUSED: {
+                const char *health = json_string_value(json_object_get(c->health, "Status"));
+                char h[32] = "";
+                if (health)
+                        snprintf(h, sizeof(h), streq(health, "starting") ? " (health: %s)" : " (%s)", health);
                 human_duration(now - c->st.started_ns, d, sizeof(d));
-                snprintf(buf, len, "Up %s%s", d, c->st.state == MOAT_CONTAINER_PAUSED ? " (Paused)" : "");
+                snprintf(buf, len, "Up %s%s%s", d, c->st.state == MOAT_CONTAINER_PAUSED ? " (Paused)" : "", h);
                 break;
+        }
         case MOAT_CONTAINER_RESTARTING:
                 human_duration(now - c->st.finished_ns, d, sizeof(d));
                 snprintf(buf, len, "Restarting (%d) %s ago", c->st.exit_code, d);
@@ -251,6 +258,8 @@ static bool matches(const struct container *c, const json_t *filters)
         ANY("name", strstr(c->name, v[i][0] == '/' ? v[i] + 1 : v[i]) != NULL);
         ANY("status", streq(status_word(c), v[i]));
         ANY("exited", c->st.state == MOAT_CONTAINER_EXITED && atoi(v[i]) == c->st.exit_code);
+        ANY("health", json_object_get(c->health, "Status") ? streq(json_string_value(json_object_get(c->health, "Status")), v[i])
+                                                          : streq(v[i], "none"));
         ANY("ancestor", streq(c->image, v[i]) || startswith(c->image_id, v[i]) ||
                                 startswith(c->image_id + strlen("sha256:"), v[i]));
 #undef ANY
@@ -264,7 +273,7 @@ static bool matches(const struct container *c, const json_t *filters)
 int moat_engine_list(struct moat_engine *e, bool all, int limit, const json_t *filters, json_t **ret,
                      struct moat_error **reterr)
 {
-        static const char *const known[] = { "id", "name", "status", "exited", "ancestor", "label" };
+        static const char *const known[] = { "id", "name", "status", "exited", "ancestor", "label", "health" };
         json_t *list = json_array();
         const char *key;
         json_t *v;
