@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# moat's main job, until the engine exists: build moat and run a hardened
-# container with moat-runtime from a demo bundle made from Debian's
-# busybox-static. No network is needed.
+# moat's main job: build moat, start `moat daemon` on a private socket and
+# data root, give it a demo image made from Debian's busybox-static
+# (tools/demo-image.sh) and `moat run` a container from it. The container
+# gets moat's defaults: a seccomp filter, no_new_privs, docker's reduced
+# capability set, its own namespaces, no network. Nothing is pulled; the
+# daemon, its containers and its files are removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,50 +12,36 @@ bash tools/install-deps.sh
 [ -f build/build.ninja ] || meson setup build >/dev/null
 meson compile -C build >/dev/null
 
-runtime=$PWD/build/src/runtime-cli/moat-runtime
+moat=$PWD/build/src/cli/moat
 work=$(mktemp -d /tmp/moat-demo.XXXXXX)
-state=$work/state
-id=moat-demo-$$
+host=unix://$work/moat.sock
+daemon_pid=
 cleanup() {
-        "$runtime" --root "$state" delete --force "$id" >/dev/null 2>&1 || true
+        if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
+                ids=$("$moat" -H "$host" ps -aq 2>/dev/null || true)
+                [ -z "$ids" ] || "$moat" -H "$host" rm -f $ids >/dev/null 2>&1 || true
+                kill -TERM "$daemon_pid" 2>/dev/null || true
+                wait "$daemon_pid" 2>/dev/null || true
+        fi
         rm -rf "$work"
 }
 trap cleanup EXIT
 
-# Root filesystem: busybox and one link per applet.
-mkdir -p "$work/bundle/rootfs"/{bin,etc,proc,sys,dev,tmp}
-cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
-for applet in $(/bin/busybox --list); do
-        [ "$applet" = busybox ] || ln -sf busybox "$work/bundle/rootfs/bin/$applet"
+# The demo image, imported into the data root the daemon will use.
+MOAT=$moat bash tools/demo-image.sh "$work/data" demo:latest >/dev/null
+
+# A private daemon: its own socket, data root, exec root and pid file, so
+# that nothing on the machine (a /run/moat.sock in use) is touched.
+echo '{}' > "$work/daemon.json"
+"$moat" daemon -H "$host" --data-root "$work/data" --exec-root "$work/exec" -p "$work/moat.pid" \
+        -G root --config-file "$work/daemon.json" 2>"$work/daemon.log" &
+daemon_pid=$!
+for _ in $(seq 100); do
+        "$moat" -H "$host" version >/dev/null 2>&1 && break
+        kill -0 "$daemon_pid" 2>/dev/null || { cat "$work/daemon.log" >&2; exit 1; }
+        sleep 0.1
 done
-echo 'root:x:0:0:root:/:/bin/sh' > "$work/bundle/rootfs/etc/passwd"
-echo 'nobody:x:65534:65534:nobody:/:/bin/false' >> "$work/bundle/rootfs/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' > "$work/bundle/rootfs/etc/group"
 
-# The hardened configuration: `spec --hardened` (new pid, net, ipc, uts,
-# mount and cgroup namespaces; moat's default seccomp profile; masked and
-# read-only /proc and /sys paths; read-only root; no_new_privs; a pids
-# limit), here with every capability dropped and the program run as nobody.
-"$runtime" spec --hardened --bundle "$work/bundle"
-/usr/bin/python3 - "$work/bundle/config.json" <<'PY'
-import json, sys
-path = sys.argv[1]
-c = json.load(open(path))
-c["process"]["terminal"] = False
-c["process"]["user"] = {"uid": 65534, "gid": 65534}
-c["process"]["capabilities"] = {k: [] for k in ("bounding", "effective", "permitted", "inheritable", "ambient")}
-c["process"]["args"] = ["/bin/sh", "-c",
-    "echo \"hello from a moat container: $(id)\"; "
-    "echo \"hostname: $(hostname)\"; "
-    "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp)' /proc/self/status; "
-    "echo \"pids limit: $(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)\"; "
-    "echo \"processes visible: $(ls -d /proc/[0-9]* | wc -l)\"; "
-    "unshare -U true 2>/dev/null && echo 'unshare allowed' || echo 'unshare refused by seccomp'; "
-    "touch /probe 2>/dev/null && echo 'root is writable' || echo 'root is read-only'; "
-    "cat /proc/kcore 2>/dev/null | wc -c | sed 's/^/bytes of \\/proc\\/kcore readable: /'"]
-c["linux"]["cgroupsPath"] = "/moat-demo/" + "demo"
-json.dump(c, open(path, "w"), indent=2)
-PY
-
-echo "+ moat-runtime run --bundle $work/bundle $id"
-"$runtime" --root "$state" run --bundle "$work/bundle" "$id"
+cmd='id; cat /proc/self/status | grep -E "CapEff|NoNewPrivs|Seccomp"; echo hello from moat'
+echo "+ moat run --rm demo:latest sh -c '$cmd'"
+"$moat" -H "$host" run --rm demo:latest sh -c "$cmd"

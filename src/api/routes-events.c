@@ -94,14 +94,15 @@ static ssize_t events_produce(struct moat_http_stream *s, void *userdata, char *
                 json_decref(es->pending);
                 es->pending = NULL;
                 es->next = 0;
+                int64_t before = es->cursor;
                 int r = moat_engine_events_next(es->e, &es->q, &es->cursor, &es->started, EVENTS_PAGE, &es->pending,
                                                 &err);
                 if (r < 0) {
                         moat_error_free(err);
                         return r;
                 }
-                if (json_array_size(es->pending) > 0)
-                        continue;
+                if (json_array_size(es->pending) > 0 || es->cursor != before)
+                        continue;  /* matches, or a page read and filtered away: the next page */
                 struct timespec now;
                 clock_gettime(CLOCK_REALTIME, &now);
                 if (es->q.until_ns > 0 && (int64_t) now.tv_sec * 1000000000 + now.tv_nsec >= es->q.until_ns)

@@ -6,9 +6,13 @@
  * its own flags (docker's spellings) and returns 0 or -errno with *reterr
  * set; main prints the error once ("moat: ...") and exits 1. A verb that
  * has printed its own errors (rmi with several arguments) returns
- * CLI_FAILED_REPORTED: main exits 1 without printing. Until the
- * daemon exists the image verbs run the image library in-process on the
- * store <root>/images.
+ * CLI_FAILED_REPORTED: main exits 1 without printing. The image verbs
+ * run the image library in-process on the store <root>/images until they
+ * move behind the API; the container verbs are clients of the daemon
+ * (client.h), found with -H/--host, $MOAT_HOST or unix:///run/moat.sock.
+ * A verb may set exit_code (its success status: the container's for run,
+ * start -a, wait, exec) and error_exit (its failure status: docker's 125,
+ * 126 and 127 for run and create).
  */
 
 #include <jansson.h>
@@ -22,7 +26,10 @@
 
 struct moat_cli {
         const char *root;   /* --root, default /var/lib/moat */
+        const char *host;   /* -H/--host; NULL: $MOAT_HOST or the default */
         bool debug;
+        int exit_code;      /* on success; 0 unless the verb sets it */
+        int error_exit;     /* on failure; 1 unless the verb sets it */
 };
 
 #define CLI_FAILED_REPORTED (-ECANCELED)
@@ -42,6 +49,54 @@ int cmd_prune(struct moat_cli *cli, int argc, char **argv, struct moat_error **r
 int cmd_mount(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_unmount(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_daemon(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+
+/* The container verbs: clients of the daemon. */
+int cmd_run(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_create(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_start(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_stop(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_restart(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_kill(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_rm(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_ps(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_logs(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_exec(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_attach(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_container_inspect(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_top(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_stats(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_pause(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_unpause(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_update(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_rename(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_wait(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_version(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_info(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_events(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_system(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+
+struct moat_client;
+/* A client for -H/--host (or $MOAT_HOST, or the default socket). */
+MOAT_NODISCARD int cli_client(const struct moat_cli *cli, struct moat_client **ret, struct moat_error **reterr);
+
+/* docker's "2 weeks ago" for a Unix time. */
+void cli_time_since_unix(time_t t, char *buf, size_t len);
+/* docker's "Up 5 minutes" duration words (go-units HumanDuration). */
+void cli_human_duration(double seconds, char *buf, size_t len);
+
+/* docker's RAMInBytes: "64m", "1g", "512k", "100" (binary units, an
+ * optional "b"); -EINVAL otherwise. */
+MOAT_NODISCARD int cli_parse_ram(const char *text, int64_t *ret);
+/* A Go duration ("1m30s", "500ms", "2h") in nanoseconds; -EINVAL otherwise. */
+MOAT_NODISCARD int cli_parse_duration(const char *text, int64_t *ret);
+/* docker's --since/--until values: RFC 3339 times, Unix seconds or
+ * durations before now ("10m"), as the API's "<seconds>.<nanoseconds>". */
+MOAT_NODISCARD int cli_parse_timestamp(const char *text, char *buf, size_t len);
+
+/* Per-item errors of a verb on several containers (docker's stop, rm,
+ * kill, ...): each printed on stderr; the verb returns
+ * CLI_FAILED_REPORTED when any failed. */
+void cli_print_error(const struct moat_error *err);
 
 /* Open <root>/images, creating root and store when create is set. */
 MOAT_NODISCARD int cli_open_store(const struct moat_cli *cli, bool create, struct moat_store **ret,
@@ -145,3 +200,61 @@ MOAT_NODISCARD int cli_image_mount_point(struct moat_store *s, const char *image
 /* moat_images_use_fn for rmi and prune (userdata: the store): an image
  * mounted by `moat mount` is in use. */
 int cli_image_in_use(const char *image_id, char **ret_user, void *userdata);
+
+/* ---- the container verbs' shared parts ---- */
+
+/* docker's container flags (create, run): the create body's Config and
+ * HostConfig, and what the client itself does with them. */
+struct cli_container_opts {
+        json_t *config;
+        json_t *host_config;
+        const char *image;
+        const char *name;
+        const char *platform;
+        bool detach, interactive, tty, rm, sig_proxy;
+};
+/* argv[0] is the verb; flags stop at IMAGE, what follows is the command. */
+MOAT_NODISCARD int cli_container_opts_parse(const char *verb, bool run, int argc, char **argv,
+                                            struct cli_container_opts *o, struct moat_error **reterr);
+void cli_container_opts_clear(struct cli_container_opts *o);
+/* POST /containers/create; prints the daemon's warnings on stderr. */
+MOAT_NODISCARD int cli_container_create(struct moat_client *client, const struct cli_container_opts *o,
+                                        char **ret_id, struct moat_error **reterr);
+/* The terminal's rows and columns (0 when fd is not one). */
+void cli_console_size(int fd, unsigned *rows, unsigned *cols);
+
+/*
+ * An attached session (cmd-run.c): run, start -a, attach and exec share
+ * it. The hijacked stream is pumped between our stdio and the container
+ * (demultiplexed without a tty; stdin half-closed at its EOF), the local
+ * terminal is raw while a tty is attached, resizes follow SIGWINCH, and
+ * with sig_proxy the signals we get are sent to the container. For run
+ * and start -a, the wait request (condition) is made before the start,
+ * as docker does, and its StatusCode is *ret_status.
+ */
+struct cli_session {
+        const char *id;             /* container (or exec instance) ID */
+        bool exec;                  /* an exec instance: /exec/{id}/start */
+        bool tty, in, out, err;
+        bool sig_proxy;
+        bool start;                 /* POST /containers/{id}/start after attaching */
+        const char *wait_condition; /* NULL: no wait request */
+        bool logs;                  /* attach with logs=1 (start -a of a stopped container) */
+};
+MOAT_NODISCARD int cli_session_run(struct moat_client *client, const struct cli_session *s, int *ret_status,
+                                   struct moat_error **reterr);
+/* docker's toStatusError: 127 for a command not found, 126 for one that
+ * cannot be run, else 125. */
+int cli_run_error_status(const struct moat_error *err);
+/* Resolve a name or ID prefix to the container's inspect JSON. */
+MOAT_NODISCARD int cli_container_inspect(struct moat_client *client, const char *name, json_t **ret,
+                                         struct moat_error **reterr);
+/* For the verbs that take several containers: call fn for each, print
+ * what it prints on success (the argument, as docker does) and each error
+ * on stderr; CLI_FAILED_REPORTED when any failed. */
+typedef int (*cli_each_fn)(struct moat_client *client, const char *name, void *userdata, struct moat_error **reterr);
+MOAT_NODISCARD int cli_for_each(struct moat_cli *cli, int argc, char **argv, int first, cli_each_fn fn,
+                                void *userdata, bool echo, struct moat_error **reterr);
+/* stop and restart: [-t SECONDS] [-s SIGNAL] CONTAINER... */
+MOAT_NODISCARD int cli_stop_like(struct moat_cli *cli, const char *verb, int argc, char **argv,
+                                 struct moat_error **reterr);

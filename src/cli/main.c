@@ -5,8 +5,13 @@
  * moat: the client binary of DESIGN.md. Parses the global options, then
  * dispatches to one cmd-<verb>.c per verb; every verb returns -errno with
  * an error, which is printed here, once. The shared helpers of the verbs
- * (store opening, reference display, sizes, times, docker's --format
- * templates and tabwriter tables) live here too.
+ * (store opening, reference display, sizes, times, durations, docker's
+ * --format templates and tabwriter tables) live here too.
+ *
+ * The container verbs are clients of `moat daemon` (client.h); their
+ * errors are printed as docker prints them: the daemon's own words
+ * ("Error response from daemon: No such container: x") without a prefix,
+ * run and create's with "moat: " as docker's with "docker: ".
  *
  * The --format helper is hand-written: docker's formats are Go templates
  * and no C library implements them; moat takes the subset docker users
@@ -23,7 +28,9 @@
 
 #include "base/cleanup.h"
 #include "base/log.h"
+#include "base/parse.h"
 #include "cli/cli.h"
+#include "cli/client.h"
 #include "image/reference.h"
 #include "moat-config.h"
 
@@ -33,20 +40,43 @@ static const struct {
         const char *name;
         moat_cli_verb_fn fn;
         const char *summary;
+        bool plain_errors;      /* docker's way: the message alone */
 } verbs[] = {
-        { "images", cmd_images, "list images" },
-        { "inspect", cmd_inspect, "show an image's details as JSON" },
-        { "load", cmd_load, "load images from a docker-archive or OCI tarball" },
-        { "rmi", cmd_rmi, "remove image references and unreferenced blobs" },
-        { "tag", cmd_tag, "add a reference to an image" },
-        { "save", cmd_save, "write images to a docker-archive or OCI tarball" },
-        { "import", cmd_import, "make a one-layer image from a root filesystem tarball" },
-        { "history", cmd_history, "show an image's layers and how they were made" },
-        { "verify", cmd_verify, "re-hash every blob and layer of the image store" },
-        { "prune", cmd_prune, "remove unused images and unreferenced data" },
-        { "mount", cmd_mount, "mount an image's root filesystem read-only and print where" },
-        { "unmount", cmd_unmount, "unmount what mount mounted" },
-        { "daemon", cmd_daemon, "run the moat daemon" },
+        { "run", cmd_run, "create and run a container from an image", false },
+        { "create", cmd_create, "create a container", false },
+        { "start", cmd_start, "start stopped containers", true },
+        { "stop", cmd_stop, "stop running containers", true },
+        { "restart", cmd_restart, "restart containers", true },
+        { "kill", cmd_kill, "send a signal to running containers", true },
+        { "rm", cmd_rm, "remove containers", true },
+        { "ps", cmd_ps, "list containers", true },
+        { "logs", cmd_logs, "show a container's logs", true },
+        { "exec", cmd_exec, "run a command in a running container", true },
+        { "attach", cmd_attach, "attach to a running container's input and output", true },
+        { "top", cmd_top, "show a container's processes", true },
+        { "stats", cmd_stats, "show containers' resource usage", true },
+        { "pause", cmd_pause, "pause the processes of containers", true },
+        { "unpause", cmd_unpause, "unpause the processes of containers", true },
+        { "update", cmd_update, "change the resource limits of containers", true },
+        { "rename", cmd_rename, "rename a container", true },
+        { "wait", cmd_wait, "wait for containers to stop and print their exit codes", true },
+        { "version", cmd_version, "show the client's and the daemon's versions", true },
+        { "info", cmd_info, "show the daemon's system-wide information", true },
+        { "events", cmd_events, "show the daemon's events as they happen", true },
+        { "system", cmd_system, "system events|info", true },
+        { "inspect", cmd_container_inspect, "show containers' or images' details as JSON", false },
+        { "images", cmd_images, "list images", false },
+        { "load", cmd_load, "load images from a docker-archive or OCI tarball", false },
+        { "rmi", cmd_rmi, "remove image references and unreferenced blobs", false },
+        { "tag", cmd_tag, "add a reference to an image", false },
+        { "save", cmd_save, "write images to a docker-archive or OCI tarball", false },
+        { "import", cmd_import, "make a one-layer image from a root filesystem tarball", false },
+        { "history", cmd_history, "show an image's layers and how they were made", false },
+        { "verify", cmd_verify, "re-hash every blob and layer of the image store", false },
+        { "prune", cmd_prune, "remove unused images and unreferenced data", false },
+        { "mount", cmd_mount, "mount an image's root filesystem read-only and print where", false },
+        { "unmount", cmd_unmount, "unmount what mount mounted", false },
+        { "daemon", cmd_daemon, "run the moat daemon", false },
 };
 
 int cli_open_store(const struct moat_cli *cli, bool create, struct moat_store **ret, struct moat_error **reterr)
@@ -689,17 +719,177 @@ int cli_bad_option(const char *verb, const char *arg, struct moat_error **reterr
         return moat_error_setx(reterr, -EINVAL, "%s: unknown option \"%s\"", verb, arg);
 }
 
+int cli_client(const struct moat_cli *cli, struct moat_client **ret, struct moat_error **reterr)
+{
+        return moat_client_new(cli->host, ret, reterr);
+}
+
+void cli_print_error(const struct moat_error *err)
+{
+        fprintf(stderr, "%s\n", err && err->msg ? err->msg : "unknown error");
+}
+
+void cli_human_duration(double secs, char *buf, size_t len)
+{
+        long s = secs < 0 ? 0 : (long) secs;
+        long m = s / 60, h = (long) (secs / 3600.0 + 0.5); /* go-units rounds hours */
+        if (s < 1)
+                snprintf(buf, len, "Less than a second");
+        else if (s == 1)
+                snprintf(buf, len, "1 second");
+        else if (s < 60)
+                snprintf(buf, len, "%ld seconds", s);
+        else if (m == 1)
+                snprintf(buf, len, "About a minute");
+        else if (m < 60)
+                snprintf(buf, len, "%ld minutes", m);
+        else if (h == 1)
+                snprintf(buf, len, "About an hour");
+        else if (h < 48)
+                snprintf(buf, len, "%ld hours", h);
+        else if (h < 24 * 7 * 2)
+                snprintf(buf, len, "%ld days", h / 24);
+        else if (h < 24 * 30 * 2)
+                snprintf(buf, len, "%ld weeks", h / 24 / 7);
+        else if (h < 24 * 365 * 2)
+                snprintf(buf, len, "%ld months", h / 24 / 30);
+        else
+                snprintf(buf, len, "%ld years", s / 3600 / 24 / 365);
+}
+
+void cli_time_since_unix(time_t t, char *buf, size_t len)
+{
+        char d[64];
+        cli_human_duration(difftime(time(NULL), t), d, sizeof(d));
+        snprintf(buf, len, "%s ago", d);
+}
+
+int cli_parse_ram(const char *text, int64_t *ret)
+{
+        char *end;
+        errno = 0;
+        double v = strtod(text, &end);
+        uint64_t mult = 1;
+
+        if (strempty(text) || end == text || errno || v < 0 || !(text[0] >= '0' && text[0] <= '9'))
+                return -EINVAL;
+        switch (*end | 0x20) {
+        case 'k':
+                mult = 1024, end++;
+                break;
+        case 'm':
+                mult = 1024 * 1024, end++;
+                break;
+        case 'g':
+                mult = 1024ULL * 1024 * 1024, end++;
+                break;
+        case 't':
+                mult = 1024ULL * 1024 * 1024 * 1024, end++;
+                break;
+        case 'p':
+                mult = 1024ULL * 1024 * 1024 * 1024 * 1024, end++;
+                break;
+        default:
+                break;
+        }
+        if ((*end | 0x20) == 'b')
+                end++;
+        if (*end || v * (double) mult > 9.2e18)
+                return -EINVAL;
+        *ret = (int64_t) (v * (double) mult);
+        return 0;
+}
+
+int cli_parse_duration(const char *text, int64_t *ret)
+{
+        static const struct {
+                const char *unit;
+                double ns;
+        } units[] = { { "ns", 1 }, { "us", 1e3 }, { "µs", 1e3 }, { "ms", 1e6 }, { "s", 1e9 }, { "m", 60e9 }, { "h", 3600e9 } };
+        const char *p = text;
+        double total = 0;
+
+        if (strempty(text))
+                return -EINVAL;
+        if (streq(text, "0")) {
+                *ret = 0;
+                return 0;
+        }
+        while (*p) {
+                char *end;
+                if (!((*p >= '0' && *p <= '9') || *p == '.'))
+                        return -EINVAL;
+                double v = strtod(p, &end);
+                if (end == p)
+                        return -EINVAL;
+                p = end;
+                size_t best = 0, best_len = 0;
+                for (size_t i = 0; i < ELEMENTSOF(units); i++)
+                        if (startswith(p, units[i].unit) && strlen(units[i].unit) > best_len)
+                                best = i, best_len = strlen(units[i].unit);
+                if (!best_len)
+                        return -EINVAL;
+                total += v * units[best].ns;
+                p += best_len;
+        }
+        if (total > 9.2e18)
+                return -ERANGE;
+        *ret = (int64_t) total;
+        return 0;
+}
+
+int cli_parse_timestamp(const char *text, char *buf, size_t len)
+{
+        time_t t;
+        int64_t ns, secs;
+
+        if (strempty(text))
+                return -EINVAL;
+        if (cli_parse_time(text, &t) >= 0) {
+                snprintf(buf, len, "%lld.%09d", (long long) t, 0);
+                return 0;
+        }
+        /* Unix seconds, with optional fraction: passed on as they are */
+        const char *p = text;
+        while ((*p >= '0' && *p <= '9'))
+                p++;
+        if (p > text && (*p == 0 || (*p == '.' && p[1] && strspn(p + 1, "0123456789") == strlen(p + 1)))) {
+                snprintf(buf, len, "%s", text);
+                return 0;
+        }
+        if (strlen(text) == 10 && text[4] == '-' && text[7] == '-') {
+                struct tm tm = {};
+                if (!strptime(text, "%Y-%m-%d", &tm))
+                        return -EINVAL;
+                snprintf(buf, len, "%lld.000000000", (long long) timegm(&tm));
+                return 0;
+        }
+        if (cli_parse_duration(text, &ns) < 0)
+                return -EINVAL;
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        secs = (int64_t) now.tv_sec - ns / 1000000000;
+        int64_t frac = (int64_t) now.tv_nsec - ns % 1000000000;
+        if (frac < 0) {
+                frac += 1000000000;
+                secs--;
+        }
+        snprintf(buf, len, "%lld.%09lld", (long long) secs, (long long) frac);
+        return 0;
+}
+
 static void usage(FILE *f)
 {
         fprintf(f,
                 "usage: moat [global options] <command> [options] [arguments]\n"
                 "\n"
                 "global options:\n"
-                "  --root DIR    state directory (default %s; images in DIR/images)\n"
-                "  --debug       debug logging\n"
+                "  -H, --host URL  the daemon's socket (default $MOAT_HOST or %s)\n"
+                "  --root DIR      state directory of the in-process image verbs (default %s; images in DIR/images)\n"
+                "  --debug         debug logging\n"
                 "  --version, --help\n"
                 "\ncommands:\n",
-                MOAT_DEFAULT_ROOT);
+                MOAT_CLIENT_DEFAULT_HOST, MOAT_DEFAULT_ROOT);
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
 }
@@ -709,18 +899,19 @@ int main(int argc, char **argv)
         enum { OPT_ROOT = 256, OPT_DEBUG };
         static const struct option options[] = {
                 { "root", required_argument, NULL, OPT_ROOT },
+                { "host", required_argument, NULL, 'H' },
                 { "debug", no_argument, NULL, OPT_DEBUG },
                 { "version", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        struct moat_cli cli = { .root = MOAT_DEFAULT_ROOT };
+        struct moat_cli cli = { .root = MOAT_DEFAULT_ROOT, .error_exit = 1 };
         _cleanup_free_ char *root_abs = NULL;
         _cleanup_error_ struct moat_error *err = NULL;
         int c;
 
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+vh", options, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "+vhH:D", options, NULL)) != -1) {
                 switch (c) {
                 case OPT_ROOT:
                         if (strempty(optarg)) {
@@ -737,6 +928,10 @@ int main(int argc, char **argv)
                         } else
                                 cli.root = optarg;
                         break;
+                case 'H':
+                        cli.host = optarg;
+                        break;
+                case 'D':
                 case OPT_DEBUG:
                         cli.debug = true;
                         break;
@@ -760,6 +955,13 @@ int main(int argc, char **argv)
         }
         int first = optind;
         const char *verb = argv[first];
+        /* docker's "container" group: moat container ls|run|... */
+        if (streq(verb, "container") && first + 1 < argc) {
+                first++;
+                verb = argv[first];
+                if (streq(verb, "ls") || streq(verb, "list"))
+                        verb = "ps";
+        }
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
                 if (!streq(verbs[i].name, verb))
                         continue;
@@ -771,12 +973,16 @@ int main(int argc, char **argv)
                 if (fflush(stdout) != 0 && r >= 0)
                         r = moat_error_set(&err, errno, "write standard output");
                 if (r == CLI_FAILED_REPORTED && !err)
-                        return 1;
+                        return cli.error_exit;
                 if (r < 0) {
-                        fprintf(stderr, "moat: %s\n", err && err->msg ? err->msg : strerror(-r));
-                        return 1;
+                        const char *msg = err && err->msg ? err->msg : strerror(-r);
+                        if (verbs[i].plain_errors)
+                                fprintf(stderr, "%s\n", msg);
+                        else
+                                fprintf(stderr, "moat: %s\n", msg);
+                        return cli.error_exit;
                 }
-                return 0;
+                return cli.exit_code;
         }
         fprintf(stderr, "moat: unknown command \"%s\"\n", verb);
         usage(stderr);
