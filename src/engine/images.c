@@ -1113,7 +1113,6 @@ int moat_engine_images_prune(struct moat_engine *e, const json_t *filters, json_
 {
         static const char *const known[] = { "dangling", "until", NULL };
         static const char *const later[] = { "label", "label!", NULL };
-        _cleanup_(image_set_done) struct image_set set0 = {};
         struct prune_ctx p = { .e = e };
         struct moat_images_delete_report rep = {};
         const char *until[MOAT_ENGINE_IMAGES_MAX_FILTER_VALUES];

@@ -201,7 +201,7 @@ static void test_verify(void)
         }
 
         /* Flip a byte of the abc blob. */
-        snprintf(p, sizeof(p), "%s/blobs/sha256/%s", root, ABC_DIGEST + 7);
+        snprintf(p, sizeof(p), "%s/blobs/sha256/%s", root, &ABC_DIGEST[7]);
         fd = open(p, O_RDWR | O_CLOEXEC);
         ok(fd >= 0 && pwrite(fd, "X", 1, 1) == 1, "corrupted a byte of the blob");
         safe_close(fd);
