@@ -64,6 +64,7 @@ int cmd_exec(struct moat_cli *cli, int argc, char **argv, struct moat_error **re
 int cmd_attach(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_container_inspect(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_top(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_export(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_stats(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_pause(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_unpause(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);

@@ -54,6 +54,7 @@ static const struct {
         { "exec", cmd_exec, "run a command in a running container", true },
         { "attach", cmd_attach, "attach to a running container's input and output", true },
         { "top", cmd_top, "show a container's processes", true },
+        { "export", cmd_export, "write a container's filesystem as a tar archive", true },
         { "stats", cmd_stats, "show containers' resource usage", true },
         { "pause", cmd_pause, "pause the processes of containers", true },
         { "unpause", cmd_unpause, "unpause the processes of containers", true },
