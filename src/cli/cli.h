@@ -259,3 +259,13 @@ MOAT_NODISCARD int cli_for_each(struct moat_cli *cli, int argc, char **argv, int
 /* stop and restart: [-t SECONDS] [-s SIGNAL] CONTAINER... */
 MOAT_NODISCARD int cli_stop_like(struct moat_cli *cli, const char *verb, int argc, char **argv,
                                  struct moat_error **reterr);
+
+/* --platform "os/arch[/variant]" for the verbs that pick an image of an
+ * index: parsed into *ret (cli_platform_clear frees it); NULL text leaves
+ * *ret empty (the lookups then take their default, linux/amd64). */
+MOAT_NODISCARD int cli_platform(const char *text, struct oci_platform *ret, struct moat_error **reterr);
+void cli_platform_clear(struct oci_platform *p);
+/* The image resolved for a --platform must be of that platform (an image
+ * that is not an index is what it is): docker's error otherwise. */
+MOAT_NODISCARD int cli_platform_check(const struct moat_image *img, const struct oci_platform *want, const char *ref,
+                                      struct moat_error **reterr);

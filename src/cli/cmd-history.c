@@ -225,16 +225,19 @@ static json_t *row_json(const struct row *rw, bool human, bool trunc)
 
 int cmd_history(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr)
 {
-        enum { OPT_NO_TRUNC = 256, OPT_FORMAT, OPT_HUMAN };
+        enum { OPT_NO_TRUNC = 256, OPT_FORMAT, OPT_HUMAN, OPT_PLATFORM };
         static const struct option options[] = {
                 { "human", optional_argument, NULL, OPT_HUMAN },
                 { "no-trunc", no_argument, NULL, OPT_NO_TRUNC },
                 { "quiet", no_argument, NULL, 'q' },
                 { "format", required_argument, NULL, OPT_FORMAT },
+                { "platform", required_argument, NULL, OPT_PLATFORM },
                 {},
         };
         _cleanup_store_ struct moat_store *s = NULL;
         _cleanup_image_ struct moat_image *img = NULL;
+        _cleanup_(cli_platform_clear) struct oci_platform platform = {};
+        const char *platform_text = NULL;
         _cleanup_format_ struct cli_format *fmt = NULL;
         _cleanup_table_ struct cli_table *table = NULL;
         _cleanup_strv_free_ char **chain = NULL;
@@ -263,6 +266,9 @@ int cmd_history(struct moat_cli *cli, int argc, char **argv, struct moat_error *
                 case OPT_FORMAT:
                         format = optarg;
                         break;
+                case OPT_PLATFORM:
+                        platform_text = optarg;
+                        break;
                 case ':':
                         return moat_error_setx(reterr, -EINVAL, "history: option \"%s\" needs an argument",
                                                argv[optind - 1]);
@@ -285,7 +291,12 @@ int cmd_history(struct moat_cli *cli, int argc, char **argv, struct moat_error *
         r = cli_open_store(cli, false, &s, reterr);
         if (r < 0)
                 return r;
-        r = moat_images_lookup(s, text, NULL, &img, reterr);
+        r = cli_platform(platform_text, &platform, reterr);
+        if (r < 0)
+                return r;
+        r = moat_images_lookup(s, text, platform_text ? &platform : NULL, &img, reterr);
+        if (r >= 0)
+                r = cli_platform_check(img, &platform, text, reterr);
         if (r < 0)
                 return r;
         const struct oci_image_config *cfg = img->config;

@@ -156,12 +156,15 @@ static int inspect_json(struct moat_store *s, const struct moat_image *img, json
 
 int cmd_inspect(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr)
 {
-        enum { OPT_TYPE = 256 };
+        enum { OPT_TYPE = 256, OPT_PLATFORM };
         static const struct option options[] = {
                 { "format", required_argument, NULL, 'f' },
                 { "type", required_argument, NULL, OPT_TYPE },
+                { "platform", required_argument, NULL, OPT_PLATFORM },
                 {},
         };
+        _cleanup_(cli_platform_clear) struct oci_platform platform = {};
+        const char *platform_text = NULL;
         _cleanup_store_ struct moat_store *s = NULL;
         _cleanup_format_ struct cli_format *fmt = NULL;
         json_t *all = NULL;
@@ -173,6 +176,9 @@ int cmd_inspect(struct moat_cli *cli, int argc, char **argv, struct moat_error *
                 switch (c) {
                 case 'f':
                         format = optarg;
+                        break;
+                case OPT_PLATFORM:
+                        platform_text = optarg;
                         break;
                 case OPT_TYPE:
                         if (!streq(optarg, "image"))
@@ -199,6 +205,9 @@ int cmd_inspect(struct moat_cli *cli, int argc, char **argv, struct moat_error *
         r = cli_open_store(cli, false, &s, NULL);
         if (r < 0 && r != -ENOENT)
                 return cli_open_store(cli, false, &s, reterr);
+        r = cli_platform(platform_text, &platform, reterr);
+        if (r < 0)
+                return r;
         all = json_array();
         if (!all)
                 return moat_error_set(reterr, -ENOMEM, "inspect");
@@ -207,7 +216,9 @@ int cmd_inspect(struct moat_cli *cli, int argc, char **argv, struct moat_error *
                 _cleanup_error_ struct moat_error *err = NULL;
                 json_t *obj = NULL;
 
-                r = s ? moat_images_lookup(s, argv[i], NULL, &img, &err) : -ENOENT;
+                r = s ? moat_images_lookup(s, argv[i], platform_text ? &platform : NULL, &img, &err) : -ENOENT;
+                if (r >= 0)
+                        r = cli_platform_check(img, &platform, argv[i], &err);
                 if (r >= 0)
                         r = inspect_json(s, img, &obj, &err);
                 if (r < 0) {

@@ -138,13 +138,15 @@ static bool running_as_real_root(void)
 }
 
 /* Look ref up into m; with unpack, make sure the layer trees exist. */
-static int image_setup(struct moat_store *s, const char *ref, bool unpack, struct image_mount *m,
-                       struct moat_error **reterr)
+static int image_setup(struct moat_store *s, const char *ref, const struct oci_platform *platform, bool unpack,
+                       struct image_mount *m, struct moat_error **reterr)
 {
         _cleanup_image_ struct moat_image *img = NULL;
         /* A reference, a full ID or an unambiguous ID prefix, as docker takes
          * them; lookup's own message already names ref ("No such image: ..."). */
-        int r = moat_images_lookup(s, ref, NULL, &img, reterr);
+        int r = moat_images_lookup(s, ref, platform, &img, reterr);
+        if (r >= 0)
+                r = cli_platform_check(img, platform, ref, reterr);
         if (r < 0)
                 return r;
         if (!startswith(img->config_digest, "sha256:"))
@@ -232,7 +234,7 @@ int cli_image_mount_point(struct moat_store *s, const char *image_id, char **ret
         size_t size = 0;
         int r;
 
-        r = image_setup(s, image_id, false, &m, reterr);
+        r = image_setup(s, image_id, NULL, false, &m, reterr);
         if (r < 0)
                 return r;
         r = moat_images_layers_dir(s, &layers_fd, reterr);
@@ -267,11 +269,23 @@ int cmd_mount(struct moat_cli *cli, int argc, char **argv, struct moat_error **r
         _cleanup_free_ char *dir = NULL, *path = NULL;
         _cleanup_close_ int target = -EBADF, layers_fd = -EBADF;
         _cleanup_(image_mount_clear) struct image_mount m = {};
+        _cleanup_(cli_platform_clear) struct oci_platform platform = {};
+        const char *platform_text = NULL;
+        static const struct option options[] = {
+                { "platform", required_argument, NULL, 'P' },
+                {},
+        };
         bool other = false;
         int c, r;
 
-        if ((c = getopt(argc, argv, "+")) != -1)
-                return cli_bad_option("mount", argv[optind - 1], reterr);
+        while ((c = getopt_long(argc, argv, "+", options, NULL)) != -1) {
+                if (c != 'P')
+                        return cli_bad_option("mount", argv[optind - 1], reterr);
+                platform_text = optarg;
+        }
+        r = cli_platform(platform_text, &platform, reterr);
+        if (r < 0)
+                return r;
         if (argc - optind < 1 || argc - optind > 2)
                 return moat_error_setx(reterr, -EINVAL, "mount: requires IMAGE and an optional DIR");
         const char *ref = argv[optind];
@@ -280,7 +294,7 @@ int cmd_mount(struct moat_cli *cli, int argc, char **argv, struct moat_error **r
         r = cli_open_store(cli, false, &s, reterr);
         if (r < 0)
                 return r;
-        r = image_setup(s, ref, true, &m, reterr);
+        r = image_setup(s, ref, platform_text ? &platform : NULL, true, &m, reterr);
         if (r < 0)
                 return r;
         r = moat_images_layers_dir(s, &layers_fd, reterr);
@@ -413,7 +427,7 @@ int cmd_unmount(struct moat_cli *cli, int argc, char **argv, struct moat_error *
         if (arg[0] == '/' || arg[0] == '.')
                 return unmount_dir(cli, s, arg, reterr);
 
-        r = image_setup(s, arg, false, &m, reterr);
+        r = image_setup(s, arg, NULL, false, &m, reterr);
         if (r < 0)
                 return r;
         r = moat_images_layers_dir(s, &layers_fd, reterr);

@@ -139,12 +139,15 @@ static int commit_temp(int fd, const char *tmp_name, const char *path, struct mo
 
 int cmd_save(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr)
 {
-        enum { OPT_FORMAT = 256 };
+        enum { OPT_FORMAT = 256, OPT_PLATFORM };
         static const struct option options[] = {
                 { "output", required_argument, NULL, 'o' },
                 { "format", required_argument, NULL, OPT_FORMAT },
+                { "platform", required_argument, NULL, OPT_PLATFORM },
                 {},
         };
+        _cleanup_(cli_platform_clear) struct oci_platform platform = {};
+        const char *platform_text = NULL;
         _cleanup_store_ struct moat_store *s = NULL;
         _cleanup_free_ struct save_item *items = NULL;
         _cleanup_free_ struct moat_archive_save_image *saves = NULL;
@@ -159,6 +162,9 @@ int cmd_save(struct moat_cli *cli, int argc, char **argv, struct moat_error **re
                 switch (c) {
                 case 'o':
                         output = optarg;
+                        break;
+                case OPT_PLATFORM:
+                        platform_text = optarg;
                         break;
                 case OPT_FORMAT:
                         if (streq(optarg, "oci"))
@@ -198,7 +204,11 @@ int cmd_save(struct moat_cli *cli, int argc, char **argv, struct moat_error **re
                 _cleanup_free_ char *name = NULL;
                 bool dup = false;
 
-                r = moat_images_lookup(s, argv[i], NULL, &img, reterr);
+                if (i == optind && (r = cli_platform(platform_text, &platform, reterr)) < 0)
+                        return r;
+                r = moat_images_lookup(s, argv[i], platform_text ? &platform : NULL, &img, reterr);
+                if (r >= 0)
+                        r = cli_platform_check(img, &platform, argv[i], reterr);
                 if (r < 0)
                         goto finish;
                 r = save_name(img, &name, reterr);

@@ -31,6 +31,7 @@
 #include "base/parse.h"
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "image/import.h"
 #include "image/reference.h"
 #include "moat-config.h"
 
@@ -988,4 +989,39 @@ int main(int argc, char **argv)
         fprintf(stderr, "moat: unknown command \"%s\"\n", verb);
         usage(stderr);
         return 1;
+}
+
+int cli_platform(const char *text, struct oci_platform *ret, struct moat_error **reterr)
+{
+        *ret = (struct oci_platform) {};
+        if (!text)
+                return 0;
+        int r = moat_import_platform(text, ret, reterr);
+        return r < 0 ? moat_error_wrap(reterr, r, "--platform") : 0;
+}
+
+void cli_platform_clear(struct oci_platform *p)
+{
+        free(p->architecture);
+        free(p->os);
+        free(p->variant);
+        *p = (struct oci_platform) {};
+}
+
+int cli_platform_check(const struct moat_image *img, const struct oci_platform *want, const char *ref,
+                       struct moat_error **reterr)
+{
+        const struct oci_image_config *c = img->config;
+
+        if (!want || !want->os)
+                return 0;
+        if (!c->os || !c->architecture || !streq(c->os, want->os) || !streq(c->architecture, want->architecture) ||
+            (want->variant && c->variant && !streq(want->variant, c->variant)))
+                return moat_error_setx(reterr, -ENOENT,
+                                       "image with reference %s was found but its platform (%s/%s%s%s) does not match "
+                                       "the specified platform (%s/%s%s%s)",
+                                       ref, c->os ? c->os : "?", c->architecture ? c->architecture : "?",
+                                       c->variant ? "/" : "", c->variant ? c->variant : "", want->os,
+                                       want->architecture, want->variant ? "/" : "", want->variant ? want->variant : "");
+        return 0;
 }

@@ -512,3 +512,70 @@ def test_missing_store_and_bad_input(work):
         p = moat(root, *args, check=False)
         assert p.returncode == 1, args
         assert p.stderr.startswith("moat: ") and msg in p.stderr, (args, p.stderr)
+
+
+def make_multiplatform_layout(path, ref):
+    """An OCI layout whose index names an image index of two images, for
+    linux/amd64 and linux/arm64/v8; returns {platform: image ID}."""
+    os.makedirs(os.path.join(path, "blobs", "sha256"))
+
+    def blob(data):
+        d = hashlib.sha256(data).hexdigest()
+        with open(os.path.join(path, "blobs", "sha256", d), "wb") as f:
+            f.write(data)
+        return {"digest": "sha256:" + d, "size": len(data)}
+
+    ids, manifests = {}, []
+    for arch, variant in (("amd64", None), ("arm64", "v8")):
+        layer = layer_tar({"etc/arch": arch.encode()})
+        ldesc = blob(layer)
+        cfg = {"architecture": arch, "os": "linux", "created": "2024-01-01T00:00:00Z",
+               "config": {"Cmd": ["/bin/sh"]},
+               "rootfs": {"type": "layers", "diff_ids": [ldesc["digest"]]},
+               "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "COPY arch /etc/arch"}]}
+        if variant:
+            cfg["variant"] = variant
+        cdesc = blob(json.dumps(cfg).encode())
+        ids[arch] = cdesc["digest"]
+        man = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+               "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **cdesc},
+               "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **ldesc}]}
+        mdesc = blob(json.dumps(man).encode())
+        platform = {"architecture": arch, "os": "linux"}
+        if variant:
+            platform["variant"] = variant
+        manifests.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", **mdesc,
+                          "platform": platform})
+    idx = blob(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                           "manifests": manifests}).encode())
+    with open(os.path.join(path, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+                                                       **idx, "annotations": {
+                                                           "org.opencontainers.image.ref.name": ref}}]}, f)
+    with open(os.path.join(path, "oci-layout"), "w") as f:
+        json.dump({"imageLayoutVersion": "1.0.0"}, f)
+    return ids
+
+
+def test_platform_selection(work):
+    """An image index: linux/amd64 by default, --platform picks another
+    image of it; a platform the image does not have is an error."""
+    tmp, root = work
+    layout = os.path.join(tmp, "multi")
+    ids = make_multiplatform_layout(layout, "localhost/multi:1")
+    moat(root, "load", "-i", layout)
+    default = moat(root, "history", "-q", "--no-trunc", "localhost/multi:1").stdout.split()
+    assert default[0] == ids["amd64"]
+    arm = moat(root, "history", "-q", "--no-trunc", "--platform", "linux/arm64", "localhost/multi:1").stdout.split()
+    assert arm[0] == ids["arm64"]
+    mnt = moat(root, "mount", "--platform", "linux/arm64/v8", "localhost/multi:1").stdout.strip()
+    try:
+        with open(os.path.join(mnt, "etc", "arch")) as f:
+            assert f.read() == "arm64"
+    finally:
+        moat(root, "unmount", mnt)
+    # The index has no image for it.
+    p = moat(root, "history", "--platform", "linux/s390x", "localhost/multi:1", check=False)
+    assert p.returncode == 1 and "No such image: localhost/multi:1" in p.stderr
+    p = moat(root, "history", "--platform", "plan9/amd64", "localhost/multi:1", check=False)
+    assert p.returncode == 1 and "plan9" in p.stderr
