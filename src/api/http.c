@@ -54,6 +54,8 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -988,6 +990,17 @@ static void upgrade_cb(void *cls, struct MHD_Connection *connection, void *con_c
         s->hijacks = h;
         s->n_hijacks++;
         pthread_mutex_unlock(&s->lock);
+        /* Let the client read the 101 before any stream byte follows it:
+         * clients that read the head with a buffering HTTP parser and then
+         * the raw socket (docker-py) lose what came in the same read
+         * (docker/docker-py#2042). Bounded: 200 ms. */
+        for (int i = 0; i < 40; i++) {
+                int queued = 0;
+                if (ioctl(sock, SIOCOUTQ, &queued) < 0 || queued <= 0)
+                        break;
+                struct timespec nap = { 0, 5 * 1000 * 1000 };
+                nanosleep(&nap, NULL);
+        }
         if (flags >= 0 && h->extra_len == extra_in_size && !atomic_load(&s->stopping))
                 h->fn(h, h->userdata);
         pthread_mutex_lock(&s->lock);

@@ -125,7 +125,8 @@ static struct moat_http_response *events(struct moat_http_request *req, void *us
         if (!es)
                 return NULL;
         es->e = userdata;
-        if (moat_api_parse_time(moat_http_request_query(req, "since"), &es->q.since_ns) < 0 ||
+        const char *since = moat_http_request_query(req, "since");
+        if (moat_api_parse_time(since, &es->q.since_ns) < 0 ||
             moat_api_parse_time(moat_http_request_query(req, "until"), &es->q.until_ns) < 0) {
                 events_free(es);
                 return moat_http_response_error(400, "invalid time: since=%s until=%s",
@@ -147,6 +148,9 @@ static struct moat_http_response *events(struct moat_http_request *req, void *us
                 moat_error_free(err);
                 return resp;
         }
+        /* "since 0" is the whole history, not "since now". */
+        if (since && *since && es->q.since_ns <= 0)
+                es->q.since_ns = 1;
         es->q.filters = es->filters;
         return moat_http_response_stream(200, "application/json", events_produce, es, events_free);
 }

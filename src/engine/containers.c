@@ -48,6 +48,7 @@
 #include "engine/monitor-spawn.h"
 #include "engine/names.h"
 #include "engine/watch.h"
+#include "image/imageconfig.h"
 #include "monitor/monitor.h"
 #include "runtime/runtime.h"
 
@@ -341,6 +342,89 @@ static bool name_valid(const char *n)
         return true;
 }
 
+/* What docker shows for a container before its first start: the Config
+ * merged with the image's (Entrypoint, Cmd, Env, WorkingDir, User,
+ * Labels, StopSignal, Hostname) and Path/Args; start recomputes all of it
+ * with the root filesystem at hand (container_make_spec). */
+static json_t *strv_json(char **v)
+{
+        json_t *a = json_array();
+        for (size_t i = 0; v && v[i]; i++)
+                json_array_append_new(a, json_string(v[i]));
+        return a;
+}
+
+static void merge_image_config(struct container *c, const struct oci_image_config *img)
+{
+        const struct oci_image_exec_config *ic = img ? &img->config : NULL;
+        json_t *cfg = c->config;
+        json_t *ep = json_object_get(cfg, "Entrypoint"), *cmd = json_object_get(cfg, "Cmd");
+        bool ep_given = ep && !json_is_null(ep);
+
+        if (!ic)
+                return;
+        if (!ep_given && ic->has_entrypoint)
+                json_object_set_new(cfg, "Entrypoint", strv_json(ic->entrypoint));
+        if (json_array_size(cmd) == 0 && !ep_given && ic->has_cmd)
+                json_object_set_new(cfg, "Cmd", strv_json(ic->cmd));
+        json_t *env = strv_json(ic->env);
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(cfg, "Env"), i, v) {
+                const char *kv = json_string_value(v);
+                size_t klen = kv ? strcspn(kv, "=") : 0;
+                bool replaced = false;
+                for (size_t j = 0; kv && j < json_array_size(env); j++) {
+                        const char *old = json_string_value(json_array_get(env, j));
+                        if (strncmp(old, kv, klen) == 0 && (old[klen] == '=' || old[klen] == '\0')) {
+                                json_array_set(env, j, v);
+                                replaced = true;
+                                break;
+                        }
+                }
+                if (kv && !replaced)
+                        json_array_append(env, v);
+        }
+        bool has_path = false;
+        json_array_foreach(env, i, v)
+                has_path = has_path || startswith(json_string_value(v), "PATH=");
+        if (!has_path)
+                json_array_insert_new(env, 0, json_string("PATH=" MOAT_IMAGE_DEFAULT_PATH));
+        json_object_set_new(cfg, "Env", env);
+        const char *wd = json_string_value(json_object_get(cfg, "WorkingDir"));
+        if ((!wd || !*wd) && ic->working_dir)
+                json_object_set_new(cfg, "WorkingDir", json_string(ic->working_dir));
+        const char *user = json_string_value(json_object_get(cfg, "User"));
+        if ((!user || !*user) && ic->user)
+                json_object_set_new(cfg, "User", json_string(ic->user));
+        const char *sig = json_string_value(json_object_get(cfg, "StopSignal"));
+        if ((!sig || !*sig) && ic->stop_signal)
+                json_object_set_new(cfg, "StopSignal", json_string(ic->stop_signal));
+        json_t *labels = json_object_get(cfg, "Labels");
+        if (!json_is_object(labels)) {
+                labels = json_object();
+                json_object_set_new(cfg, "Labels", labels);
+        }
+        for (size_t k = 0; k < ic->n_labels; k++)
+                if (!json_object_get(labels, ic->labels[k].key))
+                        json_object_set_new(labels, ic->labels[k].key, json_string(ic->labels[k].value));
+        const char *hn = json_string_value(json_object_get(cfg, "Hostname"));
+        if (!hn || !*hn) {
+                char short_id[13];
+                snprintf(short_id, sizeof(short_id), "%.12s", c->id);
+                json_object_set_new(cfg, "Hostname", json_string(short_id));
+        }
+        json_t *argv = json_array();
+        json_array_extend(argv, json_object_get(cfg, "Entrypoint"));
+        json_array_extend(argv, json_object_get(cfg, "Cmd"));
+        free(c->path);
+        c->path = json_is_string(json_array_get(argv, 0)) ? strdup(json_string_value(json_array_get(argv, 0))) : NULL;
+        if (json_array_size(argv) > 0)
+                json_array_remove(argv, 0);
+        json_decref(c->args);
+        c->args = argv;
+}
+
 int moat_engine_create(struct moat_engine *e, const char *name, json_t *body, char **ret_id, json_t **ret_warnings,
                        struct moat_error **reterr)
 {
@@ -396,6 +480,11 @@ int moat_engine_create(struct moat_engine *e, const char *name, json_t *body, ch
         c->st.state = MOAT_CONTAINER_CREATED;
         c->tty = json_is_true(json_object_get(c->config, "Tty"));
         if (!c->id || !c->image || !c->image_id) {
+                r = moat_error_set(reterr, -ENOMEM, "container");
+                goto fail;
+        }
+        merge_image_config(c, img->config);
+        if (!c->config) {
                 r = moat_error_set(reterr, -ENOMEM, "container");
                 goto fail;
         }
@@ -1443,6 +1532,36 @@ static bool is_monitor_of(pid_t pid, const char *id)
         return has_monitor && has_id;
 }
 
+/* A container the database does not record as running whose monitor is
+ * there anyway: the daemon was killed during its start, after the monitor
+ * created it and before the start was recorded. The client never heard
+ * of a success: the monitor is killed, the runtime's state deleted and
+ * the root filesystem unmounted, so the container is created again. */
+static void reap_stray_monitor(struct moat_engine *e, struct container *c)
+{
+        _cleanup_close_ int dir_fd = openat(e->containers_fd, c->id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_free_ char *text = NULL;
+        struct moat_runtime rt = runtime_of(e);
+        size_t len;
+        int pid = 0;
+
+        if (dir_fd < 0 || read_full_file_at(dir_fd, MONITOR_PID_FILE, 64, &text, &len) < 0)
+                return;
+        if (sscanf(text, "%d", &pid) == 1 && pid > 0 && is_monitor_of(pid, c->id)) {
+                int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+                if (pidfd >= 0) {
+                        struct pollfd p = { .fd = pidfd, .events = POLLIN };
+                        (void) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+                        (void) poll(&p, 1, 5000);
+                        close(pidfd);
+                }
+                engine_log(e, 4, "container %s: killed monitor %d left from an interrupted start", c->id, pid);
+        }
+        (void) !moat_container_delete(&rt, c->id, true, NULL);
+        (void) unlinkat(dir_fd, MONITOR_PID_FILE, 0);
+        (void) !moat_container_fs_unmount(dir_fd, NULL);
+}
+
 /* Directories the database does not know: a create killed between its
  * mkdir and its commit, or a database that lost its last commits to a
  * power loss. Unmounted and removed, so nothing outlives its record. */
@@ -1507,10 +1626,11 @@ int containers_restore(struct moat_engine *e, struct moat_error **reterr)
                 if (c->st.state == MOAT_CONTAINER_REMOVING) {
                         c->st.state = MOAT_CONTAINER_DEAD;
                         (void) !container_save_locked(e, c, NULL);
+                }
+                if (!container_is_running(c)) {
+                        reap_stray_monitor(e, c);
                         continue;
                 }
-                if (!container_is_running(c))
-                        continue;
                 pidfd = c->st.monitor_pid > 0 ? (int) syscall(SYS_pidfd_open, c->st.monitor_pid, 0) : -1;
                 if (pidfd >= 0 && is_monitor_of(c->st.monitor_pid, c->id)) {
                         if (moat_watch_add(e->watch, c->id, pidfd, &err) < 0)

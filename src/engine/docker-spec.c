@@ -995,20 +995,30 @@ int moat_docker_capabilities(uint64_t base, uint64_t all, const json_t *add, con
         return 0;
 }
 
+/* What "all capabilities" can mean: those the kernel knows that this
+ * process (the daemon) holds in its bounding and permitted sets, as moby
+ * grants privileged containers its own bounding set. A host whose root
+ * lacks one (CAP_SYS_RESOURCE here) cannot hand it out. */
 static uint64_t kernel_capabilities(void)
 {
         uint64_t m = 0;
         int max = cap_max_bits();
+        cap_t self = cap_get_proc();
         if (max <= 0 || max > 64)
                 max = CAP_LAST_CAP + 1;
         for (int i = 0; i < max; i++) {
                 char *n = cap_to_name((cap_value_t) i);
+                cap_flag_value_t permitted = CAP_SET;
                 if (!n)
                         continue;
-                if (strncasecmp(n, "cap_", 4) == 0)
+                if (self && cap_get_flag(self, (cap_value_t) i, CAP_PERMITTED, &permitted) < 0)
+                        permitted = CAP_CLEAR;
+                if (strncasecmp(n, "cap_", 4) == 0 && cap_get_bound((cap_value_t) i) == 1 && permitted == CAP_SET)
                         m |= UINT64_C(1) << i;
                 cap_free(n);
         }
+        if (self)
+                cap_free(self);
         return m;
 }
 

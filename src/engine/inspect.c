@@ -11,6 +11,7 @@
 #include "engine/engine-internal.h"
 
 #include <fnmatch.h>
+#include <regex.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -225,6 +226,23 @@ static size_t filter_values(const json_t *filters, const char *key, const char *
         return n;
 }
 
+/* docker ps --filter name=: a regular expression matched against the name
+ * with and without its leading "/"; a malformed one matches as text. */
+static bool name_matches(const char *name, const char *pattern)
+{
+        char slashed[MOAT_DB_NAME_MAX + 2];
+        regex_t re;
+
+        snprintf(slashed, sizeof(slashed), "/%s", name);
+        if (strlen(pattern) > 1024)
+                return false;
+        if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) != 0)
+                return strstr(slashed, pattern) != NULL;
+        bool m = regexec(&re, slashed, 0, NULL, 0) == 0 || regexec(&re, name, 0, NULL, 0) == 0;
+        regfree(&re);
+        return m;
+}
+
 static bool label_matches(const struct container *c, const char *want)
 {
         json_t *labels = json_object_get(c->config, "Labels");
@@ -255,7 +273,7 @@ static bool matches(const struct container *c, const json_t *filters)
         if (!any)                                       \
                 return false;
         ANY("id", startswith(c->id, v[i]));
-        ANY("name", strstr(c->name, v[i][0] == '/' ? v[i] + 1 : v[i]) != NULL);
+        ANY("name", name_matches(c->name, v[i]));
         ANY("status", streq(status_word(c), v[i]));
         ANY("exited", c->st.state == MOAT_CONTAINER_EXITED && atoi(v[i]) == c->st.exit_code);
         ANY("health", json_object_get(c->health, "Status") ? streq(json_string_value(json_object_get(c->health, "Status")), v[i])
