@@ -15,7 +15,6 @@
 #include "api/routes.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +25,6 @@
 #include "base/fileio.h"
 #include "engine/engine.h"
 
-#define RELAY_BUFFER 65536
 
 static struct moat_http_response *error_response(int r, struct moat_error *err)
 {
@@ -278,55 +276,18 @@ static bool hijack_gone(void *userdata)
 static void attach_relay(struct moat_http_hijack *h, void *userdata)
 {
         struct attach *a = userdata;
-        _cleanup_free_ char *buf = malloc(RELAY_BUFFER);
         _cleanup_close_ int mfd = -EBADF;
         struct moat_error *err = NULL;
-        bool tty = false, client_eof = false;
-        int r;
+        bool tty = false;
 
         a->h = h;
-        if (!buf)
-                return;
-        r = moat_engine_attach_connect(a->ea, hijack_gone, a, &mfd, &tty, &err);
-        if (r < 0) {
-                /* After the 101 the only way to say it is in the stream: the
-                 * error as stream type 3 (systemerr) without a tty. */
-                const char *msg = err ? err->msg : "attach failed";
-                size_t len = strlen(msg);
-                uint8_t hdr[8] = { 3, 0, 0, 0, (uint8_t) (len >> 24), (uint8_t) (len >> 16), (uint8_t) (len >> 8),
-                                   (uint8_t) len };
-                if (!tty && moat_http_hijack_write(h, hdr, sizeof(hdr)) >= 0)
-                        (void) !moat_http_hijack_write(h, msg, len);
+        if (moat_engine_attach_connect(a->ea, hijack_gone, a, &mfd, &tty, &err) < 0) {
+                /* After the 101 the only way to say it is in the stream. */
+                moat_api_stream_message(h, tty, 3, err ? err->msg : "attach failed");
                 moat_error_free(err);
                 return;
         }
-        for (;;) {
-                int w;
-                if (client_eof) {
-                        struct pollfd p = { .fd = mfd, .events = POLLIN };
-                        w = poll(&p, 1, -1) > 0 ? 1 : (errno == EINTR ? 0 : -1);
-                } else
-                        w = moat_http_hijack_wait(h, mfd, POLLIN, -1);
-                if (w < 0)
-                        break;
-                if (w == 2) {
-                        ssize_t n = moat_http_hijack_read(h, buf, RELAY_BUFFER);
-                        if (n <= 0) {
-                                client_eof = true;
-                                (void) shutdown(mfd, SHUT_WR);
-                        } else if (a->stdin_ && write_all(mfd, buf, (size_t) n) < 0)
-                                break;
-                } else if (w == 1) {
-                        ssize_t n = read(mfd, buf, RELAY_BUFFER);
-                        if (n < 0 && errno == EINTR)
-                                continue;
-                        if (n <= 0)
-                                break;
-                        if (moat_http_hijack_write(h, buf, (size_t) n) < 0)
-                                break;
-                }
-        }
-        (void) !moat_http_hijack_close_write(h);
+        moat_api_relay(h, mfd, a->stdin_);
 }
 
 static struct moat_http_response *attach(struct moat_http_request *req, void *userdata)

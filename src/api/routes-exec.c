@@ -10,7 +10,6 @@
 #include "api/routes.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +20,6 @@
 #include "base/fileio.h"
 #include "engine/engine.h"
 
-#define RELAY_BUFFER 65536
 
 static struct moat_http_response *error_response(int r, struct moat_error *err)
 {
@@ -64,61 +62,20 @@ static void exec_stream_free(void *userdata)
 }
 
 /* Relay until the exec's stream ends (its process exited and its output
- * was drained); the client's half-close closes the process's stdin. */
+ * was drained), or say why it could not start. */
 static void exec_relay(struct moat_http_hijack *h, void *userdata)
 {
         struct exec_stream *x = userdata;
-        _cleanup_free_ char *buf = malloc(RELAY_BUFFER);
-        bool client_eof = false;
 
-        if (!buf)
-                return;
         if (x->error) {
                 /* As moby: the message on the process's stdout, then the
                  * stream ends; the CLI takes the code (126/127) from inspect. */
-                char *line = NULL;
-                if (asprintf(&line, "%s\r\n", x->error) < 0)
-                        return;
-                free(x->error);
-                x->error = line;
-                size_t len = strlen(x->error);
-                uint8_t hdr[8] = { 1, 0, 0, 0, (uint8_t) (len >> 24), (uint8_t) (len >> 16), (uint8_t) (len >> 8),
-                                   (uint8_t) len };
-                if (x->tty || moat_http_hijack_write(h, hdr, sizeof(hdr)) >= 0)
-                        (void) !moat_http_hijack_write(h, x->error, len);
-                (void) moat_http_hijack_close_write(h);
+                _cleanup_free_ char *line = NULL;
+                if (asprintf(&line, "%s\r\n", x->error) >= 0)
+                        moat_api_stream_message(h, x->tty, 1, line);
                 return;
         }
-        for (;;) {
-                int w;
-                if (client_eof) {
-                        struct pollfd p = { .fd = x->fd, .events = POLLIN };
-                        int n = poll(&p, 1, -1);
-                        if (n < 0 && errno == EINTR)
-                                continue;
-                        w = n > 0 ? 1 : -1;
-                } else
-                        w = moat_http_hijack_wait(h, x->fd, POLLIN, -1);
-                if (w < 0)
-                        break;
-                if (w == 2) {
-                        ssize_t n = moat_http_hijack_read(h, buf, RELAY_BUFFER);
-                        if (n <= 0) {
-                                client_eof = true;
-                                (void) shutdown(x->fd, SHUT_WR);
-                        } else if (x->stdin_ && write_all(x->fd, buf, (size_t) n) < 0)
-                                break;
-                } else if (w == 1) {
-                        ssize_t n = read(x->fd, buf, RELAY_BUFFER);
-                        if (n < 0 && errno == EINTR)
-                                continue;
-                        if (n <= 0)
-                                break;
-                        if (moat_http_hijack_write(h, buf, (size_t) n) < 0)
-                                break;
-                }
-        }
-        (void) !moat_http_hijack_close_write(h);
+        moat_api_relay(h, x->fd, x->stdin_);
 }
 
 static struct moat_http_response *exec_start(struct moat_http_request *req, void *userdata)

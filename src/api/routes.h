@@ -27,3 +27,11 @@ MOAT_NODISCARD int moat_api_register_volumes(struct moat_http_router *router, st
                                              struct moat_error **reterr);
 MOAT_NODISCARD int moat_api_register_archive(struct moat_http_router *router, struct moat_engine *e,
                                              struct moat_error **reterr);
+
+/* relay.c: copy between a hijacked client and fd (the monitor's stream)
+ * until fd's stream ends; the client's bytes go to fd when forward_stdin
+ * and its half-close becomes fd's. Ends with the client's side closed. */
+void moat_api_relay(struct moat_http_hijack *h, int fd, bool forward_stdin);
+/* Say msg as the whole of a hijacked stream: one frame of the given stream
+ * type (1 stdout, 3 systemerr) without a tty, raw bytes with one. */
+void moat_api_stream_message(struct moat_http_hijack *h, bool tty, uint8_t stream, const char *msg);
