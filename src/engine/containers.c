@@ -661,7 +661,10 @@ int engine_start_failure_code(const char *msg)
 
 static int remove_claimed(struct moat_engine *e, struct container *c, struct moat_error **reterr);
 
-int moat_engine_start(struct moat_engine *e, const char *ref, struct moat_error **reterr)
+/* A start by a client, or (policy_seq set) the restart policy's start of
+ * the exit numbered *policy_seq, which a stop or kill meanwhile cancels. */
+static int start_container(struct moat_engine *e, const char *ref, const unsigned *policy_seq,
+                           struct moat_error **reterr)
 {
         struct moat_monitor_started m = { .monitor_pidfd = -EBADF };
         struct container *c;
@@ -677,16 +680,19 @@ int moat_engine_start(struct moat_engine *e, const char *ref, struct moat_error 
                 r = moat_error_setx(reterr, r, "No such container: %s", ref);
                 goto out_unref;
         }
-        if (c->st.state == MOAT_CONTAINER_PAUSED) {
+        if (policy_seq) {
+                if (c->st.state != MOAT_CONTAINER_RESTARTING || c->exit_seq != *policy_seq || c->manually_stopped) {
+                        r = 0;
+                        goto out_release;
+                }
+        } else if (c->st.state == MOAT_CONTAINER_PAUSED) {
                 r = moat_error_setx(reterr, -EBUSY,
                                     "cannot start a paused container, try unpause instead");
                 goto out_release;
-        }
-        if (container_is_running(c)) {
+        } else if (container_is_running(c)) {
                 r = -EALREADY;
                 goto out_release;
-        }
-        if (c->st.state == MOAT_CONTAINER_REMOVING || c->st.state == MOAT_CONTAINER_DEAD) {
+        } else if (c->st.state == MOAT_CONTAINER_REMOVING || c->st.state == MOAT_CONTAINER_DEAD) {
                 r = moat_error_setx(reterr, -EBUSY, "container is marked for removal and cannot be started");
                 goto out_release;
         }
@@ -702,6 +708,8 @@ int moat_engine_start(struct moat_engine *e, const char *ref, struct moat_error 
                  * attaches see it as an exit; AutoRemove removes it. */
                 const char *msg = (*reterr) ? (*reterr)->msg : "";
                 set_error(c, msg);
+                if (c->st.state == MOAT_CONTAINER_RESTARTING)
+                        c->st.state = MOAT_CONTAINER_EXITED;
                 c->st.exit_code = engine_start_failure_code(msg);
                 c->exit_seq++;
                 (void) !container_save_locked(e, c, NULL);
@@ -763,6 +771,11 @@ out:
         return r;
 }
 
+int moat_engine_start(struct moat_engine *e, const char *ref, struct moat_error **reterr)
+{
+        return start_container(e, ref, NULL, reterr);
+}
+
 /* ---- exits ----------------------------------------------------------------------- */
 
 struct exit_record {
@@ -791,7 +804,18 @@ struct restart_job {
         struct moat_engine *e;
         char *id;
         unsigned delay_ms;
+        unsigned exit_seq;
 };
+
+/* Under the lock: is the restart of this exit still wanted? */
+static bool restart_pending_locked(struct moat_engine *e, const struct restart_job *job)
+{
+        for (struct container *c = e->containers; c; c = c->next)
+                if (streq(c->id, job->id))
+                        return c->st.state == MOAT_CONTAINER_RESTARTING && c->exit_seq == job->exit_seq &&
+                               !c->manually_stopped;
+        return false;
+}
 
 static void *restart_thread(void *arg)
 {
@@ -801,13 +825,13 @@ static void *restart_thread(void *arg)
         int64_t deadline = engine_now_ns() + (int64_t) job->delay_ms * 1000000;
         bool closing;
 
-        /* The back-off, cut short when the engine closes. */
+        /* The back-off, cut short when the engine closes or a stop cancels it. */
         pthread_mutex_lock(&e->lock);
-        while (!e->closing && wait_changed(e, deadline))
+        while (!e->closing && restart_pending_locked(e, job) && wait_changed(e, deadline))
                 ;
         closing = e->closing;
         pthread_mutex_unlock(&e->lock);
-        if (!closing && moat_engine_start(e, job->id, &err) < 0 && err)
+        if (!closing && start_container(e, job->id, &job->exit_seq, &err) < 0 && err)
                 engine_log(e, 3, "restarting %s: %s", job->id, err->msg);
         free(job->id);
         free(job);
@@ -890,8 +914,11 @@ void container_monitor_exited(const char *id, void *userdata)
         c->exit_seq++;
         restart = should_restart(c, &delay_ms);
         auto_remove = json_is_true(json_object_get(c->host_config, "AutoRemove"));
-        if (restart)
+        if (restart) {
                 c->st.restart_count++;
+                c->st.state = MOAT_CONTAINER_RESTARTING;
+        }
+        unsigned exit_seq = c->exit_seq;
         moat_error_free(err);
         err = NULL;
         if (container_save_locked(e, c, &err) < 0)
@@ -921,6 +948,7 @@ void container_monitor_exited(const char *id, void *userdata)
                 if (job && (job->id = strdup(id))) {
                         job->e = e;
                         job->delay_ms = delay_ms;
+                        job->exit_seq = exit_seq;
                         pthread_mutex_lock(&e->lock);
                         e->bg_threads++;
                         pthread_mutex_unlock(&e->lock);
@@ -950,6 +978,22 @@ static int signal_of(const char *text, int fallback, int *ret, struct moat_error
         return 0;
 }
 
+/* Under the lock, c referenced: a container waiting out its restart back-off
+ * is stopped where it is, as docker does; one the policy is starting right
+ * now is waited for and then stopped like any other. */
+static bool cancel_restart_locked(struct moat_engine *e, struct container *c)
+{
+        while (c->st.state == MOAT_CONTAINER_RESTARTING && c->busy && !c->removed)
+                wait_changed(e, 0);
+        if (c->st.state != MOAT_CONTAINER_RESTARTING)
+                return false;
+        c->st.state = MOAT_CONTAINER_EXITED;
+        c->manually_stopped = true;
+        (void) !container_save_locked(e, c, NULL);
+        pthread_cond_broadcast(&e->changed);
+        return true;
+}
+
 /* Under the lock, c referenced: wait for the exit after seq, until deadline. */
 static bool wait_exit_locked(struct moat_engine *e, struct container *c, unsigned seq, int64_t deadline_ns)
 {
@@ -970,6 +1014,11 @@ static int stop_locked(struct moat_engine *e, struct container *c, int timeout, 
         r = signal_of(signal ? signal : stop_signal, SIGTERM, &sig, reterr);
         if (r < 0)
                 return r;
+        if (cancel_restart_locked(e, c))
+                return 0;
+        if (!container_is_running(c))
+                return 0;
+        seq = c->exit_seq;
         if (timeout < 0)
                 timeout = (int) json_int(c->config, "StopTimeout", DEFAULT_STOP_TIMEOUT);
         c->manually_stopped = true;
@@ -1049,6 +1098,15 @@ int moat_engine_kill(struct moat_engine *e, const char *ref, const char *signal,
                 return r;
         pthread_mutex_lock(&e->lock);
         r = container_find_locked(e, ref, &c, reterr);
+        if (r >= 0 && c->st.state == MOAT_CONTAINER_RESTARTING && !c->busy) {
+                /* Nothing runs to signal: the kill ends the restart loop. */
+                c->refs++;
+                if (cancel_restart_locked(e, c))
+                        event_locked(e, c, "kill", NULL);
+                container_unref_locked(c);
+                pthread_mutex_unlock(&e->lock);
+                return 0;
+        }
         if (r >= 0 && !container_is_running(c))
                 r = moat_error_setx(reterr, -EBUSY, "Cannot kill container: %s: Container %s is not running", ref,
                                     c->id);
@@ -1082,7 +1140,10 @@ static int pause_resume(struct moat_engine *e, const char *ref, bool pause, stru
         r = container_find_locked(e, ref, &c, reterr);
         if (r < 0)
                 goto out;
-        if (!container_is_running(c))
+        if (c->st.state == MOAT_CONTAINER_RESTARTING)
+                r = moat_error_setx(reterr, -EBUSY, "Container %s is restarting, wait until the container is running",
+                                    c->id);
+        else if (!container_is_running(c))
                 r = moat_error_setx(reterr, -EBUSY, "Container %s is not running", c->id);
         else if (pause && c->st.state == MOAT_CONTAINER_PAUSED)
                 r = moat_error_setx(reterr, -EBUSY, "Container %s is already paused", c->id);

@@ -101,9 +101,12 @@ int moat_engine_exec_create(struct moat_engine *e, const char *ref, json_t *body
         pthread_mutex_lock(&e->lock);
         r = container_find_locked(e, ref, &c, reterr);
         if (r >= 0 && c->st.state != MOAT_CONTAINER_RUNNING)
-                r = moat_error_setx(reterr, -EBUSY, c->st.state == MOAT_CONTAINER_PAUSED
-                                                            ? "Container %s is paused, unpause the container before exec"
-                                                            : "Container %s is not running",
+                r = moat_error_setx(reterr, -EBUSY,
+                                    c->st.state == MOAT_CONTAINER_PAUSED
+                                            ? "Container %s is paused, unpause the container before exec"
+                                    : c->st.state == MOAT_CONTAINER_RESTARTING
+                                            ? "Container %s is restarting, wait until the container is running"
+                                            : "Container %s is not running",
                                     c->id);
         if (r >= 0) {
                 memcpy(rec.container_id, c->id, sizeof(rec.container_id));

@@ -50,7 +50,7 @@ static json_t *inspect_locked(struct moat_engine *e, const struct container *c)
         char created[40], started[40], finished[40];
         _cleanup_free_ char *dir = NULL;
         char name[MOAT_DB_NAME_MAX + 2];
-        bool running = c->st.state == MOAT_CONTAINER_RUNNING || c->st.state == MOAT_CONTAINER_PAUSED;
+        bool running = container_is_running(c); /* docker: a restarting container is Running too */
 
         engine_format_time(c->created_ns, created);
         engine_format_time(c->st.started_ns, started);

@@ -606,6 +606,28 @@ def test_restart_always_then_stop(daemon):
     assert wait_for(lambda: daemon.inspect(n)["State"]["StartedAt"] != first, 60, 0.2)
 
 
+def test_restart_backoff_stop_and_kill(daemon):
+    """A stop or kill while the policy waits out its back-off ends the loop."""
+    for verb in ("stop", "kill"):
+        n = name()
+        daemon.run_d("--name", n, "--restart", "always", IMAGE, "sh", "-c", "exit 3")
+        # after 4 restarts the back-off is 1.6 s: long enough to catch
+        assert wait_for(lambda: daemon.inspect(n)["RestartCount"] >= 4 and
+                        daemon.inspect(n)["State"]["Status"] == "restarting", 60, 0.05), daemon.inspect(n)["State"]
+        st = daemon.inspect(n)["State"]
+        assert st["Restarting"] is True and st["Running"] is True and st["Pid"] == 0, st
+        p = daemon.docker("exec", n, "true")
+        assert p.returncode != 0 and "is restarting" in p.stderr, p.stderr
+        daemon.ok(verb, n)
+        c = daemon.inspect(n)
+        assert c["State"]["Status"] == "exited" and c["State"]["Restarting"] is False, c["State"]
+        count = c["RestartCount"]
+        time.sleep(3)
+        c = daemon.inspect(n)
+        assert c["State"]["Status"] == "exited" and c["RestartCount"] == count, c["State"]
+        daemon.ok("rm", n)
+
+
 # ---- --init ---------------------------------------------------------------------------------------
 
 
