@@ -35,6 +35,7 @@ struct spec_userdata {
         json_t *prev_mounts;    /* the Mounts of the previous start */
         char **acquired;        /* volumes held pending */
         size_t n_acquired;
+        bool volume_failed;     /* the error came from a volume */
 };
 
 /* docker creates missing Binds sources as directories, like mkdir -p. */
@@ -59,6 +60,8 @@ static int make_bind_source(void *userdata, const char *path, struct moat_error 
         }
         return 0;
 }
+
+static void release_volumes_held(struct spec_userdata *u);
 
 static int container_pid(void *userdata, const char *ref, pid_t *ret_pid, char **ret_id, struct moat_error **reterr)
 {
@@ -98,8 +101,10 @@ static int volume(void *userdata, const struct moat_docker_volume_request *req, 
                 return moat_error_set(reterr, -ENOMEM, "volumes");
         u->acquired = grown;
         int r = engine_volume_acquire(u->e, req, reuse, u->root_fd, ret_host_path, ret_name, reterr);
-        if (r < 0)
+        if (r < 0) {
+                u->volume_failed = true;
                 return r;
+        }
         if (!(u->acquired[u->n_acquired] = strdup(*ret_name))) {
                 engine_volume_release(u->e, *ret_name);
                 free(*ret_host_path);
@@ -111,7 +116,25 @@ static int volume(void *userdata, const struct moat_docker_volume_request *req, 
         return 0;
 }
 
-static void release_volumes(struct spec_userdata *u)
+/* A spec that failed drops the anonymous volumes it made: no record names them. */
+static void drop_new_anonymous_volumes(struct spec_userdata *u)
+{
+        _cleanup_(json_decrefp) json_t *made = json_array();
+
+        for (size_t i = 0; made && i < u->n_acquired; i++) {
+                bool known = false;
+                size_t k;
+                json_t *m;
+                json_array_foreach(u->prev_mounts, k, m)
+                        known = known || streq(json_string_value(json_object_get(m, "Name")) ?: "", u->acquired[i]);
+                if (!known)
+                        json_array_append_new(made, json_pack("{s:s, s:s}", "Type", "volume", "Name", u->acquired[i]));
+        }
+        release_volumes_held(u);
+        engine_volumes_remove_anonymous(u->e, made);
+}
+
+static void release_volumes_held(struct spec_userdata *u)
 {
         for (size_t i = 0; i < u->n_acquired; i++) {
                 engine_volume_release(u->e, u->acquired[i]);
@@ -120,6 +143,11 @@ static void release_volumes(struct spec_userdata *u)
         free(u->acquired);
         u->acquired = NULL;
         u->n_acquired = 0;
+}
+
+static void release_volumes(struct spec_userdata *u)
+{
+        release_volumes_held(u);
         json_decref(u->prev_mounts);
         u->prev_mounts = NULL;
 }
@@ -164,8 +192,8 @@ static json_t *body_of(const struct container *c)
         return body;
 }
 
-int container_make_spec(struct moat_engine *e, struct container *c, const struct moat_image *img, int dir_fd,
-                        json_t **ret_spec, struct moat_error **reterr)
+static int make_spec(struct moat_engine *e, struct container *c, const struct moat_image *img, int dir_fd,
+                     bool volumes_only, json_t **ret_spec, bool *ret_volume_failed, struct moat_error **reterr)
 {
         _cleanup_docker_create_ struct moat_docker_create *dc = NULL;
         _cleanup_docker_spec_ struct moat_docker_spec *ds = NULL;
@@ -208,18 +236,25 @@ int container_make_spec(struct moat_engine *e, struct container *c, const struct
                 .make_bind_source = make_bind_source,
                 .volume = volume,
                 .userdata = &u,
+                .volumes_only = volumes_only,
         };
         r = moat_docker_create_spec(dc, &ctx, &ds, reterr);
         if (r < 0) {
+                if (ret_volume_failed)
+                        *ret_volume_failed = u.volume_failed;
+                drop_new_anonymous_volumes(&u);
                 release_volumes(&u);
                 return r;
         }
         bool host_network = dc->network_mode && streq(dc->network_mode, "host");
         const char *domain = json_string_value(json_object_get(ds->config, "Domainname"));
-        r = moat_container_fs_write_etc(dir_fd, ds->hostname, domain, host_network, reterr);
-        if (r < 0) {
-                release_volumes(&u);
-                return r;
+        if (!volumes_only) {
+                r = moat_container_fs_write_etc(dir_fd, ds->hostname, domain, host_network, reterr);
+                if (r < 0) {
+                        drop_new_anonymous_volumes(&u);
+                        release_volumes(&u);
+                        return r;
+                }
         }
 
         /* What inspect shows from now on: the Config merged with the image. */
@@ -248,6 +283,52 @@ int container_make_spec(struct moat_engine *e, struct container *c, const struct
         if (r < 0)
                 return r;
 
-        *ret_spec = json_incref(ds->spec);
+        if (ret_spec)
+                *ret_spec = json_incref(ds->spec);
         return 0;
+}
+
+int container_make_spec(struct moat_engine *e, struct container *c, const struct moat_image *img, int dir_fd,
+                        json_t **ret_spec, struct moat_error **reterr)
+{
+        return make_spec(e, c, img, dir_fd, false, ret_spec, NULL, reterr);
+}
+
+/* Does the container ask for volumes or bind mounts (which docker resolves at create)? */
+static bool wants_volumes(const struct container *c)
+{
+        json_t *volumes = json_object_get(c->config, "Volumes");
+        json_t *binds = json_object_get(c->host_config, "Binds");
+        json_t *mounts = json_object_get(c->host_config, "Mounts");
+
+        return json_object_size(volumes) > 0 || json_array_size(binds) > 0 || json_array_size(mounts) > 0;
+}
+
+/* docker creates a container's volumes when the container is created
+ * (`docker volume ls` shows them, inspect's Mounts names them), filling
+ * new ones from the image; so does this, with the root mounted only for
+ * the time it takes. */
+int container_create_volumes(struct moat_engine *e, struct container *c, const struct moat_image *img, int dir_fd,
+                             struct moat_error **reterr)
+{
+        int r;
+
+        if (!wants_volumes(c))
+                return 0;
+        r = moat_container_fs_mount(e->store, img, dir_fd, reterr);
+        if (r < 0)
+                return r;
+        _cleanup_error_ struct moat_error *err = NULL;
+        bool volume_failed = false;
+        r = make_spec(e, c, img, dir_fd, true, NULL, &volume_failed, &err);
+        if (r < 0 && !volume_failed) {
+                /* Like docker, what is wrong besides the volumes (a user
+                 * the image lacks, say) is the start's error, not create's. */
+                engine_log(e, 7, "container %s: left for start: %s", c->id, err->msg);
+                r = 0;
+        }
+        if (r < 0 && reterr)
+                *reterr = TAKE_PTR(err);
+        int u = moat_container_fs_unmount(dir_fd, r < 0 ? NULL : reterr);
+        return r < 0 ? r : u;
 }

@@ -536,6 +536,32 @@ int moat_engine_create(struct moat_engine *e, const char *name, json_t *body, ch
         }
         c->next = e->containers;
         e->containers = c;
+        c->busy = true; /* claimed until its volumes exist */
+        c->refs++;
+        pthread_mutex_unlock(&e->lock);
+
+        r = container_create_volumes(e, c, img, dir_fd, reterr);
+
+        pthread_mutex_lock(&e->lock);
+        if (r < 0) {
+                for (struct container **p = &e->containers; *p; p = &(*p)->next)
+                        if (*p == c) {
+                                *p = c->next;
+                                break;
+                        }
+                pthread_mutex_unlock(&e->lock);
+                (void) !moat_db_container_delete(e->db, c->id, NULL);
+                engine_volumes_remove_anonymous(e, c->mounts);
+                pthread_mutex_lock(&e->lock);
+                c->removed = true;
+                container_release_locked(e, c);
+                container_unref_locked(c); /* freed here or by the last holder */
+                c = NULL;
+                pthread_mutex_unlock(&e->lock);
+                goto fail_dir;
+        }
+        container_release_locked(e, c);
+        container_unref_locked(c);
         event_locked(e, c, "create", NULL);
         pthread_mutex_unlock(&e->lock);
         if (!(*ret_id = strdup(id)))

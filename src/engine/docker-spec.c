@@ -2565,7 +2565,7 @@ static int add_namespace_paths(struct builder *b, json_t *linux_, struct moat_er
                         json_array_remove(nss, idx);
                         continue;
                 }
-                if (!startswith(modes[i].mode, "container:"))
+                if (!startswith(modes[i].mode, "container:") || b->ctx->volumes_only)
                         continue;
                 const char *ref = modes[i].mode + 10;
                 if (!b->ctx->container_pid)

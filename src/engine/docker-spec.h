@@ -131,6 +131,11 @@ struct moat_docker_spec_context {
          * only). NULL: a missing source is an error. */
         int (*make_bind_source)(void *userdata, const char *path, struct moat_error **reterr);
         void *userdata;
+
+        /* The create-time pass: only the volumes (and Mounts) are wanted,
+         * so other containers' namespaces are not looked up (they need
+         * not run before start). */
+        bool volumes_only;
 };
 
 struct moat_docker_spec {

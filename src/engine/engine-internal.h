@@ -109,3 +109,5 @@ MOAT_NODISCARD int container_normalize_create(struct moat_engine *e, json_t *bod
  * (users are resolved in it); also sets c->path, c->args and c->mounts. */
 MOAT_NODISCARD int container_make_spec(struct moat_engine *e, struct container *c, const struct moat_image *img,
                                        int dir_fd, json_t **ret_spec, struct moat_error **reterr);
+MOAT_NODISCARD int container_create_volumes(struct moat_engine *e, struct container *c, const struct moat_image *img,
+                                            int dir_fd, struct moat_error **reterr);
