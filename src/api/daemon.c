@@ -526,15 +526,21 @@ static int make_socket(const char *path, gid_t gid, int *ret_fd, struct moat_err
         return 0;
 }
 
+/* moat-runtime: in the build tree (src/runtime-cli/), next to an
+ * installed moat (<prefix>/bin, two levels above libexec/moat). */
 static char *runtime_path(void)
 {
+        static const char *const candidates[] = { "../runtime-cli/moat-runtime", "../../bin/moat-runtime",
+                                                  "moat-runtime" };
         char self[4096];
         ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
         if (n > 0) {
                 self[n] = '\0';
                 char *slash = strrchr(self, '/');
-                char *p = NULL;
-                if (slash && asprintf(&p, "%.*s/moat-runtime", (int) (slash - self), self) >= 0) {
+                for (size_t i = 0; slash && i < ELEMENTSOF(candidates); i++) {
+                        char *p = NULL;
+                        if (asprintf(&p, "%.*s/%s", (int) (slash - self), self, candidates[i]) < 0)
+                                continue;
                         if (access(p, X_OK) == 0)
                                 return p;
                         free(p);
@@ -544,9 +550,9 @@ static char *runtime_path(void)
         return strdup("moat-runtime");
 }
 
-/* A helper binary: next to moat in the build tree (src/<dir>/<name>), in
- * <prefix>/libexec/moat relative to an installed moat, or in the
- * configured libexecdir. */
+/* A helper binary: in the build tree (src/<dir>/<name>), next to an
+ * installed moat-daemon (<prefix>/libexec/moat), or in the configured
+ * libexecdir. */
 static char *helper_path(const char *build_dir, const char *name)
 {
         char self[4096];
@@ -562,7 +568,7 @@ static char *helper_path(const char *build_dir, const char *name)
                                 return p;
                         free(p);
                         p = NULL;
-                        if (asprintf(&p, "%s/../libexec/moat/%s", self, name) >= 0 && access(p, X_OK) == 0)
+                        if (asprintf(&p, "%s/%s", self, name) >= 0 && access(p, X_OK) == 0)
                                 return p;
                         free(p);
                         p = NULL;

@@ -2,108 +2,63 @@
 #include "base/compat.h"
 
 /*
- * moat daemon: dockerd's flags where they apply, merged with daemon.json
- * by the api library, which runs the daemon; this file owns stderr, where
- * the daemon logs as JSON lines {"level","msg","time"}.
+ * moat daemon: becomes moat-daemon (src/api/daemon-main.c), the helper
+ * that links the engine, so the client binary stays small. The verb's
+ * arguments pass unchanged, with moat's global --root and --debug.
  */
 
-#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
-#include "api/daemon.h"
 #include "base/cleanup.h"
-#include "base/log.h"
 #include "cli/cli.h"
+#include "moat-config.h"
 
-static void daemon_emit(void *userdata, enum log_level level, const char *msg)
+/* Next to moat in the build tree (src/api/), in <prefix>/libexec/moat
+ * relative to an installed moat, else the configured libexecdir. */
+static char *daemon_path(void)
 {
-        log_emit(level, "%s", msg);
-}
+        char self[4096];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        char *p = NULL;
 
-static void daemon_set_level(void *userdata, enum log_level level)
-{
-        log_set_max_level(level);
-}
-
-static void daemon_usage(void)
-{
-        printf("usage: moat daemon [options]\n"
-               "\n"
-               "  -H, --host unix:///PATH   API socket (default %s)\n"
-               "      --data-root DIR       persistent state (default: moat's --root, /var/lib/moat)\n"
-               "      --exec-root DIR       runtime state (default %s)\n"
-               "  -p, --pidfile FILE        (default %s)\n"
-               "      --config-file FILE    daemon.json (default %s)\n"
-               "  -G, --group NAME          group owning the socket (default %s; created when missing)\n"
-               "  -D, --debug               debug logging (requests with the peer's uid and pid)\n"
-               "  -l, --log-level LEVEL     debug, info, warn, error, fatal (default info)\n",
-               MOAT_DAEMON_DEFAULT_HOST, MOAT_DAEMON_DEFAULT_EXEC_ROOT, MOAT_DAEMON_DEFAULT_PIDFILE,
-               MOAT_DAEMON_DEFAULT_CONFIG, MOAT_DAEMON_DEFAULT_GROUP);
+        if (n > 0) {
+                self[n] = '\0';
+                char *slash = strrchr(self, '/');
+                if (slash) {
+                        *slash = '\0';
+                        if (asprintf(&p, "%s/../api/moat-daemon", self) >= 0 && access(p, X_OK) == 0)
+                                return p;
+                        free(p);
+                        if (asprintf(&p, "%s/../libexec/moat/moat-daemon", self) >= 0 && access(p, X_OK) == 0)
+                                return p;
+                        free(p);
+                }
+        }
+        if (asprintf(&p, "%s/moat-daemon", MOAT_LIBEXECDIR) < 0)
+                return NULL;
+        return p;
 }
 
 int cmd_daemon(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr)
 {
-        enum { OPT_DATA_ROOT = 256, OPT_EXEC_ROOT, OPT_CONFIG_FILE };
-        static const struct option options[] = {
-                { "host", required_argument, NULL, 'H' },
-                { "data-root", required_argument, NULL, OPT_DATA_ROOT },
-                { "exec-root", required_argument, NULL, OPT_EXEC_ROOT },
-                { "pidfile", required_argument, NULL, 'p' },
-                { "config-file", required_argument, NULL, OPT_CONFIG_FILE },
-                { "group", required_argument, NULL, 'G' },
-                { "debug", no_argument, NULL, 'D' },
-                { "log-level", required_argument, NULL, 'l' },
-                { "help", no_argument, NULL, 'h' },
-                {},
-        };
-        struct moat_daemon_flags flags = { .debug = cli->debug };
-        struct moat_daemon_config cfg = {};
-        int c, r;
+        _cleanup_free_ char *path = daemon_path();
+        _cleanup_free_ char **args = calloc((size_t) argc + 5, sizeof(char *));
+        size_t n = 0;
 
-        while ((c = getopt_long(argc, argv, "H:p:G:Dl:h", options, NULL)) != -1) {
-                switch (c) {
-                case 'H':
-                        if (flags.host)
-                                return moat_error_setx(reterr, -EINVAL, "daemon: only one -H/--host is supported");
-                        flags.host = optarg;
-                        break;
-                case OPT_DATA_ROOT:
-                        flags.data_root = optarg;
-                        break;
-                case OPT_EXEC_ROOT:
-                        flags.exec_root = optarg;
-                        break;
-                case 'p':
-                        flags.pidfile = optarg;
-                        break;
-                case OPT_CONFIG_FILE:
-                        flags.config_file = optarg;
-                        break;
-                case 'G':
-                        flags.group = optarg;
-                        break;
-                case 'D':
-                        flags.debug = true;
-                        break;
-                case 'l':
-                        flags.log_level = optarg;
-                        break;
-                case 'h':
-                        daemon_usage();
-                        return 0;
-                default:
-                        return cli_bad_option("daemon", argv[optind - 1], reterr);
-                }
+        if (!path || !args)
+                return moat_error_set(reterr, -ENOMEM, "daemon");
+        args[n++] = path;
+        if (cli->root) {
+                args[n++] = (char *) "--root";
+                args[n++] = (char *) cli->root;
         }
-        if (optind < argc)
-                return moat_error_setx(reterr, -EINVAL, "daemon: unexpected argument \"%s\"", argv[optind]);
-
-        r = moat_daemon_config_load(&flags, cli->root, &cfg, reterr);
-        if (r < 0)
-                return r;
-        log_setup(-EBADF, LOG_FORMAT_JSON, cfg.level, "moat");
-        struct moat_daemon_log log = { .emit = daemon_emit, .set_level = daemon_set_level };
-        r = moat_daemon_run(&flags, &cfg, &log, reterr);
-        moat_daemon_config_clear(&cfg);
-        return r;
+        if (cli->debug)
+                args[n++] = (char *) "--debug";
+        for (int i = 1; i < argc; i++)
+                args[n++] = argv[i];
+        args[n] = NULL;
+        execv(path, args);
+        return moat_error_set(reterr, -errno, "running %s", path);
 }
