@@ -58,6 +58,9 @@ MAX_FAILURES = 5             # an engine is dropped from a benchmark after this 
 GOAL_RUN_VS_PODMAN = 6.0
 GOAL_START_S = 1.0
 GOAL_PSS_MIB = 0.2
+# moat's two front ends on the same daemon: the goal lines are printed for both;
+# the issue's own figure is the moat CLI's (`moat run --rm demo true`).
+MOAT_FRONTS = {"moat-cli": "`moat run`, the issue's figure", "moat": "docker CLI -> moat daemon"}
 
 # ---- processes ------------------------------------------------------------------
 
@@ -399,7 +402,7 @@ class Moat(Engine):
 class MoatCli(Engine):
     """`moat run` (the moat CLI against the same daemon), when it exists."""
     name = "moat-cli"
-    detached = False
+    monitor_comms = ("moat-monitor", "moat-monitor-lo")
 
     def __init__(self, base, args, daemon):
         super().__init__(base, args)
@@ -422,6 +425,9 @@ class MoatCli(Engine):
 
     def cli(self, *a):
         return [self.args.moat, *self.global_args, *a]
+
+    def daemon_pids(self):
+        return self.daemon.daemon_pids()
 
 
 class Podman(Engine):
@@ -681,13 +687,15 @@ def print_run(res, args):
     if m:
         for name, d in E.items():
             s = d.get("summary")
-            if name == "moat" or not s:
+            if name in MOAT_FRONTS or not s:
                 continue
             print("   " + ratio_line(name, s["median_ms"], m["median_ms"], "median", "faster", "slower"))
-        p = E.get("podman", {}).get("summary")
-        if p:
-            q = p["median_ms"] / m["median_ms"]
-            print(f"   goal: moat >= {GOAL_RUN_VS_PODMAN:.0f}x faster than podman: "
+    p = E.get("podman", {}).get("summary")
+    for front in MOAT_FRONTS:
+        f = E.get(front, {}).get("summary")
+        if p and f:
+            q = p["median_ms"] / f["median_ms"]
+            print(f"   goal ({MOAT_FRONTS[front]}): >= {GOAL_RUN_VS_PODMAN:.0f}x faster than podman: "
                   f"{'met' if q >= GOAL_RUN_VS_PODMAN else 'NOT met'} ({q:.2f}x)")
     mc = E.get("moat-cli", {}).get("summary")
     if mc and m:
@@ -886,7 +894,7 @@ def print_detached(res, args):
     if m:
         for name, d in E.items():
             s = d.get("summary")
-            if name == "moat" or not s:
+            if name in MOAT_FRONTS or not s:
                 continue
             parts = []
             for k, what in (("seq_start_s", "sequential start"), ("conc_start_s", f"{par}-parallel start"),
@@ -898,12 +906,16 @@ def print_detached(res, args):
                                         "monitor PSS", "smaller", "bigger"))
             for p in parts:
                 print("   " + p)
-        if "seq_start_s" in m:
+    for front in MOAT_FRONTS:
+        f = E.get(front, {}).get("summary")
+        if f and "seq_start_s" in f:
             lim = GOAL_START_S * n / 50
-            print(f"   goal: 50 started in under {GOAL_START_S:g} s (here {n}: {lim:.2f} s): sequential "
-                  f"{'met' if m['seq_start_s'] < lim else 'NOT met'} ({m['seq_start_s']:.2f} s)"
-                  + (f", {par}-parallel {'met' if m['conc_start_s'] < lim else 'NOT met'} "
-                     f"({m['conc_start_s']:.2f} s)" if "conc_start_s" in m else ""))
+            print(f"   goal ({MOAT_FRONTS[front]}): 50 started in under {GOAL_START_S:g} s (here {n}: "
+                  f"{lim:.2f} s): sequential {'met' if f['seq_start_s'] < lim else 'NOT met'} "
+                  f"({f['seq_start_s']:.2f} s)"
+                  + (f", {par}-parallel {'met' if f['conc_start_s'] < lim else 'NOT met'} "
+                     f"({f['conc_start_s']:.2f} s)" if "conc_start_s" in f else ""))
+    if m:
         if "monitor_pss_median_kib" in m:
             v = m["monitor_pss_median_kib"] / MiB
             print(f"   goal: monitor PSS <= {GOAL_PSS_MIB} MiB: "
