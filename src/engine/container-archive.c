@@ -160,7 +160,7 @@ static int croot_open(struct moat_engine *e, const char *ref, struct croot *cr, 
                         r = moat_error_wrap(reterr, r, "image %s of container %s", image_id, cr->id);
                         goto fail;
                 }
-                r = moat_container_fs_mount(e->store, img, cr->dir_fd, reterr);
+                r = moat_container_fs_mount(e->store, img, cr->dir_fd, 0, reterr);
                 if (r < 0)
                         goto fail;
                 cr->mounted_here = true;

@@ -61,7 +61,7 @@ static int is_mount_point(int dir_fd, const char *name)
         return parent.stx_mnt_id != child.stx_mnt_id;
 }
 
-int moat_container_fs_mount(struct moat_store *s, const struct moat_image *img, int dir_fd,
+int moat_container_fs_mount(struct moat_store *s, const struct moat_image *img, int dir_fd, unsigned flags,
                             struct moat_error **reterr)
 {
         _cleanup_strv_free_ char **chain = NULL;
@@ -84,7 +84,7 @@ int moat_container_fs_mount(struct moat_store *s, const struct moat_image *img, 
         target_fd = openat(dir_fd, MOAT_CONTAINER_ROOTFS, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (target_fd < 0)
                 return moat_error_set(reterr, errno, "opening %s/", MOAT_CONTAINER_ROOTFS);
-        return moat_snapshot_mount(layers_fd, (const char *const *) chain, img->manifest->n_layers, dir_fd, false,
+        return moat_snapshot_mount(layers_fd, (const char *const *) chain, img->manifest->n_layers, dir_fd, flags,
                                    target_fd, reterr);
 }
 

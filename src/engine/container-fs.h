@@ -10,6 +10,7 @@
 #include "base/compat.h"
 #include "base/error.h"
 #include "image/images.h"
+#include "image/snapshot.h"
 
 #define MOAT_CONTAINER_ROOTFS "rootfs"
 
@@ -18,9 +19,9 @@
 MOAT_NODISCARD int moat_container_fs_prepare(struct moat_store *s, const struct moat_image *img, int dir_fd,
                                              struct moat_error **reterr);
 /* Mount the overlay on dir/rootfs (created when missing); a rootfs that is
- * already a mount point is left as it is. */
+ * already a mount point is left as it is. flags: MOAT_SNAPSHOT_* (snapshot.h). */
 MOAT_NODISCARD int moat_container_fs_mount(struct moat_store *s, const struct moat_image *img, int dir_fd,
-                                           struct moat_error **reterr);
+                                           unsigned flags, struct moat_error **reterr);
 /* Unmount dir/rootfs if mounted (the mount and anything below it). */
 MOAT_NODISCARD int moat_container_fs_unmount(int dir_fd, struct moat_error **reterr);
 /* Write hostname, hosts and resolv.conf into dir_fd for a container with

@@ -315,7 +315,8 @@ int container_create_volumes(struct moat_engine *e, struct container *c, const s
 
         if (!wants_volumes(c))
                 return 0;
-        r = moat_container_fs_mount(e->store, img, dir_fd, reterr);
+        /* read-only: nothing is written, and its unmount syncs nothing */
+        r = moat_container_fs_mount(e->store, img, dir_fd, MOAT_SNAPSHOT_READONLY, reterr);
         if (r < 0)
                 return r;
         _cleanup_error_ struct moat_error *err = NULL;

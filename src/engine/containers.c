@@ -52,6 +52,7 @@
 #include "monitor/monitor.h"
 #include "runtime/runtime.h"
 
+#define TRASH_PREFIX ".removed-"
 #define DEFAULT_STOP_TIMEOUT 10
 #define KILL_WAIT_SECONDS 30
 #define ATTACH_WAIT_SECONDS 10
@@ -632,7 +633,10 @@ static int start_claimed(struct moat_engine *e, struct container *c, struct moat
         r = moat_images_lookup(e->store, c->image_id, NULL, &img, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "image %s of container %s", c->image_id, c->name);
-        r = moat_container_fs_mount(e->store, img, dir_fd, reterr);
+        /* docker run --rm: the writable layer goes with the container, so it
+         * is never synced (podman does the same for --rm). */
+        bool disposable = json_is_true(json_object_get(c->host_config, "AutoRemove"));
+        r = moat_container_fs_mount(e->store, img, dir_fd, disposable ? MOAT_SNAPSHOT_VOLATILE : 0, reterr);
         if (r < 0)
                 return r;
         (void) unlinkat(dir_fd, EXIT_FILE, 0);
@@ -1199,6 +1203,61 @@ int moat_engine_unpause(struct moat_engine *e, const char *ref, struct moat_erro
 
 /* ---- remove, rename ----------------------------------------------------------------- */
 
+struct trash_job {
+        struct moat_engine *e;
+        char name[80];
+};
+
+static void *trash_thread(void *arg)
+{
+        struct trash_job *job = arg;
+        struct moat_engine *e = job->e;
+        _cleanup_error_ struct moat_error *err = NULL;
+
+        if (moat_container_fs_remove(e->containers_fd, job->name, &err) < 0)
+                engine_log(e, 4, "removing containers/%s: %s", job->name, err->msg);
+        free(job);
+        pthread_mutex_lock(&e->lock);
+        e->bg_threads--;
+        pthread_cond_broadcast(&e->changed);
+        pthread_mutex_unlock(&e->lock);
+        return NULL;
+}
+
+/* A removed container's directory is renamed out of the way (one atomic
+ * step: its id is free again at once) and deleted by a background thread,
+ * so that `docker run --rm` and `rm` do not wait on the file system's
+ * journal for the deletes of its writable layer (20-50 ms measured here
+ * under load). A daemon stopped meanwhile finds the leftover at its next
+ * start (TRASH_PREFIX, reconcile_dirs_locked). */
+static int remove_dir_later(struct moat_engine *e, const char *id, struct moat_error **reterr)
+{
+        struct trash_job *job = calloc(1, sizeof(*job));
+        pthread_t t;
+
+        if (!job)
+                return moat_container_fs_remove(e->containers_fd, id, reterr);
+        job->e = e;
+        snprintf(job->name, sizeof(job->name), TRASH_PREFIX "%s", id);
+        if (renameat(e->containers_fd, id, e->containers_fd, job->name) < 0) {
+                free(job);
+                return errno == ENOENT ? 0 : moat_container_fs_remove(e->containers_fd, id, reterr);
+        }
+        pthread_mutex_lock(&e->lock);
+        e->bg_threads++;
+        pthread_mutex_unlock(&e->lock);
+        if (pthread_create(&t, NULL, trash_thread, job) == 0) {
+                pthread_detach(t);
+                return 0;
+        }
+        pthread_mutex_lock(&e->lock);
+        e->bg_threads--;
+        pthread_mutex_unlock(&e->lock);
+        int r = moat_container_fs_remove(e->containers_fd, job->name, reterr);
+        free(job);
+        return r;
+}
+
 /* c is claimed and stopped; the lock is not held. */
 static int remove_claimed(struct moat_engine *e, struct container *c, struct moat_error **reterr)
 {
@@ -1217,7 +1276,7 @@ static int remove_claimed(struct moat_engine *e, struct container *c, struct moa
         if (r < 0 && r != -ENOENT)
                 return r;
         dir_fd = safe_close(dir_fd);
-        r = moat_container_fs_remove(e->containers_fd, c->id, reterr);
+        r = remove_dir_later(e, c->id, reterr);
         if (json_is_true(json_object_get(c->host_config, "AutoRemove")))
                 engine_volumes_remove_anonymous(e, c->mounts);
 
@@ -1665,6 +1724,11 @@ static void reconcile_dirs_locked(struct moat_engine *e)
                 struct container *c;
                 bool known = false;
 
+                if (startswith(de->d_name, TRASH_PREFIX)) {
+                        if (moat_container_fs_remove(e->containers_fd, de->d_name, NULL) >= 0)
+                                engine_log(e, 6, "removed containers/%s, left by a removal", de->d_name);
+                        continue;
+                }
                 if (strlen(de->d_name) != 64 || strspn(de->d_name, "0123456789abcdef") != 64)
                         continue;
                 for (c = e->containers; c && !known; c = c->next)

@@ -206,6 +206,21 @@ static int bind_readonly(int layers_dir_fd, const char *id, int target_fd, struc
         return attach(tree, target_fd, reterr);
 }
 
+/* The marker a volatile mount leaves in work/ (the kernel refuses to mount
+ * the upper again while it is there); only cleared for another volatile
+ * mount, whose writes are disposable anyway. */
+static void clear_volatile_marker(int work_fd)
+{
+        _cleanup_close_ int inner = openat2_beneath(work_fd, "work", O_PATH | O_DIRECTORY);
+        if (inner < 0)
+                return;
+        _cleanup_close_ int incompat = openat2_beneath(inner, "incompat", O_PATH | O_DIRECTORY);
+        if (incompat < 0)
+                return;
+        (void) unlinkat(incompat, "volatile", AT_REMOVEDIR);
+        (void) unlinkat(inner, "incompat", AT_REMOVEDIR);
+}
+
 static int open_upper_work(int container_dir_fd, int *upper, int *work, struct moat_error **reterr)
 {
         *upper = openat2_beneath(container_dir_fd, "upper", O_PATH | O_DIRECTORY);
@@ -277,9 +292,10 @@ static int create(int fsfd, size_t n, struct moat_error **reterr)
 
 /* 1: the kernel has no "lowerdir+" (fall back), 0: mounted, <0: error. */
 static int mount_fsconfig(int layers_dir_fd, const char *const *chain_ids, size_t n,
-                          int container_dir_fd, bool readonly, int target_fd,
+                          int container_dir_fd, unsigned flags, int target_fd,
                           struct moat_error **reterr)
 {
+        bool readonly = flags & MOAT_SNAPSHOT_READONLY;
         /* Beyond overlayfs's 500 lowers, the lowest layers become one
          * detached read-only overlay that is itself the lowest lower
          * (stacking depth 2, the kernel's maximum, so no deeper nesting). */
@@ -328,6 +344,11 @@ static int mount_fsconfig(int layers_dir_fd, const char *const *chain_ids, size_
                 r = set_string(fsfd, "workdir", p, reterr);
                 if (r < 0)
                         return r;
+                if (flags & MOAT_SNAPSHOT_VOLATILE) {
+                        clear_volatile_marker(work);
+                        if (fsconfig(fsfd, FSCONFIG_SET_FLAG, "volatile", NULL, 0) < 0)
+                                return moat_error_set(reterr, errno, "overlayfs option volatile");
+                }
         }
 
         r = create(fsfd, n, reterr);
@@ -340,17 +361,18 @@ static int mount_fsconfig(int layers_dir_fd, const char *const *chain_ids, size_
 }
 
 int moat_snapshot_mount(int layers_dir_fd, const char *const *chain_ids, size_t n,
-                        int container_dir_fd, bool readonly, int target_fd, struct moat_error **reterr)
+                        int container_dir_fd, unsigned flags, int target_fd, struct moat_error **reterr)
 {
+        bool readonly = flags & MOAT_SNAPSHOT_READONLY;
         int r = validate_ids(chain_ids, n, MOAT_SNAPSHOT_MAX_LAYERS, reterr);
         if (r < 0)
                 return r;
         if (readonly && n == 1)
                 return bind_readonly(layers_dir_fd, chain_ids[0], target_fd, reterr);
-        r = mount_fsconfig(layers_dir_fd, chain_ids, n, container_dir_fd, readonly, target_fd, reterr);
+        r = mount_fsconfig(layers_dir_fd, chain_ids, n, container_dir_fd, flags, target_fd, reterr);
         if (r <= 0)
                 return r;
-        return moat_snapshot_mount_legacy(layers_dir_fd, chain_ids, n, container_dir_fd, readonly,
+        return moat_snapshot_mount_legacy(layers_dir_fd, chain_ids, n, container_dir_fd, flags,
                                           target_fd, reterr);
 }
 
@@ -365,9 +387,10 @@ static int append(char *buf, size_t size, size_t *len, const char *s)
 }
 
 int moat_snapshot_mount_legacy(int layers_dir_fd, const char *const *chain_ids, size_t n,
-                               int container_dir_fd, bool readonly, int target_fd,
+                               int container_dir_fd, unsigned flags, int target_fd,
                                struct moat_error **reterr)
 {
+        bool readonly = flags & MOAT_SNAPSHOT_READONLY;
         int r = validate_ids(chain_ids, n, MOAT_SNAPSHOT_OVL_MAX_STACK, reterr);
         if (r < 0)
                 return r;
@@ -418,6 +441,10 @@ int moat_snapshot_mount_legacy(int layers_dir_fd, const char *const *chain_ids, 
                         r = append(data, size, &len, ",workdir=");
                 if (r >= 0)
                         r = append(data, size, &len, p);
+                if (r >= 0 && (flags & MOAT_SNAPSHOT_VOLATILE)) {
+                        clear_volatile_marker(work);
+                        r = append(data, size, &len, ",volatile");
+                }
         }
         if (r < 0) {
                 r = moat_error_setx(reterr, E2BIG,

@@ -30,6 +30,19 @@
 /* The copy fallback refuses directory trees deeper than this. */
 #define MOAT_SNAPSHOT_MAX_DEPTH 256
 
+/* The flags of moat_snapshot_mount() and moat_snapshot_mount_legacy(). */
+enum {
+        /* No upper/ and work/: the layers alone, read-only (a bool true, as
+         * callers once passed, means this). */
+        MOAT_SNAPSHOT_READONLY = 1u << 0,
+        /* overlayfs's "volatile": the upper file system is never synced,
+         * so unmounting costs no journal commit. For writes that are
+         * thrown away with the container (docker run --rm): after a crash
+         * the upper is not to be trusted, and a later mount of the same
+         * upper/ clears the kernel's marker of that. */
+        MOAT_SNAPSHOT_VOLATILE = 1u << 1,
+};
+
 /*
  * Check that every layer exists and, unless readonly, create upper/ and
  * work/ in container_dir_fd (existing directories are kept, so a stopped
@@ -53,7 +66,7 @@ MOAT_NODISCARD int moat_snapshot_prepare(int layers_dir_fd, const char *const *c
  * ignored (may be -EBADF) when readonly.
  */
 MOAT_NODISCARD int moat_snapshot_mount(int layers_dir_fd, const char *const *chain_ids, size_t n,
-                                       int container_dir_fd, bool readonly, int target_fd,
+                                       int container_dir_fd, unsigned flags, int target_fd,
                                        struct moat_error **reterr);
 
 /*
@@ -63,7 +76,7 @@ MOAT_NODISCARD int moat_snapshot_mount(int layers_dir_fd, const char *const *cha
  * the whole string, about 230 layers); a clear error when it does not fit.
  */
 MOAT_NODISCARD int moat_snapshot_mount_legacy(int layers_dir_fd, const char *const *chain_ids,
-                                              size_t n, int container_dir_fd, bool readonly,
+                                              size_t n, int container_dir_fd, unsigned flags,
                                               int target_fd, struct moat_error **reterr);
 
 /*

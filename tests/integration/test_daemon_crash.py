@@ -381,7 +381,7 @@ def test_restart_policy_after_sigkill(crash_daemon):
     def again():
         nonlocal st
         st = d.inspect(a)["State"]
-        return st["Running"] and st["Pid"] != pid
+        return st["Running"] and not st["Restarting"] and st["Pid"] not in (0, pid)
     assert wait_for(again, 30, 0.1), st
     assert harness.pid_alive(st["Pid"])
     time.sleep(1)

@@ -4,6 +4,7 @@ cannot be made leaves nothing behind."""
 
 import json
 import os
+import time
 
 from daemon_fixture import IMAGE, daemon, demo_image_tar, moat_daemon  # noqa: F401
 
@@ -21,7 +22,7 @@ def mounts(d, ref):
 
 
 def container_dirs(d):
-    return set(os.listdir(os.path.join(d.data, "containers")))
+    return {e for e in os.listdir(os.path.join(d.data, "containers")) if len(e) == 64}
 
 
 def test_named_volume_exists_after_create(daemon):
@@ -72,3 +73,49 @@ def test_create_defers_other_errors_to_start(daemon):
     assert p.returncode != 0 and "nosuchuser" in p.stderr, p.stderr
     daemon.ok("rm", n)
     daemon.ok("volume", "rm", v)
+
+
+def root_mount_options(text):
+    """The super options of the mount at / in a mountinfo text."""
+    for line in text.splitlines():
+        f = line.split()
+        if f[4] == "/":
+            return f[f.index("-") + 3].split(",")
+    raise AssertionError(text)
+
+
+def test_rm_container_layer_is_volatile(daemon):
+    """--rm: the writable layer is thrown away, so overlayfs never syncs it;
+    a container that is kept has a synced one."""
+    p = daemon.ok("run", "--rm", IMAGE, "cat", "/proc/self/mountinfo")
+    # "volatile" (or "fsync=volatile", as kernels since 6.x show it)
+    assert any("volatile" in o for o in root_mount_options(p.stdout)), p.stdout
+    n = name()
+    p = daemon.ok("run", "--name", n, IMAGE, "cat", "/proc/self/mountinfo")
+    assert not any("volatile" in o for o in root_mount_options(p.stdout)), p.stdout
+    daemon.ok("rm", n)
+
+
+def test_removal_leftovers_cleared_at_start(daemon):
+    """A removed container's directory goes in the background; one a
+    stopped daemon left behind is deleted when the daemon starts again."""
+    cdir = os.path.join(daemon.data, "containers")
+    left = os.path.join(cdir, ".removed-" + "ab" * 32)
+    os.makedirs(os.path.join(left, "upper", "etc"))
+    daemon.stop()
+    daemon.start()
+    for _ in range(100):
+        if not os.path.exists(left):
+            break
+        time.sleep(0.1)
+    assert not os.path.exists(left)
+    n = name()
+    cid = daemon.ok("create", "--name", n, IMAGE, "true").stdout.strip()
+    daemon.ok("rm", n)
+    # gone from the id's place at once; the background delete follows
+    assert not os.path.exists(os.path.join(cdir, cid))
+    for _ in range(100):
+        if not any(e.endswith(cid) for e in os.listdir(cdir)):
+            break
+        time.sleep(0.1)
+    assert not any(e.endswith(cid) for e in os.listdir(cdir))
