@@ -15,6 +15,7 @@
 #include "api/routes.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,12 +147,29 @@ static struct moat_http_response *rename_(struct moat_http_request *req, void *u
         return r < 0 ? error_response(r, err) : moat_http_response_empty(204);
 }
 
+/* size=1: SizeRw and SizeRootFs, absent otherwise as docker omits them. A
+ * container whose size cannot be read shows 0, as docker logs and goes on. */
+static void add_size(struct moat_engine *e, json_t *doc)
+{
+        const char *id = json_string_value(json_object_get(doc, "Id"));
+        int64_t rw = 0, rootfs = 0;
+
+        if (!id || moat_engine_container_size(e, id, &rw, &rootfs, NULL) < 0)
+                rw = rootfs = 0;
+        json_object_set_new(doc, "SizeRw", json_integer(rw));
+        json_object_set_new(doc, "SizeRootFs", json_integer(rootfs));
+}
+
 static struct moat_http_response *inspect(struct moat_http_request *req, void *userdata)
 {
         struct moat_error *err = NULL;
         json_t *doc = NULL;
         int r = moat_engine_inspect(userdata, moat_http_request_param(req, "id"), &doc, &err);
-        return r < 0 ? error_response(r, err) : moat_http_response_json(200, doc);
+        if (r < 0)
+                return error_response(r, err);
+        if (moat_http_request_query_bool(req, "size"))
+                add_size(userdata, doc);
+        return moat_http_response_json(200, doc);
 }
 
 static struct moat_http_response *list(struct moat_http_request *req, void *userdata)
@@ -175,7 +193,15 @@ static struct moat_http_response *list(struct moat_http_request *req, void *user
         }
         r = moat_engine_list(userdata, moat_http_request_query_bool(req, "all"), (int) limit, filters, &out, &err);
         json_decref(filters);
-        return r < 0 ? error_response(r, err) : moat_http_response_json(200, out);
+        if (r < 0)
+                return error_response(r, err);
+        if (moat_http_request_query_bool(req, "size")) {
+                size_t i;
+                json_t *c;
+                json_array_foreach(out, i, c)
+                        add_size(userdata, c);
+        }
+        return moat_http_response_json(200, out);
 }
 
 /* ---- wait ---- */
@@ -252,9 +278,16 @@ static struct moat_http_response *wait_(struct moat_http_request *req, void *use
 
 /* ---- attach ---- */
 
+/* logs=1 first replays the json-file log (engine.h's mark and replay),
+ * then stream=1 goes on with the live stream; stream=0 ends there, and
+ * without stream a container that is not started is not waited for. */
+
 struct attach {
-        struct moat_engine_attach *ea;
-        bool stdin_;
+        struct moat_engine *e;
+        char *id;
+        struct moat_engine_attach *ea;   /* NULL without stream */
+        struct moat_engine_attach_options o;
+        bool logs, tty;
         struct moat_http_hijack *h;
 };
 
@@ -262,6 +295,7 @@ static void attach_free(void *userdata)
 {
         struct attach *a = userdata;
         moat_engine_attach_free(a->ea);
+        free(a->id);
         free(a);
 }
 
@@ -273,21 +307,280 @@ static bool hijack_gone(void *userdata)
         return moat_http_hijack_wait(a->h, -1, 0, 0) < 0;
 }
 
+static int replay_entry(int stream, const char *data, size_t len, void *userdata)
+{
+        struct attach *a = userdata;
+        uint8_t hdr[8] = { (uint8_t) stream, 0, 0, 0, (uint8_t) (len >> 24), (uint8_t) (len >> 16),
+                           (uint8_t) (len >> 8), (uint8_t) len };
+
+        if ((stream == 1 && !a->o.stdout_) || (stream == 2 && !a->o.stderr_) || len == 0)
+                return 0;
+        if (!a->tty && moat_http_hijack_write(a->h, hdr, sizeof(hdr)) < 0)
+                return -EPIPE;
+        return moat_http_hijack_write(a->h, data, len) < 0 ? -EPIPE : 0;
+}
+
+/* ---- joining the replay and the live stream ----
+ *
+ * When the log grew while the attach connected, the entries between the
+ * two marks (the window) are partly before and partly after the point
+ * where the live stream began. Everything after it was fanned out to this
+ * connection before it was logged, so it arrives as the first live bytes:
+ * for each stream, the live stream starts with the window's entries from
+ * some entry on. The first entry whose rest matches what arrived is the
+ * cut; the window is replayed up to the cuts, then the live bytes read so
+ * far go out as they came. A line whose start went out before the attach
+ * and whose end after it is logged whole after the point: no entry's rest
+ * matches, and the window is replayed whole (its end twice). */
+
+#define JOIN_MAX (1u << 20)    /* bytes of the window, and of live bytes read ahead */
+#define JOIN_IDLE_MS 200
+
+struct join_entry {
+        uint8_t stream;
+        size_t off, len;       /* in w[stream] */
+};
+
+struct join {
+        struct attach *a;
+        struct join_entry *v;
+        size_t n;
+        char *w[3], *l[3];     /* per stream (1 stdout, 2 stderr): the window's bytes, the live bytes */
+        size_t wlen[3], llen[3];
+        char *live;            /* the live bytes as read, frames and all */
+        size_t live_len, parsed;
+};
+
+static void join_done(struct join *j)
+{
+        for (int s = 1; s <= 2; s++) {
+                free(j->w[s]);
+                free(j->l[s]);
+        }
+        free(j->v);
+        free(j->live);
+}
+
+static int append(char **buf, size_t *len, const char *data, size_t n)
+{
+        char *p = realloc(*buf, *len + n + 1);
+        if (!p)
+                return -ENOMEM;
+        memcpy(p + *len, data, n);
+        *buf = p;
+        *len += n;
+        return 0;
+}
+
+static int join_entry(int stream, const char *data, size_t len, void *userdata)
+{
+        struct join *j = userdata;
+
+        if ((stream == 1 && !j->a->o.stdout_) || (stream == 2 && !j->a->o.stderr_) || len == 0)
+                return 0;
+        if (j->wlen[1] + j->wlen[2] + len > JOIN_MAX)
+                return -E2BIG;
+        if (j->n % 64 == 0) {
+                struct join_entry *v = reallocarray(j->v, j->n + 64, sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                j->v = v;
+        }
+        j->v[j->n++] = (struct join_entry) { .stream = (uint8_t) stream, .off = j->wlen[stream], .len = len };
+        return append(&j->w[stream], &j->wlen[stream], data, len);
+}
+
+/* -1: a and b differ; 0: b is a proper prefix of a; 1: a is a prefix of b. */
+static int prefix_match(const char *a, size_t alen, const char *b, size_t blen)
+{
+        if (memcmp(a, b, alen < blen ? alen : blen) != 0)
+                return -1;
+        return blen >= alen ? 1 : 0;
+}
+
+/* Where stream s's live bytes begin in its window bytes: 1 with *ret set,
+ * 0 when more live bytes are needed to tell (final: they will not come). */
+static int join_cut(const struct join *j, int s, bool final, size_t *ret)
+{
+        for (size_t i = 0; i < j->n; i++) {
+                if (j->v[i].stream != s)
+                        continue;
+                size_t off = j->v[i].off;
+                int m = prefix_match(j->w[s] + off, j->wlen[s] - off, j->l[s], j->llen[s]);
+                if (m == 1) {
+                        *ret = off;
+                        return 1;
+                }
+                if (m == 0 && !final)
+                        return 0;
+        }
+        *ret = j->wlen[s];
+        return 1;
+}
+
+static int join_read(struct join *j, int fd)
+{
+        if (j->live_len == JOIN_MAX)
+                return 0;
+        if (!j->live && !(j->live = malloc(JOIN_MAX)))
+                return -ENOMEM;
+        ssize_t n = read(fd, j->live + j->live_len, JOIN_MAX - j->live_len);
+        if (n < 0)
+                return errno == EINTR || errno == EAGAIN ? 1 : -errno;
+        if (n == 0)
+                return 0;
+        j->live_len += (size_t) n;
+        if (j->a->tty)
+                return append(&j->l[1], &j->llen[1], j->live + j->live_len - n, (size_t) n) < 0 ? -ENOMEM : 1;
+        while (j->live_len - j->parsed >= 8) {
+                const uint8_t *h = (const uint8_t *) j->live + j->parsed;
+                size_t size = (size_t) h[4] << 24 | (size_t) h[5] << 16 | (size_t) h[6] << 8 | h[7];
+                if (j->live_len - j->parsed - 8 < size)
+                        break;
+                if ((h[0] == 1 || h[0] == 2) && append(&j->l[h[0]], &j->llen[h[0]], (const char *) h + 8, size) < 0)
+                        return -ENOMEM;
+                j->parsed += 8 + size;
+        }
+        return 1;
+}
+
+/* Replay the window up to the cuts, then the live bytes read ahead. */
+static int attach_join(struct attach *a, int fd, struct moat_engine_log_mark *mark, struct moat_engine_log_mark *since)
+{
+        struct join j = { .a = a };
+        size_t cut[3] = { 0, 0, 0 };
+        bool final = false;
+        int r;
+
+        r = moat_engine_log_replay_since(mark, since, join_entry, &j, NULL);
+        if (r < 0) {
+                /* A rotation or a flood while connecting: the window is lost. */
+                join_done(&j);
+                return r == -EPIPE ? r : 0;
+        }
+        for (;;) {
+                bool decided = true;
+                for (int s = 1; s <= 2; s++)
+                        decided = join_cut(&j, s, final, &cut[s]) == 1 && decided;
+                if (decided)
+                        break;
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                int k = poll(&p, 1, JOIN_IDLE_MS);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                r = k > 0 ? join_read(&j, fd) : 0;
+                if (r < 0) {
+                        join_done(&j);
+                        return r;
+                }
+                final = r == 0;
+        }
+        r = 0;
+        for (size_t i = 0; i < j.n && r >= 0; i++) {
+                const struct join_entry *e = &j.v[i];
+                if (e->off < cut[e->stream])
+                        r = replay_entry(e->stream, j.w[e->stream] + e->off, e->len, a);
+        }
+        if (r >= 0 && j.live_len > 0 && moat_http_hijack_write(a->h, j.live, j.live_len) < 0)
+                r = -EPIPE;
+        join_done(&j);
+        return r;
+}
+
+static bool attach_running(struct attach *a)
+{
+        _cleanup_free_ char *path = NULL;
+        bool tty, running = true;
+
+        if (moat_engine_log_path(a->e, a->id, &path, &tty, &running, NULL) < 0)
+                return true;
+        return running;
+}
+
+/* Replay up to mark (taken when it is NULL) and free it unless kept;
+ * false when the stream is over (the client went away, or the error was
+ * said). */
+static bool attach_replay(struct attach *a, struct moat_engine_log_mark *mark, bool keep)
+{
+        struct moat_error *err = NULL;
+        int r = 0;
+
+        if (!mark)
+                r = moat_engine_log_mark(a->e, a->id, &mark, &err);
+        if (r >= 0)
+                r = moat_engine_log_replay(mark, replay_entry, a, &err);
+        if (!keep)
+                moat_engine_log_mark_free(mark);
+        if (r < 0 && r != -EPIPE)
+                moat_api_stream_message(a->h, a->tty, 3, err && err->msg ? err->msg : "log replay failed");
+        moat_error_free(err);
+        return r >= 0;
+}
+
 static void attach_relay(struct moat_http_hijack *h, void *userdata)
 {
         struct attach *a = userdata;
         _cleanup_close_ int mfd = -EBADF;
+        struct moat_engine_log_mark *mark = NULL;
         struct moat_error *err = NULL;
-        bool tty = false;
+        bool tty = a->tty;
+        int r;
 
         a->h = h;
-        if (moat_engine_attach_connect(a->ea, hijack_gone, a, &mfd, &tty, &err) < 0) {
+        if (a->logs) {
+                /* A container that is not running after the mark writes
+                 * nothing before this attach connects (its start waits for
+                 * it): the mark is where the live stream will begin. */
+                r = moat_engine_log_mark(a->e, a->id, &mark, &err);
+                if (r < 0) {
+                        moat_api_stream_message(h, tty, 3, err && err->msg ? err->msg : "attach failed");
+                        moat_error_free(err);
+                        return;
+                }
+                if (!a->ea || !attach_running(a)) {
+                        if (!attach_replay(a, TAKE_PTR(mark), false))
+                                return;
+                }
+        }
+        if (!a->ea) {
+                (void) !moat_http_hijack_close_write(h);
+                return;
+        }
+        r = moat_engine_attach_connect(a->ea, hijack_gone, a, &mfd, &tty, &err);
+        if (r == -EBUSY && mark) {
+                /* It exited while this connected: all it wrote is in the log now. */
+                moat_engine_log_mark_free(mark);
+                moat_error_free(err);
+                if (attach_replay(a, NULL, false))
+                        (void) !moat_http_hijack_close_write(h);
+                return;
+        }
+        if (r < 0) {
+                moat_engine_log_mark_free(mark);
                 /* After the 101 the only way to say it is in the stream. */
-                moat_api_stream_message(h, tty, 3, err ? err->msg : "attach failed");
+                moat_api_stream_message(h, tty, 3, err && err->msg ? err->msg : "attach failed");
                 moat_error_free(err);
                 return;
         }
-        moat_api_relay(h, mfd, a->stdin_);
+        if (mark) {
+                bool quiet = moat_engine_log_mark_current(mark);
+                if (!attach_replay(a, mark, !quiet)) {
+                        if (!quiet)
+                                moat_engine_log_mark_free(mark);
+                        return;
+                }
+                if (!quiet) {
+                        struct moat_engine_log_mark *now = NULL;
+                        r = moat_engine_log_mark(a->e, a->id, &now, NULL);
+                        if (r >= 0)
+                                r = attach_join(a, mfd, now, mark);
+                        moat_engine_log_mark_free(now);
+                        moat_engine_log_mark_free(mark);
+                        if (r < 0)
+                                return;
+                }
+        }
+        moat_api_relay(h, mfd, a->o.stdin_);
 }
 
 static struct moat_http_response *attach(struct moat_http_request *req, void *userdata)
@@ -309,16 +602,21 @@ static struct moat_http_response *attach(struct moat_http_request *req, void *us
         struct attach *a = calloc(1, sizeof(*a));
         if (!a)
                 return NULL;
-        struct moat_engine_attach_options o = {
+        a->e = userdata;
+        a->id = TAKE_PTR(id);
+        a->tty = tty;
+        a->logs = moat_http_request_query_bool(req, "logs");
+        a->o = (struct moat_engine_attach_options) {
                 .stdin_ = moat_http_request_query_bool(req, "stdin"),
                 .stdout_ = moat_http_request_query_bool(req, "stdout"),
                 .stderr_ = moat_http_request_query_bool(req, "stderr"),
         };
-        a->stdin_ = o.stdin_;
-        r = moat_engine_attach_begin(userdata, id, &o, &a->ea, &err);
-        if (r < 0) {
-                free(a);
-                return error_response(r, err);
+        if (moat_http_request_query_bool(req, "stream")) {
+                r = moat_engine_attach_begin(userdata, a->id, &a->o, &a->ea, &err);
+                if (r < 0) {
+                        attach_free(a);
+                        return error_response(r, err);
+                }
         }
         const char *ct = !tty && moat_http_request_version_ge(req, 1, 42) ? "application/vnd.docker.multiplexed-stream"
                                                                             : "application/vnd.docker.raw-stream";

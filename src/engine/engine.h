@@ -101,6 +101,11 @@ MOAT_NODISCARD int moat_engine_inspect(struct moat_engine *e, const char *ref, j
 MOAT_NODISCARD int moat_engine_list(struct moat_engine *e, bool all, int limit, const json_t *filters, json_t **ret,
                                     struct moat_error **reterr);
 
+/* ?size=1 of inspect and list: the bytes of the container's writable
+ * layer (SizeRw) and those plus its image's Size (SizeRootFs). */
+MOAT_NODISCARD int moat_engine_container_size(struct moat_engine *e, const char *ref, int64_t *ret_rw,
+                                              int64_t *ret_rootfs, struct moat_error **reterr);
+
 /* The id of a container named by id, name or unique id prefix. */
 MOAT_NODISCARD int moat_engine_resolve(struct moat_engine *e, const char *ref, char **ret_id,
                                        struct moat_error **reterr);
@@ -125,6 +130,25 @@ MOAT_NODISCARD int moat_engine_attach_connect(struct moat_engine_attach *a, moat
 void moat_engine_attach_free(struct moat_engine_attach *a);
 MOAT_NODISCARD int moat_engine_resize(struct moat_engine *e, const char *ref, unsigned height, unsigned width,
                                       struct moat_error **reterr);
+/* attach?logs=1 (attach-logs.c): a mark of the container's json-file log
+ * (its files, opened, and their lengths), taken just before the attach
+ * connects; current() says the log has not grown since, so a connection
+ * registered meanwhile streams what follows the mark; replay() calls fn
+ * with each entry up to the mark (stream 1 stdout, 2 stderr; a non-zero
+ * return stops it and is returned). */
+struct moat_engine_log_mark;
+typedef int (*moat_engine_log_fn)(int stream, const char *data, size_t len, void *userdata);
+MOAT_NODISCARD int moat_engine_log_mark(struct moat_engine *e, const char *ref, struct moat_engine_log_mark **ret,
+                                        struct moat_error **reterr);
+bool moat_engine_log_mark_current(const struct moat_engine_log_mark *m);
+MOAT_NODISCARD int moat_engine_log_replay(struct moat_engine_log_mark *m, moat_engine_log_fn fn, void *userdata,
+                                          struct moat_error **reterr);
+/* The entries of m after those a replay of since gave (the same live file:
+ * -ESTALE when it was rotated between the two marks). */
+MOAT_NODISCARD int moat_engine_log_replay_since(struct moat_engine_log_mark *m,
+                                                const struct moat_engine_log_mark *since, moat_engine_log_fn fn,
+                                                void *userdata, struct moat_error **reterr);
+void moat_engine_log_mark_free(struct moat_engine_log_mark *m);
 /* The path of the container's json-file log and whether it has a tty. */
 MOAT_NODISCARD int moat_engine_log_path(struct moat_engine *e, const char *ref, char **ret_path, bool *ret_tty,
                                         bool *ret_running, struct moat_error **reterr);

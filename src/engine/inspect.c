@@ -10,12 +10,14 @@
 
 #include "engine/engine-internal.h"
 
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <regex.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/cleanup.h"
+#include "engine/engine-images.h"
 
 #define MAX_FILTER_VALUES 64
 
@@ -108,6 +110,51 @@ int moat_engine_inspect(struct moat_engine *e, const char *ref, json_t **ret, st
                 r = moat_error_set(reterr, -ENOMEM, "inspect %s", ref);
         pthread_mutex_unlock(&e->lock);
         return r;
+}
+
+/* docker's SizeRw is directory.Size of the writable layer (overlay2's
+ * diff dir, here upper/): whiteouts are 0-byte devices and opaque marks
+ * are xattrs, so neither counts. SizeRootFs adds the image's Size as
+ * GET /images/json reports it. The walk runs without the lock; a
+ * container removed meanwhile is -ENOENT. */
+int moat_engine_container_size(struct moat_engine *e, const char *ref, int64_t *ret_rw, int64_t *ret_rootfs,
+                               struct moat_error **reterr)
+{
+        _cleanup_free_ char *id = NULL, *image_id = NULL;
+        _cleanup_image_ struct moat_image *img = NULL;
+        _cleanup_close_ int dir_fd = -EBADF;
+        struct container *c;
+        int64_t rw = 0, image_size = 0;
+        int r;
+
+        pthread_mutex_lock(&e->lock);
+        r = container_find_locked(e, ref, &c, reterr);
+        if (r >= 0) {
+                id = strdup(c->id);
+                image_id = strdup(c->image_id);
+                if (!id || !image_id)
+                        r = moat_error_set(reterr, -ENOMEM, "size of %s", ref);
+        }
+        pthread_mutex_unlock(&e->lock);
+        if (r < 0)
+                return r;
+        dir_fd = openat(e->containers_fd, id, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dir_fd < 0)
+                return moat_error_set(reterr, errno, "opening containers/%s", id);
+        r = moat_engine_tree_size(dir_fd, "upper", &rw);
+        if (r == -E2BIG || r == -ELOOP)
+                return moat_error_setx(reterr, r, "size of containers/%s/upper: more than %u entries or %u levels",
+                                       id, MOAT_ENGINE_TREE_WALK_MAX_ENTRIES, MOAT_ENGINE_TREE_WALK_MAX_DEPTH);
+        if (r < 0)
+                return moat_error_set(reterr, r, "size of containers/%s/upper", id);
+        /* An image removed under a stopped container (rmi -f) leaves SizeRw. */
+        if (moat_images_lookup(e->store, image_id, NULL, &img, NULL) >= 0)
+                for (size_t i = 0; i < img->manifest->n_layers; i++)
+                        if (img->manifest->layers[i].size > 0)
+                                image_size += img->manifest->layers[i].size;
+        *ret_rw = rw;
+        *ret_rootfs = rw + image_size;
+        return 0;
 }
 
 /* "Up 5 seconds", "Exited (0) 3 minutes ago", "Created": docker's

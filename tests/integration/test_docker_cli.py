@@ -213,8 +213,6 @@ def test_create_inspect_before_start(daemon):
     assert daemon.inspect(m)["Path"] == "echo"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: GET /containers/json?size=1 and /containers/{id}/json?size=1 ignore "
-                   "size: SizeRw/SizeRootFs are absent, so `docker ps -s` shows 0B and `docker inspect -s` <nil>")
 def test_ps_size(daemon):
     n = name()
     daemon.ok("run", "--name", n, IMAGE, "sh", "-c", "head -c 100000 /dev/zero > /big")
