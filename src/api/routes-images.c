@@ -407,6 +407,7 @@ static struct moat_http_response *create(struct moat_http_request *req, void *us
 
 struct save_stream {
         struct moat_engine_image_save *sv;
+        bool oci_only;
         int rfd, wfd;
         pthread_t worker;
         bool running;
@@ -418,7 +419,7 @@ static void *save_worker(void *p)
         struct save_stream *ss = p;
         struct moat_error *err = NULL;
 
-        ss->result = moat_engine_images_save_write(ss->sv, ss->wfd, &err);
+        ss->result = moat_engine_images_save_write(ss->sv, ss->wfd, ss->oci_only, &err);
         moat_error_free(err);
         ss->wfd = safe_close(ss->wfd);
         return NULL;
@@ -463,8 +464,10 @@ static ssize_t save_produce(struct moat_http_stream *s, void *userdata, char *bu
         }
 }
 
+/* format= is moat's: "docker" (the default: the OCI layout plus docker's
+ * manifest.json, as docker 25+ writes) or "oci" (the layout alone). */
 static struct moat_http_response *save_names(struct moat_engine *e, const char *const *names, size_t n,
-                                             const char *platform)
+                                             const char *platform, const char *format)
 {
         struct moat_error *err = NULL;
         struct save_stream *ss;
@@ -473,10 +476,13 @@ static struct moat_http_response *save_names(struct moat_engine *e, const char *
         if (platform && *platform)
                 return moat_http_response_error(moat_http_status_for_errno(-EOPNOTSUPP),
                                                 "save --platform is not supported by moat yet");
+        if (format && *format && !streq(format, "docker") && !streq(format, "oci"))
+                return moat_http_response_error(400, "format: \"%.64s\" is not docker or oci", format);
         ss = calloc(1, sizeof(*ss));
         if (!ss)
                 return NULL;
         ss->rfd = ss->wfd = -EBADF;
+        ss->oci_only = format && streq(format, "oci");
         r = moat_engine_images_save_prepare(e, names, n, &ss->sv, &err);
         if (r < 0) {
                 free(ss);
@@ -508,13 +514,15 @@ static struct moat_http_response *get_many(struct moat_http_request *req, void *
         for (size_t i = 0; i < n; i++)
                 if (streq(params[i].key, "names"))
                         names[k++] = params[i].value;
-        return save_names(userdata, names, k, moat_http_request_query(req, "platform"));
+        return save_names(userdata, names, k, moat_http_request_query(req, "platform"),
+                          moat_http_request_query(req, "format"));
 }
 
 static struct moat_http_response *get_one(struct moat_http_request *req, void *userdata)
 {
         const char *name = moat_http_request_param(req, "name");
-        return save_names(userdata, &name, 1, moat_http_request_query(req, "platform"));
+        return save_names(userdata, &name, 1, moat_http_request_query(req, "platform"),
+                          moat_http_request_query(req, "format"));
 }
 
 int moat_api_register_images(struct moat_http_router *router, struct moat_engine *e, struct moat_error **reterr)

@@ -363,13 +363,37 @@ static struct moat_http_response *info(struct moat_http_request *req, void *user
         return moat_http_response_json(200, body);
 }
 
+/* The prunes of what moat does not have yet: user-defined networks (the
+ * networking issue) and a build cache (moat has no builder). Each deletes
+ * nothing because there is nothing, which is what `docker system prune`
+ * must hear (it calls both). A malformed filters parameter is still a 400. */
+static struct moat_http_response *prune_nothing(struct moat_http_request *req, void *userdata)
+{
+        const char *text = moat_http_request_query(req, "filters");
+        json_error_t jerr;
+
+        if (text && *text) {
+                json_t *filters = json_loads(text, 0, &jerr);
+                bool ok = json_is_object(filters);
+                json_decref(filters);
+                if (!ok)
+                        return moat_http_response_error(400, "invalid filters: %s", jerr.text);
+        }
+        if (streq((const char *) userdata, "networks"))
+                return moat_http_response_json(200, json_pack("{s:[]}", "NetworksDeleted"));
+        return moat_http_response_json(200, json_pack("{s:[], s:i}", "CachesDeleted", "SpaceReclaimed", 0));
+}
+
 int moat_api_register_system(struct moat_http_router *r, struct moat_api_system *sys, struct moat_error **reterr)
 {
         int k;
         if ((k = moat_http_router_add(r, "GET", "/_ping", ping, sys, NULL, reterr)) < 0 ||
             (k = moat_http_router_add(r, "HEAD", "/_ping", ping, sys, NULL, reterr)) < 0 ||
             (k = moat_http_router_add(r, "GET", "/version", version, sys, NULL, reterr)) < 0 ||
-            (k = moat_http_router_add(r, "GET", "/info", info, sys, NULL, reterr)) < 0)
+            (k = moat_http_router_add(r, "GET", "/info", info, sys, NULL, reterr)) < 0 ||
+            (k = moat_http_router_add(r, "POST", "/networks/prune", prune_nothing, (void *) "networks", NULL,
+                                      reterr)) < 0 ||
+            (k = moat_http_router_add(r, "POST", "/build/prune", prune_nothing, (void *) "build", NULL, reterr)) < 0)
                 return k;
         return 0;
 }

@@ -1128,14 +1128,19 @@ int moat_engine_kill(struct moat_engine *e, const char *ref, const char *signal,
                 return r;
         pthread_mutex_lock(&e->lock);
         r = container_find_locked(e, ref, &c, reterr);
-        if (r >= 0 && c->st.state == MOAT_CONTAINER_RESTARTING && !c->busy) {
-                /* Nothing runs to signal: the kill ends the restart loop. */
+        if (r >= 0 && c->st.state == MOAT_CONTAINER_RESTARTING) {
+                /* Nothing runs to signal: the kill ends the restart loop;
+                 * one the policy is starting right now is killed once started. */
                 c->refs++;
-                if (cancel_restart_locked(e, c))
+                bool cancelled = cancel_restart_locked(e, c);
+                if (cancelled)
                         event_locked(e, c, "kill", NULL);
+                bool removed = c->removed;
                 container_unref_locked(c);
-                pthread_mutex_unlock(&e->lock);
-                return 0;
+                if (cancelled || removed) {
+                        pthread_mutex_unlock(&e->lock);
+                        return removed ? moat_error_setx(reterr, -ENOENT, "No such container: %s", ref) : 0;
+                }
         }
         if (r >= 0 && !container_is_running(c))
                 r = moat_error_setx(reterr, -EBUSY, "Cannot kill container: %s: Container %s is not running", ref,

@@ -120,7 +120,8 @@ MOAT_NODISCARD int moat_engine_images_load(struct moat_engine *e, int fd, moat_e
 struct moat_engine_image_save;
 MOAT_NODISCARD int moat_engine_images_save_prepare(struct moat_engine *e, const char *const *names, size_t n,
                                                    struct moat_engine_image_save **ret, struct moat_error **reterr);
-MOAT_NODISCARD int moat_engine_images_save_write(struct moat_engine_image_save *sv, int fd,
+/* oci_only: the OCI layout without docker's manifest.json. */
+MOAT_NODISCARD int moat_engine_images_save_write(struct moat_engine_image_save *sv, int fd, bool oci_only,
                                                  struct moat_error **reterr);
 void moat_engine_images_save_free(struct moat_engine_image_save *sv);
 

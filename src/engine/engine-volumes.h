@@ -61,6 +61,10 @@ void engine_volume_release(struct moat_engine *e, const char *name);
 /* Remove the anonymous volumes among a container's Mounts (docker rm -v,
  * AutoRemove); those still used elsewhere stay. */
 void engine_volumes_remove_anonymous(struct moat_engine *e, const json_t *mounts);
+/* The Volumes of GET /system/df: each volume as listed, with UsageData
+ * {Size: bytes of its data (-1 when it cannot be measured), RefCount:
+ * the containers that use it}. */
+MOAT_NODISCARD int engine_volumes_df(struct moat_engine *e, json_t **ret, struct moat_error **reterr);
 /* Bytes of the regular files below the directory fd, on its filesystem
  * (docker's SpaceReclaimed). */
 uint64_t engine_tree_size(int fd);

@@ -28,6 +28,7 @@
  */
 
 #include "engine/engine-images.h"
+#include "engine/engine-volumes.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -1092,6 +1093,10 @@ struct prune_ctx {
         struct image_set set;
         bool has_until;
         int64_t until;
+        const char *labels[MOAT_ENGINE_IMAGES_MAX_FILTER_VALUES];      /* label=: each must match */
+        size_t n_labels;
+        const char *not_labels[MOAT_ENGINE_IMAGES_MAX_FILTER_VALUES];  /* label!=: none may match */
+        size_t n_not_labels;
 };
 
 /* The prune's veto: the engine's containers, and images not older than until. */
@@ -1099,20 +1104,29 @@ static int prune_use(const char *image_id, char **ret_container, void *userdata)
 {
         struct prune_ctx *p = userdata;
         int r = image_use(image_id, ret_container, p->e);
-        if (r != MOAT_IMAGE_UNUSED || !p->has_until)
+        if (r != MOAT_IMAGE_UNUSED || (!p->has_until && p->n_labels == 0 && p->n_not_labels == 0))
                 return r;
-        for (size_t k = 0; k < p->set.n_groups; k++)
-                if (streq(p->set.g[k].first->id, image_id) && p->set.g[k].created >= p->until) {
-                        *ret_container = strdup("(until)");
+        for (size_t k = 0; k < p->set.n_groups; k++) {
+                const struct image_group *g = &p->set.g[k];
+                if (!streq(g->first->id, image_id))
+                        continue;
+                bool keep = p->has_until && g->created >= p->until;
+                for (size_t i = 0; !keep && i < p->n_labels; i++)
+                        keep = !label_matches(g->img, p->labels[i]);
+                for (size_t i = 0; !keep && i < p->n_not_labels; i++)
+                        keep = label_matches(g->img, p->not_labels[i]);
+                if (keep) {
+                        *ret_container = strdup("(filter)");
                         return *ret_container ? MOAT_IMAGE_USED_STOPPED : -ENOMEM;
                 }
+        }
         return MOAT_IMAGE_UNUSED;
 }
 
 int moat_engine_images_prune(struct moat_engine *e, const json_t *filters, json_t **ret, struct moat_error **reterr)
 {
-        static const char *const known[] = { "dangling", "until", NULL };
-        static const char *const later[] = { "label", "label!", NULL };
+        static const char *const known[] = { "dangling", "until", "label", "label!", NULL };
+        static const char *const later[] = { NULL };
         struct prune_ctx p = { .e = e };
         struct moat_images_delete_report rep = {};
         const char *until[MOAT_ENGINE_IMAGES_MAX_FILTER_VALUES];
@@ -1126,6 +1140,10 @@ int moat_engine_images_prune(struct moat_engine *e, const json_t *filters, json_
                 r = filter_bool(filters, "dangling", &dangling, reterr);
                 if (r >= 0)
                         r = filter_values(filters, "until", until, &n_until, reterr);
+                if (r >= 0)
+                        r = filter_values(filters, "label", p.labels, &p.n_labels, reterr);
+                if (r >= 0)
+                        r = filter_values(filters, "label!", p.not_labels, &p.n_not_labels, reterr);
                 if (r < 0)
                         return r;
         }
@@ -1136,7 +1154,10 @@ int moat_engine_images_prune(struct moat_engine *e, const json_t *filters, json_
                 if (r < 0)
                         return r;
                 p.has_until = true;
-                r = image_set_load(e->store, false, &p.set, reterr);
+        }
+        if (p.has_until || p.n_labels > 0 || p.n_not_labels > 0) {
+                /* resolved (the configs read) only when labels are to be matched */
+                r = image_set_load(e->store, p.n_labels > 0 || p.n_not_labels > 0, &p.set, reterr);
                 if (r < 0)
                         return r;
         }
@@ -1392,9 +1413,11 @@ int moat_engine_images_save_prepare(struct moat_engine *e, const char *const *na
         return 0;
 }
 
-int moat_engine_images_save_write(struct moat_engine_image_save *sv, int fd, struct moat_error **reterr)
+int moat_engine_images_save_write(struct moat_engine_image_save *sv, int fd, bool oci_only,
+                                  struct moat_error **reterr)
 {
-        return moat_archive_save(sv->s, sv->saves, sv->n, fd, MOAT_ARCHIVE_DOCKER, reterr);
+        return moat_archive_save(sv->s, sv->saves, sv->n, fd, oci_only ? MOAT_ARCHIVE_OCI : MOAT_ARCHIVE_DOCKER,
+                                 reterr);
 }
 
 /* ---- import -------------------------------------------------------------------- */
@@ -1442,12 +1465,6 @@ int moat_engine_images_import(struct moat_engine *e, int fd, const struct moat_e
 /* ---- system df ------------------------------------------------------------------ */
 
 /* Volumes: none until the engine has volumes; their df entries go here. */
-static json_t *df_volumes(struct moat_engine *e)
-{
-        (void) e;
-        return json_array();
-}
-
 static int df_containers(struct moat_engine *e, const json_t *images, json_t **ret, struct moat_error **reterr)
 {
         json_t *list = NULL, *c;
@@ -1508,8 +1525,15 @@ int moat_engine_system_df(struct moat_engine *e, unsigned what, json_t **ret, st
                 json_decref(images);
         if (containers)
                 json_object_set_new(doc, "Containers", containers);
-        if (what & MOAT_ENGINE_DF_VOLUMES)
-                json_object_set_new(doc, "Volumes", df_volumes(e));
+        if (what & MOAT_ENGINE_DF_VOLUMES) {
+                json_t *volumes = NULL;
+                r = engine_volumes_df(e, &volumes, reterr);
+                if (r < 0) {
+                        json_decref(doc);
+                        return r;
+                }
+                json_object_set_new(doc, "Volumes", volumes);
+        }
         if (what & MOAT_ENGINE_DF_BUILD_CACHE)
                 json_object_set_new(doc, "BuildCache", json_array());
         *ret = doc;

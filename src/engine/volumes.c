@@ -779,6 +779,35 @@ static int list_matches(const struct moat_db_volume *v, const json_t *labels, co
         return 0;
 }
 
+int engine_volumes_df(struct moat_engine *e, json_t **ret, struct moat_error **reterr)
+{
+        struct moat_db_volume *v = NULL;
+        size_t n = 0;
+        int r;
+
+        r = moat_db_volume_list(e->db, &v, &n, reterr);
+        if (r < 0)
+                return r;
+        json_t *list = json_array();
+        for (size_t i = 0; list && i < n; i++) {
+                _cleanup_close_ int fd = open_data(e, v[i].name, O_RDONLY, NULL);
+                int64_t size = fd >= 0 ? (int64_t) engine_tree_size(fd) : -1;
+                json_t *o = volume_json(&v[i]);
+                if (!o || json_object_set_new(o, "UsageData",
+                                              json_pack("{s:I, s:I}", "Size", (json_int_t) size, "RefCount",
+                                                        (json_int_t) v[i].n_users)) < 0 ||
+                    json_array_append_new(list, o) < 0) {
+                        json_decref(list);
+                        list = NULL;
+                }
+        }
+        moat_db_volumes_free(v, n);
+        if (!list)
+                return moat_error_set(reterr, -ENOMEM, "system df volumes");
+        *ret = list;
+        return 0;
+}
+
 int moat_engine_volume_list(struct moat_engine *e, const json_t *filters, json_t **ret, struct moat_error **reterr)
 {
         static const char *const known[] = { "dangling", "name", "label", "driver" };
