@@ -354,11 +354,6 @@ class Moat(Engine):
 
     def start(self, tar, tmp):
         moat = self.args.moat
-        ch = [x for c in IMPORT_CHANGES for x in ("-c", c)]
-        r = call([moat, "--root", self.data, "import", *ch, tar, IMAGE], self.env, 120,
-                 "moat-import", tmp)
-        if not r.ok():
-            raise Setup(f"moat import failed ({r.why()}): {r.err.strip()}")
         conf = os.path.join(self.base, "daemon.json")
         with open(conf, "w") as f:
             f.write("{}\n")
@@ -371,6 +366,11 @@ class Moat(Engine):
         self.daemon_pid = spawn_daemon(argv, self.env, self.log_path)
         self.version = "moat " + wait_ready(self, tmp, self.log_path) + \
             f" ({moat}), docker CLI {cli_version(self.docker)}"
+        ch = [x for c in IMPORT_CHANGES for x in ("-c", c)]
+        r = call([moat, "-H", f"unix://{self.sock}", "import", *ch, tar, IMAGE], self.env, 120,
+                 "moat-import", tmp)
+        if not r.ok():
+            raise Setup(f"moat import failed ({r.why()}): {r.err.strip()}")
 
     def log_offset(self):
         try:

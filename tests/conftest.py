@@ -77,3 +77,15 @@ def private_rootfs(env, rootfs):
     dest = env.path("rootfs-copy")
     shutil.copytree(rootfs, dest, symlinks=True)
     return dest
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _image_daemons():
+    """Stops the daemons tests/integration/image_daemons.py started for this module."""
+    yield
+    import sys
+    mod = sys.modules.get("image_daemons")
+    if mod:
+        problems = mod.stop_all()
+        if problems:
+            pytest.fail("left behind by the image daemons:\n  " + "\n  ".join(problems), pytrace=False)

@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # Builds moat's demo image, demo:latest, from Debian's busybox-static and
-# imports it into a moat image store: a root filesystem with busybox and
-# one link per applet, root and nobody in /etc/passwd, CMD ["/bin/sh"].
-# No network is needed.
+# imports it into a running moat daemon (`moat import` through its API): a
+# root filesystem with busybox and one link per applet, root and nobody in
+# /etc/passwd, CMD ["/bin/sh"]. No network is needed.
 #
-#   tools/demo-image.sh DATA_ROOT [REFERENCE]
+#   tools/demo-image.sh HOST [REFERENCE]
 #
-# DATA_ROOT is the daemon's --data-root (the store is DATA_ROOT/images);
-# $MOAT names the moat binary (default: build/src/cli/moat). Prints the
-# image ID.
+# HOST is the daemon's socket (unix:///path/moat.sock); $MOAT names the
+# moat binary (default: build/src/cli/moat). Prints the image ID.
 set -euo pipefail
 
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
-        echo "usage: $0 DATA_ROOT [REFERENCE]" >&2
+        echo "usage: $0 HOST [REFERENCE]" >&2
         exit 2
 fi
-root=$1
+host=$1
+case $host in
+unix://*) ;;
+*) echo "$0: HOST must be a daemon socket, unix:///path (got \"$host\")" >&2; exit 2 ;;
+esac
 ref=${2:-demo:latest}
 moat=${MOAT:-$(dirname "$0")/../build/src/cli/moat}
 busybox=/bin/busybox
@@ -38,4 +41,4 @@ printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$rootfs/etc/group"
 
 tar --numeric-owner --owner=0 --group=0 -C "$rootfs" -cf "$work/rootfs.tar" .
-"$moat" --root "$root" import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' "$work/rootfs.tar" "$ref"
+"$moat" -H "$host" import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' "$work/rootfs.tar" "$ref"

@@ -27,9 +27,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The demo image, imported into the data root the daemon will use.
-MOAT=$moat bash tools/demo-image.sh "$work/data" demo:latest >/dev/null
-
 # A private daemon: its own socket, data root, exec root and pid file, so
 # that nothing on the machine (a /run/moat.sock in use) is touched.
 echo '{}' > "$work/daemon.json"
@@ -41,6 +38,9 @@ for _ in $(seq 100); do
         kill -0 "$daemon_pid" 2>/dev/null || { cat "$work/daemon.log" >&2; exit 1; }
         sleep 0.1
 done
+
+# The demo image, imported through the daemon's API.
+MOAT=$moat bash tools/demo-image.sh "$host" demo:latest >/dev/null
 
 cmd='id; cat /proc/self/status | grep -E "CapEff|NoNewPrivs|Seccomp"; echo hello from moat'
 echo "+ moat run --rm demo:latest sh -c '$cmd'"

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
         # build
         gcc meson ninja-build pkg-config libjansson-dev libcap-dev libseccomp-dev libarchive-dev nettle-dev
-        libmicrohttpd-dev libsqlite3-dev libcurl4-gnutls-dev libhttp-parser-dev
+        libmicrohttpd-dev libsqlite3-dev libhttp-parser-dev
         # sanitizers and fuzzing
         clang libclang-rt-14-dev llvm
         # tests: the test rootfs, the pytest runner, tools the tests call

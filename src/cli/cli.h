@@ -6,10 +6,10 @@
  * its own flags (docker's spellings) and returns 0 or -errno with *reterr
  * set; main prints the error once ("moat: ...") and exits 1. A verb that
  * has printed its own errors (rmi with several arguments) returns
- * CLI_FAILED_REPORTED: main exits 1 without printing. The image verbs
- * run the image library in-process on the store <root>/images until they
- * move behind the API; the container verbs are clients of the daemon
- * (client.h), found with -H/--host, $MOAT_HOST or unix:///run/moat.sock.
+ * CLI_FAILED_REPORTED: main exits 1 without printing. The verbs are
+ * clients of the daemon (client.h), found with -H/--host, $MOAT_HOST or
+ * unix:///run/moat.sock; only verify, mount and unmount (no Docker API)
+ * run the image library in-process on the store <root>/images.
  * A verb may set exit_code (its success status: the container's for run,
  * start -a, wait, exec) and error_exit (its failure status: docker's 125,
  * 126 and 127 for run and create).
@@ -24,6 +24,8 @@
 #include "image/images.h"
 #include "image/store.h"
 
+struct moat_client;
+
 struct moat_cli {
         const char *root;   /* --root, default /var/lib/moat */
         const char *host;   /* -H/--host; NULL: $MOAT_HOST or the default */
@@ -36,11 +38,23 @@ struct moat_cli {
 
 typedef int (*moat_cli_verb_fn)(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 
+/* A tar of the host path `path` (symlinks archived, never followed), its
+ * top entry named `name`, written to out_fd by a thread (cmd-cp.c): cp's
+ * upload and load's of an OCI layout directory. out_fd is closed at the
+ * end; r and err say how it went. */
+struct cli_pack {
+        int out_fd;
+        const char *path;
+        const char *name;
+        int r;
+        struct moat_error *err;
+};
+void *cli_pack_thread(void *userdata);
+
 int cmd_load(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_images(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_tag(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_rmi(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
-int cmd_inspect(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_save(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_import(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_history(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
@@ -63,6 +77,7 @@ int cmd_logs(struct moat_cli *cli, int argc, char **argv, struct moat_error **re
 int cmd_exec(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_attach(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_container_inspect(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_image_inspect(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_top(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_export(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_stats(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
@@ -75,8 +90,42 @@ int cmd_version(struct moat_cli *cli, int argc, char **argv, struct moat_error *
 int cmd_info(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_events(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_system(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_cp(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_volume(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 
-struct moat_client;
+/* POST /images/prune with filters (dangling=false added for all) and
+ * docker's report: "Deleted Images:", untagged/deleted lines, the total. */
+MOAT_NODISCARD int cli_image_prune_report(struct moat_client *client, json_t *filters, bool all,
+                                          struct moat_error **reterr);
+
+/* docker's JSON message stream (load, import): fed to
+ * cli_jsonmessage_feed as a moat_client_data_fn; "stream" text printed,
+ * "status" progress on a terminal, "error" kept as the verb's error,
+ * which cli_jsonmessage_done returns (else r). */
+struct cli_jsonmessage {
+        char *buf;
+        size_t len, size;
+        bool tty, in_progress;
+        struct moat_error *err;
+        int r;
+};
+void cli_jsonmessage_init(struct cli_jsonmessage *m);
+int cli_jsonmessage_feed(const char *data, size_t len, void *userdata);
+MOAT_NODISCARD int cli_jsonmessage_done(struct cli_jsonmessage *m, int r, struct moat_error **reterr);
+/* A moat_client_read_fn over the fd userdata points to. */
+ssize_t cli_read_fd(char *buf, size_t len, void *userdata);
+/* --platform "os[/arch[/variant]]" as the API's escaped JSON query value. */
+MOAT_NODISCARD int cli_platform_query(const char *text, char **ret);
+
+/* The rows of volume ls (and system df -v) for a /volumes list: docker's
+ * fields, sorted by name. */
+MOAT_NODISCARD int cli_volume_rows(json_t *volumes, json_t **ret);
+
+/* help.c: whether argv (argv[0] the verb) asks for the --help of verb
+ * name ("ps", "volume ls"), and printing it; -ENOENT for no such verb. */
+bool cli_help_requested(const char *name, int argc, char **argv);
+int cli_help_print(const char *name);
+
 /* A client for -H/--host (or $MOAT_HOST, or the default socket). */
 MOAT_NODISCARD int cli_client(const struct moat_cli *cli, struct moat_client **ret, struct moat_error **reterr);
 
@@ -103,19 +152,6 @@ void cli_print_error(const struct moat_error *err);
 MOAT_NODISCARD int cli_open_store(const struct moat_cli *cli, bool create, struct moat_store **ret,
                                   struct moat_error **reterr);
 
-/* The familiar form of reference text ("localhost/x:1", "busybox:latest"). */
-MOAT_NODISCARD int cli_familiar(const char *reference, char **ret, struct moat_error **reterr);
-
-/* Split a normalised reference into docker's REPOSITORY and TAG columns
- * ("<none>" when there is no tag). */
-MOAT_NODISCARD int cli_repo_tag(const char *reference, char **ret_repo, char **ret_tag, struct moat_error **reterr);
-
-/* Sum of the manifest's layer sizes. */
-int64_t cli_image_size(const struct moat_image *img);
-
-/* Ask no question: true unless stdin and stdout are a terminal. */
-bool cli_no_terminal(void);
-
 /* Docker's human size: decimal units, three significant digits ("1.23MB"). */
 void cli_human_size(int64_t size, char *buf, size_t len);
 
@@ -124,13 +160,6 @@ const char *cli_short_id(const char *digest, char buf[static 13]);
 
 /* An RFC 3339 time ("2024-01-02T03:04:05.123Z", "...+01:00"); -EINVAL when it is not one. */
 int cli_parse_time(const char *text, time_t *ret);
-
-/* docker's "2 weeks ago" (go-units HumanDuration + " ago") for an RFC 3339
- * time; "N/A" when absent or unparsable. */
-void cli_time_since(const char *rfc3339, char *buf, size_t len);
-
-/* docker's CreatedAt: "2024-01-02 03:04:05 +0000 UTC" in local time; "" when unknown. */
-void cli_time_local(const char *rfc3339, char *buf, size_t len);
 
 /* Docker's units.HumanSize (four significant digits, decimal units: "Total reclaimed space"). */
 void cli_human_size4(uint64_t size, char *buf, size_t len);
@@ -163,8 +192,6 @@ static inline void cli_format_freep(struct cli_format **f)
 #define _cleanup_format_ __attribute__((cleanup(cli_format_freep)))
 bool cli_format_is_table(const struct cli_format *f);
 bool cli_format_is_json(const struct cli_format *f);
-/* True for "table" alone: the verb prints its default columns. */
-bool cli_format_is_default_table(const struct cli_format *f);
 /* One item; *ret without a trailing newline. */
 MOAT_NODISCARD int cli_format_render(const struct cli_format *f, const char *verb, json_t *item, char **ret,
                                      struct moat_error **reterr);
@@ -187,6 +214,16 @@ static inline void cli_table_freep(struct cli_table **t)
         *t = NULL;
 }
 #define _cleanup_table_ __attribute__((cleanup(cli_table_freep)))
+
+/* --filter K=V: appended to filters ({"K": ["V", ...]}), bounded. */
+MOAT_NODISCARD int cli_filter_add(json_t *filters, const char *verb, const char *text, struct moat_error **reterr);
+/* "filters=<escaped JSON>" for a query string, "" when there is none. */
+MOAT_NODISCARD int cli_filters_query(json_t *filters, char **ret);
+/* rows (objects with the fields) through --format: NULL or "table" is
+ * default_table; a table gets its header line and docker's alignment. */
+MOAT_NODISCARD int cli_print_list(const char *verb, const char *format, const char *default_table,
+                                  const char *const *fields, const char *const *headers, json_t *rows,
+                                  struct moat_error **reterr);
 
 /* Ask on the terminal, docker's way ("... [y/N] "); true for y or yes. */
 bool cli_confirm(const char *question);

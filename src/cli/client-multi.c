@@ -2,59 +2,60 @@
 #include "base/compat.h"
 
 /*
- * Concurrent streams (client-multi.h): one easy handle per stream on a
- * libcurl multi handle, on the daemon's unix socket with the client's
- * negotiated version. A successful reply's body is split into lines as it
- * arrives; an error reply's body (bounded) becomes docker's "Error
- * response from daemon: <message>".
+ * Concurrent streams (client-multi.h): one HTTP connection per stream
+ * (http-conn.c) on the daemon's unix socket with the client's negotiated
+ * version, all polled together. A successful reply's body is split into
+ * lines as it arrives; an error reply's body (bounded) becomes docker's
+ * "Error response from daemon: <message>". A stream whose connection
+ * cannot be opened ends, like any other, at the next run.
  */
 
 #include "cli/client-multi.h"
 
-#include <curl/curl.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "base/cleanup.h"
+#include "cli/http-conn.h"
 #include "moat-config.h"
 
-#define BASE_URL "http://api.moby.localhost"
 #define ERROR_BODY_MAX (64u * 1024)
 
 struct stream {
         struct moat_client_multi *m;
         size_t key;
-        CURL *easy;
-        char *url;
+        struct moat_http_conn *conn;
+        char *target;
         char *buf;             /* an incomplete line, or an error body */
         size_t len;
         bool overflow;
-        char errbuf[CURL_ERROR_SIZE];
+        bool failed;           /* could not be sent: ends at the next run with error */
+        struct moat_error *error;
+        int r;
 };
 
 struct moat_client_multi {
         struct moat_client *c;
-        CURLM *multi;
         char *socket_path;
         moat_client_line_fn line;
         moat_client_end_fn end;
         void *userdata;
         struct stream *streams[MOAT_CLIENT_MULTI_MAX];
+        struct pollfd pfds[MOAT_CLIENT_MULTI_MAX];
         size_t n;
 };
 
-static void stream_free(struct moat_client_multi *m, struct stream *s)
+static void stream_free(struct stream *s)
 {
         if (!s)
                 return;
-        if (s->easy) {
-                curl_multi_remove_handle(m->multi, s->easy);
-                curl_easy_cleanup(s->easy);
-        }
-        free(s->url);
+        moat_http_conn_free(s->conn);
+        moat_error_free(s->error);
+        free(s->target);
         free(s->buf);
         free(s);
 }
@@ -64,9 +65,7 @@ void moat_client_multi_free(struct moat_client_multi *m)
         if (!m)
                 return;
         for (size_t i = 0; i < m->n; i++)
-                stream_free(m, m->streams[i]);
-        if (m->multi)
-                curl_multi_cleanup(m->multi);
+                stream_free(m->streams[i]);
         free(m->socket_path);
         free(m);
 }
@@ -85,8 +84,7 @@ int moat_client_multi_new(struct moat_client *c, moat_client_line_fn line, moat_
                 return moat_error_setx(reterr, -EINVAL, "host \"%.256s\": not a unix:// address", host);
         }
         m->socket_path = strdup(host + strlen("unix://"));
-        m->multi = curl_multi_init();
-        if (!m->socket_path || !m->multi) {
+        if (!m->socket_path) {
                 moat_client_multi_free(m);
                 return moat_error_set(reterr, -ENOMEM, "streams");
         }
@@ -94,40 +92,32 @@ int moat_client_multi_new(struct moat_client *c, moat_client_line_fn line, moat_
         return 0;
 }
 
-static long status_of(struct stream *s)
-{
-        long status = 0;
-        curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
-        return status;
-}
-
-static size_t on_data(char *data, size_t size, size_t nmemb, void *userdata)
+static int on_data(const struct moat_http_response *resp, const char *data, size_t n, void *userdata,
+                   struct moat_error **reterr)
 {
         struct stream *s = userdata;
-        size_t n = size * nmemb;
-        long status = status_of(s);
 
-        if (status >= 400) {
+        if (resp->status >= 400) {
                 size_t take = s->len + n > ERROR_BODY_MAX ? ERROR_BODY_MAX - s->len : n;
                 char *b = realloc(s->buf, s->len + take + 1);
                 if (!b)
-                        return 0;
+                        return -ENOMEM;
                 memcpy(b + s->len, data, take);
                 s->buf = b;
                 s->len += take;
                 s->buf[s->len] = 0;
-                return n;
+                return 0;
         }
         for (size_t p = 0; p < n;) {
                 char *nl = memchr(data + p, '\n', n - p);
                 size_t piece = nl ? (size_t) (nl - (data + p)) : n - p;
                 if (s->len + piece > MOAT_CLIENT_MULTI_LINE_MAX) {
                         s->overflow = true;
-                        return 0;
+                        return -EFBIG;
                 }
                 char *b = realloc(s->buf, s->len + piece + 1);
                 if (!b)
-                        return 0;
+                        return -ENOMEM;
                 memcpy(b + s->len, data + p, piece);
                 s->buf = b;
                 s->len += piece;
@@ -140,11 +130,13 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *userdata)
                         s->len = 0;
                 }
         }
-        return n;
+        return 0;
 }
 
 int moat_client_multi_add(struct moat_client_multi *m, size_t key, const char *target, struct moat_error **reterr)
 {
+        static const char *const headers[] = { "User-Agent: moat/" MOAT_VERSION " (linux)", NULL };
+        _cleanup_free_ char *path = NULL;
         const char *version;
         struct stream *s;
         int r;
@@ -159,24 +151,34 @@ int moat_client_multi_add(struct moat_client_multi *m, size_t key, const char *t
                 return moat_error_set(reterr, -ENOMEM, "stream");
         s->m = m;
         s->key = key;
-        s->easy = curl_easy_init();
-        if (!s->easy || asprintf(&s->url, "%s/v%s%s", BASE_URL, version, target) < 0) {
-                stream_free(m, s);
+        if (asprintf(&path, "/v%s%s", version, target) < 0 || !(s->target = strdup(target))) {
+                stream_free(s);
                 return moat_error_set(reterr, -ENOMEM, "stream");
         }
-        curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, s->errbuf);
-        curl_easy_setopt(s->easy, CURLOPT_UNIX_SOCKET_PATH, m->socket_path);
-        curl_easy_setopt(s->easy, CURLOPT_URL, s->url);
-        curl_easy_setopt(s->easy, CURLOPT_USERAGENT, "moat/" MOAT_VERSION " (linux)");
-        curl_easy_setopt(s->easy, CURLOPT_HTTPGET, 1L);
-        curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
-        curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
-        curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(s->easy, CURLOPT_PROTOCOLS_STR, "http");
-        if (curl_multi_add_handle(m->multi, s->easy) != CURLM_OK) {
-                stream_free(m, s);
-                return moat_error_set(reterr, -ENOMEM, "stream");
+        r = moat_http_conn_new(m->socket_path, &s->conn, reterr);
+        if (r < 0) {
+                stream_free(s);
+                return r;
+        }
+        struct moat_http_request req = {
+                .method = "GET",
+                .target = path,
+                .host = "api.moby.localhost",
+                .headers = headers,
+                .on_body = on_data,
+                .userdata = s,
+        };
+        r = moat_http_conn_connect(s->conn, &s->error);
+        if (r < 0) {
+                moat_error_free(TAKE_PTR(s->error));
+                r = moat_error_setx(&s->error, -ECONNREFUSED,
+                                    "Cannot connect to the moat daemon at %s. Is the moat daemon running?",
+                                    moat_client_host(m->c));
+        } else
+                r = moat_http_conn_request(s->conn, &req, &s->error);
+        if (r < 0) {
+                s->failed = true;
+                s->r = r;
         }
         m->streams[m->n++] = s;
         return 0;
@@ -189,7 +191,7 @@ static void forget(struct moat_client_multi *m, struct stream *s)
                         m->streams[i] = m->streams[--m->n];
                         break;
                 }
-        stream_free(m, s);
+        stream_free(s);
 }
 
 void moat_client_multi_remove(struct moat_client_multi *m, size_t key)
@@ -201,9 +203,9 @@ void moat_client_multi_remove(struct moat_client_multi *m, size_t key)
                 }
 }
 
-static void finished(struct moat_client_multi *m, struct stream *s, CURLcode code)
+static void finished(struct moat_client_multi *m, struct stream *s)
 {
-        long status = status_of(s);
+        long status = s->failed ? 0 : moat_http_conn_response(s->conn)->status;
         _cleanup_free_ char *msg = NULL;
         int r = 0;
 
@@ -214,19 +216,13 @@ static void finished(struct moat_client_multi *m, struct stream *s, CURLcode cod
                 if (asprintf(&msg, "Error response from daemon: %s", text ? text : s->buf ? s->buf : "") < 0)
                         msg = NULL;
                 json_decref(doc);
-        } else if (code == CURLE_COULDNT_CONNECT) {
-                r = -ECONNREFUSED;
-                if (asprintf(&msg, "Cannot connect to the moat daemon at %s. Is the moat daemon running?",
-                             moat_client_host(m->c)) < 0)
-                        msg = NULL;
         } else if (s->overflow) {
                 r = -EFBIG;
-                if (asprintf(&msg, "a line of %s is longer than %u bytes", s->url, MOAT_CLIENT_MULTI_LINE_MAX) < 0)
+                if (asprintf(&msg, "a line of %s is longer than %u bytes", s->target, MOAT_CLIENT_MULTI_LINE_MAX) < 0)
                         msg = NULL;
-        } else if (code != CURLE_OK) {
-                r = -EIO;
-                if (asprintf(&msg, "%s: %s", s->url, s->errbuf[0] ? s->errbuf : curl_easy_strerror(code)) < 0)
-                        msg = NULL;
+        } else if (s->r < 0) {
+                r = s->r;
+                msg = s->error && s->error->msg ? strdup(s->error->msg) : NULL;
         } else if (s->len > 0)
                 m->line(s->key, s->buf, s->len, m->userdata);
         size_t key = s->key;
@@ -241,28 +237,47 @@ static int64_t now_ms(void)
         return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* End the streams that are done; 1 when one was. */
+static bool reap(struct moat_client_multi *m)
+{
+        bool any = false;
+        for (size_t i = 0; i < m->n;) {
+                struct stream *s = m->streams[i];
+                if (s->failed || moat_http_conn_response(s->conn)->complete) {
+                        finished(m, s);         /* moves the last stream to i */
+                        any = true;
+                } else
+                        i++;
+        }
+        return any;
+}
+
 int moat_client_multi_run(struct moat_client_multi *m, int timeout_ms, struct moat_error **reterr)
 {
         int64_t deadline = now_ms() + timeout_ms;
 
         for (;;) {
-                int running = 0, left;
-                CURLMcode mc = curl_multi_perform(m->multi, &running);
-                if (mc != CURLM_OK)
-                        return moat_error_setx(reterr, -EIO, "streams: %s", curl_multi_strerror(mc));
-                CURLMsg *msg;
-                while ((msg = curl_multi_info_read(m->multi, &left)))
-                        if (msg->msg == CURLMSG_DONE) {
-                                struct stream *s = NULL;
-                                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &s);
-                                if (s)
-                                        finished(m, s, msg->data.result);
-                        }
+                (void) reap(m);
                 int64_t wait = deadline - now_ms();
                 if (wait <= 0)
                         return 0;
-                mc = curl_multi_poll(m->multi, NULL, 0, (int) wait, NULL);
-                if (mc != CURLM_OK)
-                        return moat_error_setx(reterr, -EIO, "streams: %s", curl_multi_strerror(mc));
+                size_t n = m->n;
+                for (size_t i = 0; i < n; i++)
+                        m->pfds[i] = (struct pollfd) { .fd = moat_http_conn_fd(m->streams[i]->conn), .events = POLLIN };
+                if (poll(m->pfds, (nfds_t) n, (int) wait) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return moat_error_set(reterr, -errno, "streams: poll");
+                }
+                for (size_t i = 0; i < n; i++) {
+                        struct stream *s = m->streams[i];
+                        if (!m->pfds[i].revents)
+                                continue;
+                        int r = moat_http_conn_feed(s->conn, &s->error);
+                        if (r < 0) {
+                                s->failed = true;
+                                s->r = r;
+                        }
+                }
         }
 }

@@ -2,8 +2,8 @@
 #pragma once
 
 /*
- * Several streamed GETs at once on the client's daemon (libcurl's multi
- * interface), for verbs that follow many streams together: docker stats
+ * Several streamed GETs at once on the client's daemon (a connection each,
+ * polled together), for verbs that follow many streams together: docker stats
  * reads every container's stats stream concurrently. Each stream's body
  * is cut into lines (each bounded by MOAT_CLIENT_MULTI_LINE_MAX) handed to
  * line(); when a stream ends (the daemon closed it, an error status, a

@@ -78,6 +78,29 @@ typedef int (*moat_client_data_fn)(const char *data, size_t len, void *userdata)
 MOAT_NODISCARD int moat_client_stream(struct moat_client *c, const char *method, const char *target, json_t *body,
                                       moat_client_data_fn fn, void *userdata, struct moat_error **reterr);
 
+/*
+ * A request with a streamed body (chunked, read from read until it
+ * returns 0; a negative return aborts with that error) and/or a reply
+ * header to keep (want_header: its value in *header, the caller frees;
+ * NULL when absent). The reply body goes to fn as it arrives, or, without
+ * fn, whole to reply_fn (a buffered reply, bounded by
+ * MOAT_CLIENT_MAX_REPLY). status is the reply's.
+ */
+typedef ssize_t (*moat_client_read_fn)(char *buf, size_t len, void *userdata);
+struct moat_client_transfer {
+        const char *content_type;       /* of the upload; default application/x-tar */
+        moat_client_read_fn read;
+        void *read_data;
+        moat_client_data_fn fn;
+        moat_client_data_fn reply_fn;
+        void *userdata;
+        const char *want_header;
+        char *header;
+        long status;
+};
+MOAT_NODISCARD int moat_client_transfer(struct moat_client *c, const char *method, const char *target,
+                                        struct moat_client_transfer *t, struct moat_error **reterr);
+
 /* A request whose response head has arrived and whose body is still to
  * come: start returns once the daemon answered (or failed). */
 MOAT_NODISCARD int moat_client_pending_start(struct moat_client *c, const char *method, const char *target,

@@ -8,10 +8,6 @@
  * next kind"); the objects found are printed as one indented JSON array,
  * or each through the --format template, and every name found nowhere is
  * "Error: No such object: NAME" (exit 1).
- *
- * When no daemon answers (-ECONNREFUSED) and the type allows images, the
- * image verb that reads the store in-process (cmd-inspect.c, on --root)
- * answers instead, as moat did before the daemon existed.
  */
 
 #include <getopt.h>
@@ -30,7 +26,7 @@ static int lookup(struct moat_client *client, const char *kind, const char *name
         return moat_client_call(client, "GET", target, NULL, NULL, ret, reterr);
 }
 
-int cmd_container_inspect(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr)
+static int inspect(struct moat_cli *cli, int argc, char **argv, const char *fixed_type, struct moat_error **reterr)
 {
         enum { OPT_TYPE = 256, OPT_SIZE };
         static const struct option options[] = {
@@ -42,7 +38,7 @@ int cmd_container_inspect(struct moat_cli *cli, int argc, char **argv, struct mo
         _cleanup_client_ struct moat_client *client = NULL;
         _cleanup_format_ struct cli_format *fmt = NULL;
         _cleanup_json_ json_t *all = json_array();
-        const char *type = NULL;
+        const char *type = fixed_type;
         bool failed = false;
         int c, r;
 
@@ -54,6 +50,8 @@ int cmd_container_inspect(struct moat_cli *cli, int argc, char **argv, struct mo
                                 return r;
                         break;
                 case OPT_TYPE:
+                        if (fixed_type)
+                                return moat_error_setx(reterr, -EINVAL, "unknown flag: --type");
                         if (!streq(optarg, "container") && !streq(optarg, "image"))
                                 return moat_error_setx(reterr, -EINVAL, "\"%s\" is not a valid value for --type",
                                                        optarg);
@@ -68,7 +66,7 @@ int cmd_container_inspect(struct moat_cli *cli, int argc, char **argv, struct mo
                 }
         }
         if (optind >= argc)
-                return moat_error_setx(reterr, -EINVAL, "\"moat inspect\" requires at least 1 argument.");
+                return moat_error_setx(reterr, -EINVAL, "\"moat %s\" requires at least 1 argument.", fixed_type ? "image inspect" : "inspect");
         if (!all)
                 return moat_error_set(reterr, -ENOMEM, "inspect");
         r = cli_client(cli, &client, reterr);
@@ -83,11 +81,6 @@ int cmd_container_inspect(struct moat_cli *cli, int argc, char **argv, struct mo
                         if (type && !startswith(kinds[k], type))
                                 continue;
                         r = lookup(client, kinds[k], argv[i], &obj, &err);
-                        if (r == -ECONNREFUSED && (!type || streq(type, "image"))) {
-                                /* no daemon: the in-process image store answers */
-                                optind = 0;
-                                return cmd_inspect(cli, argc, argv, reterr);
-                        }
                         if (r < 0 && r != -ENOENT) {
                                 *reterr = TAKE_PTR(err);
                                 return r;
@@ -117,4 +110,14 @@ int cmd_container_inspect(struct moat_cli *cli, int argc, char **argv, struct mo
                 printf("%s\n", text);
         }
         return failed ? CLI_FAILED_REPORTED : 0;
+}
+
+int cmd_container_inspect(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr)
+{
+        return inspect(cli, argc, argv, NULL, reterr);
+}
+
+int cmd_image_inspect(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr)
+{
+        return inspect(cli, argc, argv, "image", reterr);
 }

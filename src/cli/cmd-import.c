@@ -2,12 +2,12 @@
 #include "base/compat.h"
 
 /*
- * moat import [-c CHANGE]... [-m MESSAGE] [--platform P] file|- [REPOSITORY[:TAG]]:
- * docker import. The tarball (a file, or standard input for "-") becomes a
- * one-layer image (image/import.h); with a reference it is tagged, without
- * one it is kept as an untagged (<none>) image, as docker keeps it. Prints
- * the image ID ("sha256:<hex>"). A URL source is refused: moat does not
- * fetch from the network here.
+ * moat import [-c INSTRUCTION]... [-m MESSAGE] [--platform P] FILE|-
+ * [REPOSITORY[:TAG]]: docker import, through POST
+ * /images/create?fromSrc=- with the tarball (FILE or standard input)
+ * streamed as the body and docker's query (repo, tag, message, changes,
+ * platform). The daemon's message stream ends with the new image's ID,
+ * which is printed. URLs are not fetched: moat reaches no network.
  */
 
 #include <fcntl.h>
@@ -17,8 +17,9 @@
 
 #include "base/cleanup.h"
 #include "cli/cli.h"
-#include "image/import.h"
-#include "image/reference.h"
+#include "cli/client.h"
+
+#define MAX_CHANGES 64
 
 int cmd_import(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr)
 {
@@ -29,85 +30,84 @@ int cmd_import(struct moat_cli *cli, int argc, char **argv, struct moat_error **
                 { "platform", required_argument, NULL, OPT_PLATFORM },
                 {},
         };
-        _cleanup_store_ struct moat_store *s = NULL;
-        _cleanup_import_result_ struct moat_import_result *res = NULL;
-        _cleanup_free_ char **changes = NULL;
+        _cleanup_client_ struct moat_client *client = NULL;
+        _cleanup_free_ char *target = NULL;
         _cleanup_close_ int fd = -EBADF;
-        struct moat_import_options o = {};
-        size_t n_changes = 0;
+        const char *changes[MAX_CHANGES], *message = NULL, *platform = NULL;
+        size_t n_changes = 0, size = 0;
+        struct cli_jsonmessage m;
+        FILE *f;
         int c, r;
 
-        changes = calloc((size_t) argc + 1, sizeof(char *));
-        if (!changes)
-                return moat_error_set(reterr, -ENOMEM, "import");
-        while ((c = getopt_long(argc, argv, "+c:m:", options, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, ":c:m:", options, NULL)) != -1) {
                 switch (c) {
                 case 'c':
-                        if (n_changes >= MOAT_IMPORT_CHANGES_MAX)
-                                return moat_error_setx(reterr, -E2BIG, "import: more than %u --change options",
-                                                       MOAT_IMPORT_CHANGES_MAX);
+                        if (n_changes >= MAX_CHANGES)
+                                return moat_error_setx(reterr, -E2BIG, "import: more than %d --change",
+                                                       MAX_CHANGES);
                         changes[n_changes++] = optarg;
                         break;
                 case 'm':
-                        o.message = optarg;
+                        message = optarg;
                         break;
                 case OPT_PLATFORM:
-                        o.platform = optarg;
+                        platform = optarg;
                         break;
                 case ':':
-                        return moat_error_setx(reterr, -EINVAL, "import: option \"%s\" needs an argument",
-                                               argv[optind - 1]);
+                        return moat_error_setx(reterr, -EINVAL, "flag needs an argument: %s", argv[optind - 1]);
                 default:
-                        return cli_bad_option("import", argv[optind - 1], reterr);
+                        return moat_error_setx(reterr, -EINVAL, "unknown flag: %s", argv[optind - 1]);
                 }
         }
         if (argc - optind < 1 || argc - optind > 2)
-                return moat_error_setx(reterr, -EINVAL,
-                                       "import: requires at least 1 and at most 2 arguments (file|- [REPOSITORY[:TAG]])");
-        const char *source = argv[optind];
-        const char *reference = argc - optind == 2 ? argv[optind + 1] : NULL;
-        o.changes = changes;
-        o.n_changes = n_changes;
-
-        if (startswith(source, "http://") || startswith(source, "https://"))
-                return moat_error_setx(reterr, -EOPNOTSUPP, "import: importing from a URL is not supported yet");
-        if (reference) {
-                struct moat_reference ref = {};
-                r = moat_reference_parse(reference, &ref, reterr);
-                if (r < 0)
-                        return moat_error_wrap(reterr, r, "import");
-                bool digest = ref.digest != NULL;
-                moat_reference_clear(&ref);
-                if (digest)
-                        return moat_error_setx(reterr, -EINVAL, "import: cannot import digest reference \"%s\"",
-                                               reference);
-        }
-
-        if (streq(source, "-")) {
-                if (isatty(STDIN_FILENO))
-                        return moat_error_setx(reterr, -EINVAL,
-                                               "import: standard input is a terminal: redirect a tarball into it");
+                return moat_error_setx(reterr, -EINVAL, "\"moat import\" requires at least 1 and at most 2 arguments.");
+        const char *src = argv[optind], *ref = optind + 1 < argc ? argv[optind + 1] : NULL;
+        if (startswith(src, "http://") || startswith(src, "https://"))
+                return moat_error_setx(reterr, -EOPNOTSUPP, "import: importing from a URL is not supported by moat "
+                                                            "(no network): download it and import the file");
+        if (streq(src, "-"))
                 fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
-                if (fd < 0)
-                        return moat_error_set(reterr, errno, "standard input");
-        } else {
-                fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-                if (fd < 0)
-                        return moat_error_set(reterr, errno, "open %s", source);
-        }
+        else
+                fd = open(src, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return moat_error_set(reterr, errno, "open %s", src);
 
-        r = cli_open_store(cli, true, &s, reterr);
+        f = open_memstream(&target, &size);
+        if (!f)
+                return moat_error_set(reterr, -ENOMEM, "import");
+        fputs("/images/create?fromSrc=-", f);
+        if (ref) {
+                _cleanup_free_ char *repo = NULL, *er = NULL, *et = NULL;
+                const char *slash = strrchr(ref, '/'), *colon = strrchr(ref, ':');
+                bool tagged = colon && (!slash || colon > slash) && !strchr(ref, '@');
+                repo = tagged ? strndup(ref, (size_t) (colon - ref)) : strdup(ref);
+                er = repo ? moat_client_escape(repo) : NULL;
+                et = tagged ? moat_client_escape(colon + 1) : NULL;
+                fprintf(f, "&repo=%s", er ? er : "");
+                if (et)
+                        fprintf(f, "&tag=%s", et);
+        }
+        if (message) {
+                _cleanup_free_ char *e = moat_client_escape(message);
+                fprintf(f, "&message=%s", e ? e : "");
+        }
+        for (size_t i = 0; i < n_changes; i++) {
+                _cleanup_free_ char *e = moat_client_escape(changes[i]);
+                fprintf(f, "&changes=%s", e ? e : "");
+        }
+        if (platform) {
+                _cleanup_free_ char *e = moat_client_escape(platform);
+                fprintf(f, "&platform=%s", e ? e : "");
+        }
+        if (fclose(f) != 0)
+                return moat_error_set(reterr, -ENOMEM, "import");
+        r = cli_client(cli, &client, reterr);
         if (r < 0)
                 return r;
-        r = moat_import_rootfs(s, fd, &o, &res, reterr);
-        if (r < 0)
-                return moat_error_wrap(reterr, r, "import %s", streq(source, "-") ? "standard input" : source);
-        if (reference)
-                r = moat_images_tag(s, reference, &res->manifest, reterr);
-        else
-                r = moat_images_add_untagged(s, &res->manifest, reterr);
-        if (r < 0)
-                return moat_error_wrap(reterr, r, "import: %s", reference ? reference : "keep the image");
-        printf("%s\n", res->id);
-        return 0;
+        cli_jsonmessage_init(&m);
+        struct moat_client_transfer t = { .content_type = "application/x-tar", .read = cli_read_fd, .read_data = &fd,
+                                          .fn = cli_jsonmessage_feed, .userdata = &m };
+        r = moat_client_transfer(client, "POST", target, &t, reterr);
+        free(t.header);
+        return cli_jsonmessage_done(&m, r, reterr);
 }

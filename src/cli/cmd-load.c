@@ -2,129 +2,173 @@
 #include "base/compat.h"
 
 /*
- * moat load [-i FILE] [-q]: put the images of a docker-archive or OCI
- * layout tarball (plain, gzip or zstd; stdin without -i) into the store,
- * tag the ones the archive names and keep the others as untagged entries.
- * Prints docker's lines: "Loaded image: <familiar reference>" for a tagged
- * image, "Loaded image ID: <config digest>" for one the archive does not
- * name. As docker does, progress ("<id>: Loading layer  1.2MB/4.5MB", one
- * line per layer redrawn in place, a bar on terminals wider than 110
- * columns) goes to standard output when it is a terminal and -q is not
- * given; it is drawn the way docker's jsonmessage stream draws it.
+ * moat load [-i FILE] [-q]: docker load, through POST /images/load with
+ * the archive (FILE or standard input, which must not be a terminal)
+ * streamed as the body. The daemon answers with docker's JSON message
+ * stream: "stream" text is printed as it comes ("Loaded image: x"), on a
+ * terminal (and without -q) the daemon's progress lines too, each id's
+ * line rewritten in place; an "error" message is the verb's error. Off a
+ * terminal the daemon is asked for no progress (quiet), as docker does.
+ *
+ * An OCI layout directory as FILE is packed into a tar on the fly.
+ *
+ * The message stream's display (cli_jsonmessage_*) is import's too.
  */
 
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
-#include <sys/ioctl.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
 #include "cli/cli.h"
-#include "image/image-archive.h"
-#include "oci/image-spec.h"
+#include "cli/client.h"
 
-/* The config digest of an untagged image: manifest, or through an index
- * the manifest of this platform. */
-static int untagged_id(struct moat_store *s, const struct moat_archive_image *im, char **ret,
-                       struct moat_error **reterr)
+#define LINE_MAX_BYTES (1024 * 1024)
+
+void cli_jsonmessage_init(struct cli_jsonmessage *m)
 {
-        _cleanup_free_ char *buf = NULL;
-        _cleanup_oci_image_doc_ struct oci_image_doc *doc = NULL;
-        _cleanup_oci_image_doc_ struct oci_image_doc *mdoc = NULL;
-        size_t len;
-        int r;
+        *m = (struct cli_jsonmessage) { .tty = isatty(STDOUT_FILENO) };
+}
 
-        r = moat_store_read_blob(s, im->digest, OCI_IMAGE_DOC_MAX_SIZE, &buf, &len, reterr);
-        if (r < 0)
-                return r;
-        r = oci_image_doc_parse(buf, len, im->media_type, &doc, reterr);
-        if (r < 0)
-                return moat_error_wrap(reterr, r, "%s", im->digest);
-        const struct oci_manifest *m = oci_image_doc_manifest(doc);
-        if (!m) {
-                const struct oci_index *idx = oci_image_doc_index(doc);
-                const struct oci_descriptor *d = NULL;
-                if (!idx)
-                        return moat_error_setx(reterr, -EINVAL, "%s is neither a manifest nor an index",
-                                               im->digest);
-                r = oci_index_select(idx, NULL, NULL, NULL, &d, reterr);
-                if (r < 0)
-                        return moat_error_wrap(reterr, r, "%s", im->digest);
-                free(buf);
-                buf = NULL;
-                r = moat_store_read_blob(s, d->digest, OCI_IMAGE_DOC_MAX_SIZE, &buf, &len, reterr);
+static int show(struct cli_jsonmessage *m, json_t *msg)
+{
+        json_t *err = json_object_get(msg, "error");
+        const char *text;
+
+        if (err) {
+                const char *detail = json_string_value(json_object_get(json_object_get(msg, "errorDetail"), "message"));
+                m->r = moat_error_setx(&m->err, -EIO, "%s", detail ? detail : json_string_value(err) ?: "error");
+                return m->r;
+        }
+        if ((text = json_string_value(json_object_get(msg, "stream")))) {
+                if (m->in_progress) {
+                        fputc('\n', stdout);
+                        m->in_progress = false;
+                }
+                fputs(text, stdout);
+        } else if ((text = json_string_value(json_object_get(msg, "status")))) {
+                const char *id = json_string_value(json_object_get(msg, "id"));
+                const char *progress = json_string_value(json_object_get(msg, "progress"));
+                if (m->tty) {
+                        /* docker's jsonmessage: clear the line, draw it, back to its start */
+                        printf("\033[2K\r%s%s%s%s%s%s", id ? id : "", id ? ": " : "", text, progress ? " " : "",
+                               progress ? progress : "", progress ? "\r" : "\n");
+                        m->in_progress = progress != NULL;
+                } else if (!progress)
+                        printf("%s%s%s\n", id ? id : "", id ? ": " : "", text);
+        }
+        fflush(stdout);
+        return 0;
+}
+
+int cli_jsonmessage_feed(const char *data, size_t len, void *userdata)
+{
+        struct cli_jsonmessage *m = userdata;
+
+        for (size_t i = 0; i < len; i++) {
+                if (data[i] != '\n') {
+                        if (m->len >= LINE_MAX_BYTES)
+                                return m->r = moat_error_setx(&m->err, -E2BIG, "a message of the daemon is longer "
+                                                                               "than %d bytes", LINE_MAX_BYTES);
+                        if (m->len + 1 >= m->size) {
+                                size_t n = m->size ? m->size * 2 : 4096;
+                                char *b = realloc(m->buf, n);
+                                if (!b)
+                                        return m->r = moat_error_set(&m->err, -ENOMEM, "message");
+                                m->buf = b;
+                                m->size = n;
+                        }
+                        m->buf[m->len++] = data[i];
+                        continue;
+                }
+                if (m->len == 0)
+                        continue;
+                json_error_t jerr;
+                json_t *msg = json_loadb(m->buf, m->len, 0, &jerr);
+                m->len = 0;
+                if (!msg)
+                        return m->r = moat_error_setx(&m->err, -EPROTO, "the daemon's message is not JSON: %s",
+                                                      jerr.text);
+                int r = show(m, msg);
+                json_decref(msg);
                 if (r < 0)
                         return r;
-                r = oci_image_doc_parse(buf, len, d->media_type, &mdoc, reterr);
-                if (r < 0)
-                        return moat_error_wrap(reterr, r, "%s", d->digest);
-                m = oci_image_doc_manifest(mdoc);
-                if (!m)
-                        return moat_error_setx(reterr, -EINVAL, "%s is not a manifest", d->digest);
         }
-        *ret = strdup(m->config.digest);
-        return *ret ? 0 : moat_error_set(reterr, -ENOMEM, "config digest");
+        return 0;
 }
 
-struct progress_lines {
-        char (*ids)[80];   /* the id shown on each line, in order */
-        size_t n;
-        unsigned width;    /* terminal columns */
-};
-
-/* go-units HumanSize: four significant digits. */
-static void size4(uint64_t v, char *buf, size_t len)
+int cli_jsonmessage_done(struct cli_jsonmessage *m, int r, struct moat_error **reterr)
 {
-        cli_human_size4(v, buf, len);
+        if (m->len > 0 && m->r >= 0)
+                (void) cli_jsonmessage_feed("\n", 1, m);
+        if (m->in_progress)
+                fputc('\n', stdout);
+        free(m->buf);
+        m->buf = NULL;
+        if (m->r < 0) {
+                moat_error_free(*reterr);
+                *reterr = TAKE_PTR(m->err);
+                return m->r;
+        }
+        moat_error_free(m->err);
+        return r;
 }
 
-static void on_progress(const struct moat_archive_progress *p, void *userdata)
+ssize_t cli_read_fd(char *buf, size_t len, void *userdata)
 {
-        struct progress_lines *pl = userdata;
-        char id[80], cur[32], tot[32], bar[64] = "", numbers[80];
-        size_t line;
-
-        if (p->kind != MOAT_ARCHIVE_BLOB_LAYER)
-                return;
-        if (p->digest)
-                cli_short_id(p->digest, id);
-        else {
-                /* legacy <dir>/layer.tar: docker names the line by the layer's directory */
-                size_t len = strcspn(p->member, "/");
-                snprintf(id, 13, "%.*s", (int) (len < 12 ? len : 12), p->member);
+        for (;;) {
+                ssize_t n = read(*(int *) userdata, buf, len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                return n < 0 ? -errno : n;
         }
-        for (line = 0; line < pl->n && !streq(pl->ids[line], id); line++)
-                ;
-        if (line == pl->n) {
-                void *v = reallocarray(pl->ids, pl->n + 1, sizeof(*pl->ids));
-                if (!v)
-                        return;
-                pl->ids = v;
-                snprintf(pl->ids[pl->n++], sizeof(*pl->ids), "%s", id);
-                fputs("\n", stdout);
-        }
-        size_t diff = pl->n - line;
+}
 
-        size4(p->current, cur, sizeof(cur));
-        if (p->total > 0) {
-                size4((uint64_t) p->total, tot, sizeof(tot));
-                if (pl->width > 110) {
-                        int pct = (int) ((double) p->current / (double) p->total * 100.0) / 2;
-                        if (pct > 50)
-                                pct = 50;
-                        snprintf(bar, sizeof(bar), "[%.*s>%*s] ", pct,
-                                 "==================================================", 50 - pct, "");
-                }
-                if (p->current > (uint64_t) p->total)
-                        snprintf(numbers, sizeof(numbers), "%8s", cur);
-                else
-                        snprintf(numbers, sizeof(numbers), "%8s/%s", cur, tot);
-        } else
-                snprintf(numbers, sizeof(numbers), "%8s", cur);
-        printf("\x1b[%zuA\x1b[2K\r%s: Loading layer %s%s\r\x1b[%zuB", diff, id, bar, numbers, diff);
-        fflush(stdout);
+/* An OCI image layout directory (skopeo's oci:, umoci's) goes to the
+ * daemon as the OCI layout tarball it also loads, packed on the fly. */
+static int load_directory(struct moat_cli *cli, const char *dir, bool quiet, struct moat_error **reterr)
+{
+        _cleanup_client_ struct moat_client *client = NULL;
+        _cleanup_free_ char *abs = realpath(dir, NULL);
+        _cleanup_close_ int rfd = -EBADF;
+        struct cli_jsonmessage m;
+        pthread_t thread;
+        int fds[2], r;
+
+        if (!abs)
+                return moat_error_set(reterr, errno, "%s", dir);
+        (void) signal(SIGPIPE, SIG_IGN); /* a refused upload ends the packer with EPIPE */
+        r = cli_client(cli, &client, reterr);
+        if (r < 0)
+                return r;
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return moat_error_set(reterr, errno, "load: pipe");
+        rfd = fds[0];
+        struct cli_pack p = { .out_fd = fds[1], .path = abs, .name = "." };
+        r = -pthread_create(&thread, NULL, cli_pack_thread, &p);
+        if (r < 0) {
+                close(fds[1]);
+                return moat_error_set(reterr, r, "load: thread");
+        }
+        cli_jsonmessage_init(&m);
+        struct moat_client_transfer t = { .content_type = "application/x-tar", .read = cli_read_fd, .read_data = &rfd,
+                                          .fn = cli_jsonmessage_feed, .userdata = &m };
+        r = moat_client_transfer(client, "POST", quiet ? "/images/load?quiet=1" : "/images/load?quiet=0", &t, reterr);
+        free(t.header);
+        rfd = safe_close(rfd); /* a packer still writing gets EPIPE and ends */
+        pthread_join(thread, NULL);
+        if (p.r < 0 && r >= 0) {
+                moat_error_free(*reterr);
+                *reterr = TAKE_PTR(p.err);
+                r = moat_error_wrap(reterr, p.r, "packing %s", dir);
+        }
+        moat_error_free(p.err);
+        return cli_jsonmessage_done(&m, r, reterr);
 }
 
 int cmd_load(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr)
@@ -134,9 +178,9 @@ int cmd_load(struct moat_cli *cli, int argc, char **argv, struct moat_error **re
                 { "quiet", no_argument, NULL, 'q' },
                 {},
         };
-        _cleanup_store_ struct moat_store *s = NULL;
-        _cleanup_archive_result_ struct moat_archive_result *res = NULL;
+        _cleanup_client_ struct moat_client *client = NULL;
         _cleanup_close_ int fd = -EBADF;
+        struct cli_jsonmessage m;
         const char *input = NULL;
         bool quiet = false;
         int c, r;
@@ -150,80 +194,36 @@ int cmd_load(struct moat_cli *cli, int argc, char **argv, struct moat_error **re
                         quiet = true;
                         break;
                 case ':':
-                        return moat_error_setx(reterr, -EINVAL, "load: option \"%s\" needs an argument",
-                                               argv[optind - 1]);
+                        return moat_error_setx(reterr, -EINVAL, "flag needs an argument: %s", argv[optind - 1]);
                 default:
-                        return cli_bad_option("load", argv[optind - 1], reterr);
+                        return moat_error_setx(reterr, -EINVAL, "unknown flag: %s", argv[optind - 1]);
                 }
         }
         if (optind < argc)
-                return moat_error_setx(reterr, -EINVAL, "load: unexpected argument \"%s\"", argv[optind]);
-
-        if (input && !streq(input, "-")) {
-                fd = open(input, O_RDONLY | O_CLOEXEC | O_NOCTTY);  /* a file or a layout directory */
+                return moat_error_setx(reterr, -EINVAL, "\"moat load\" accepts no arguments.");
+        struct stat st;
+        if (input && stat(input, &st) == 0 && S_ISDIR(st.st_mode))
+                return load_directory(cli, input, quiet || !isatty(STDOUT_FILENO), reterr);
+        if (input) {
+                fd = open(input, O_RDONLY | O_CLOEXEC);
                 if (fd < 0)
                         return moat_error_set(reterr, errno, "open %s", input);
         } else {
                 if (isatty(STDIN_FILENO))
-                        return moat_error_setx(reterr, -EINVAL,
-                                               "requested load from stdin, but stdin is empty (give -i FILE)");
+                        return moat_error_setx(reterr, -EINVAL, "requested load from stdin, but stdin is empty");
                 fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
                 if (fd < 0)
                         return moat_error_set(reterr, errno, "standard input");
         }
-
-        r = cli_open_store(cli, true, &s, reterr);
+        if (!isatty(STDOUT_FILENO))
+                quiet = true;
+        r = cli_client(cli, &client, reterr);
         if (r < 0)
                 return r;
-        struct progress_lines pl = { .width = 80 };
-        struct moat_archive_load_options opts = { .progress = on_progress, .userdata = &pl };
-        bool show = !quiet && isatty(STDOUT_FILENO);
-        struct winsize ws;
-        if (show && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-                pl.width = ws.ws_col;
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return moat_error_set(reterr, errno, "stat %s", input ? input : "standard input");
-        if (S_ISDIR(st.st_mode))
-                /* An OCI image layout directory (skopeo's oci:, umoci). */
-                r = moat_archive_load_layout_dir(s, fd, &res, reterr);
-        else
-                r = moat_archive_load(s, fd, show ? &opts : NULL, &res, reterr);
-        free(pl.ids);
-        if (r < 0)
-                return moat_error_wrap(reterr, r, "load %s", input ? input : "standard input");
-
-        for (size_t i = 0; i < res->n_images; i++) {
-                const struct moat_archive_image *im = &res->images[i];
-                if (im->ref) {
-                        _cleanup_free_ char *fam = NULL;
-                        struct oci_descriptor d = {
-                                .media_type = im->media_type,
-                                .digest = im->digest,
-                                .size = im->size,
-                        };
-                        r = moat_images_tag(s, im->ref, &d, reterr);
-                        if (r < 0)
-                                return moat_error_wrap(reterr, r, "tag %s", im->ref);
-                        r = cli_familiar(im->ref, &fam, reterr);
-                        if (r < 0)
-                                return r;
-                        printf("Loaded image: %s\n", fam);
-                } else {
-                        _cleanup_free_ char *id = NULL;
-                        struct oci_descriptor d = {
-                                .media_type = im->media_type,
-                                .digest = im->digest,
-                                .size = im->size,
-                        };
-                        r = moat_images_add_untagged(s, &d, reterr);
-                        if (r < 0)
-                                return r;
-                        r = untagged_id(s, im, &id, reterr);
-                        if (r < 0)
-                                return r;
-                        printf("Loaded image ID: %s\n", id);
-                }
-        }
-        return 0;
+        cli_jsonmessage_init(&m);
+        struct moat_client_transfer t = { .content_type = "application/x-tar", .read = cli_read_fd, .read_data = &fd,
+                                          .fn = cli_jsonmessage_feed, .userdata = &m };
+        r = moat_client_transfer(client, "POST", quiet ? "/images/load?quiet=1" : "/images/load?quiet=0", &t, reterr);
+        free(t.header);
+        return cli_jsonmessage_done(&m, r, reterr);
 }

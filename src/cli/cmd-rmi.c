@@ -2,16 +2,10 @@
 #include "base/compat.h"
 
 /*
- * moat rmi [-f] [--no-prune] IMAGE...: docker's image removal
- * (moat_images_remove) of each argument in order: a reference is untagged,
- * then its image deleted when no name is left; an ID or ID prefix deletes
- * the image, refused without -f when several names hold it. Prints
- * docker's "Untagged: <familiar ref>" and "Deleted: sha256:..." lines (the
- * image ID, then the ChainIDs of the layers that went). An argument that
- * fails is reported ("moat: ...") and the others still processed; the exit
- * status is 1 when any failed. The CLI runs no containers, so no use check
- * is passed. --no-prune is accepted and has no effect: OCI images have no
- * untagged parents to keep (docker ignores it for such images too).
+ * moat rmi [-f] [--no-prune] IMAGE...: docker rmi, through DELETE
+ * /images/{name}: each image's report printed as docker prints it
+ * ("Untagged: x", "Deleted: sha256:..."), each failure on stderr; exit 1
+ * when any failed.
  */
 
 #include <getopt.h>
@@ -19,16 +13,35 @@
 
 #include "base/cleanup.h"
 #include "cli/cli.h"
+#include "cli/client.h"
 
-static void print_report(struct moat_images_delete_report *rep)
+struct rmi_args {
+        bool force, no_prune;
+};
+
+static int rmi_one(struct moat_client *client, const char *name, void *userdata, struct moat_error **reterr)
 {
-        for (size_t i = 0; i < rep->n; i++) {
-                if (rep->items[i].untagged)
-                        printf("Untagged: %s\n", rep->items[i].untagged);
-                if (rep->items[i].deleted)
-                        printf("Deleted: %s\n", rep->items[i].deleted);
+        const struct rmi_args *a = userdata;
+        _cleanup_free_ char *e = moat_client_escape(name), *target = NULL;
+        _cleanup_json_ json_t *reply = NULL;
+        json_t *item;
+        size_t i;
+        int r;
+
+        if (!e || asprintf(&target, "/images/%s?force=%d&noprune=%d", e, a->force, a->no_prune) < 0)
+                return moat_error_set(reterr, -ENOMEM, "rmi");
+        r = moat_client_call(client, "DELETE", target, NULL, NULL, &reply, reterr);
+        if (r < 0)
+                return r;
+        json_array_foreach(reply, i, item) {
+                const char *u = json_string_value(json_object_get(item, "Untagged"));
+                const char *d = json_string_value(json_object_get(item, "Deleted"));
+                if (u)
+                        printf("Untagged: %s\n", u);
+                if (d)
+                        printf("Deleted: %s\n", d);
         }
-        fflush(stdout);
+        return 0;
 }
 
 int cmd_rmi(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr)
@@ -39,43 +52,22 @@ int cmd_rmi(struct moat_cli *cli, int argc, char **argv, struct moat_error **ret
                 { "no-prune", no_argument, NULL, OPT_NO_PRUNE },
                 {},
         };
-        _cleanup_store_ struct moat_store *s = NULL;
-        struct moat_images_remove_options opts = {};
-        bool failed = false;
-        int c, r;
+        struct rmi_args a = {};
+        int c;
 
-        while ((c = getopt_long(argc, argv, "f", options, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, ":f", options, NULL)) != -1) {
                 switch (c) {
                 case 'f':
-                        opts.force = true;
+                        a.force = true;
                         break;
                 case OPT_NO_PRUNE:
+                        a.no_prune = true;
                         break;
                 default:
-                        return cli_bad_option("rmi", argv[optind - 1], reterr);
+                        return moat_error_setx(reterr, -EINVAL, "unknown flag: %s", argv[optind - 1]);
                 }
         }
         if (optind >= argc)
-                return moat_error_setx(reterr, -EINVAL, "rmi: requires at least 1 argument (IMAGE...)");
-
-        r = cli_open_store(cli, false, &s, NULL);
-        if (r < 0 && r != -ENOENT)
-                return cli_open_store(cli, false, &s, reterr);
-        opts.in_use = cli_image_in_use;
-        opts.userdata = s;
-        for (int i = optind; i < argc; i++) {
-                struct moat_images_delete_report rep = {};
-                _cleanup_error_ struct moat_error *err = NULL;
-
-                r = s ? moat_images_remove(s, argv[i], &opts, &rep, &err) : -ENOENT;
-                print_report(&rep);
-                moat_images_delete_report_clear(&rep);
-                if (r < 0) {
-                        if (!s)
-                                moat_error_setx(&err, r, "No such image: %s", argv[i]);
-                        fprintf(stderr, "moat: %s\n", err && err->msg ? err->msg : strerror(-r));
-                        failed = true;
-                }
-        }
-        return failed ? CLI_FAILED_REPORTED : 0;
+                return moat_error_setx(reterr, -EINVAL, "\"moat rmi\" requires at least 1 argument.");
+        return cli_for_each(cli, argc, argv, optind, rmi_one, &a, false, reterr);
 }

@@ -4,9 +4,16 @@
 /*
  * moat: the client binary of DESIGN.md. Parses the global options, then
  * dispatches to one cmd-<verb>.c per verb; every verb returns -errno with
- * an error, which is printed here, once. The shared helpers of the verbs
- * (store opening, reference display, sizes, times, durations, docker's
- * --format templates and tabwriter tables) live here too.
+ * an error, which is printed here, once; --help/-h of any verb is answered
+ * here from help.c's table before the verb runs. The shared helpers of
+ * the verbs (sizes, times, durations, filters, docker's --format
+ * templates and tabwriter tables) live here too.
+ *
+ * Every verb docker has is a client of the daemon's Docker Engine API
+ * (client.h), the image verbs included. Three verbs have no Docker API
+ * and run the image library in-process on --root's store: verify
+ * (re-hash the store), mount and unmount (an image's root filesystem on
+ * the host); cli_open_store and the --platform helpers below are theirs.
  *
  * The container verbs are clients of `moat daemon` (client.h); their
  * errors are printed as docker prints them: the daemon's own words
@@ -32,7 +39,6 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "image/import.h"
-#include "image/reference.h"
 #include "moat-config.h"
 
 #define MOAT_DEFAULT_ROOT "/var/lib/moat"
@@ -55,6 +61,7 @@ static const struct {
         { "exec", cmd_exec, "run a command in a running container", true },
         { "attach", cmd_attach, "attach to a running container's input and output", true },
         { "top", cmd_top, "show a container's processes", true },
+        { "cp", cmd_cp, "copy files between a container and the host", true },
         { "export", cmd_export, "write a container's filesystem as a tar archive", true },
         { "stats", cmd_stats, "show containers' resource usage", true },
         { "pause", cmd_pause, "pause the processes of containers", true },
@@ -65,7 +72,8 @@ static const struct {
         { "version", cmd_version, "show the client's and the daemon's versions", true },
         { "info", cmd_info, "show the daemon's system-wide information", true },
         { "events", cmd_events, "show the daemon's events as they happen", true },
-        { "system", cmd_system, "system events|info", true },
+        { "system", cmd_system, "system df|events|info|prune", true },
+        { "volume", cmd_volume, "manage volumes: create, ls, inspect, rm, prune", true },
         { "inspect", cmd_container_inspect, "show containers' or images' details as JSON", false },
         { "images", cmd_images, "list images", false },
         { "load", cmd_load, "load images from a docker-archive or OCI tarball", false },
@@ -76,9 +84,30 @@ static const struct {
         { "history", cmd_history, "show an image's layers and how they were made", false },
         { "verify", cmd_verify, "re-hash every blob and layer of the image store", false },
         { "prune", cmd_prune, "remove unused images and unreferenced data", false },
+        { "image prune", cmd_prune, NULL, false },
+        { "image inspect", cmd_image_inspect, NULL, false },
         { "mount", cmd_mount, "mount an image's root filesystem read-only and print where", false },
         { "unmount", cmd_unmount, "unmount what mount mounted", false },
         { "daemon", cmd_daemon, "run the moat daemon", false },
+};
+
+/* docker's group spellings of the verbs above */
+static const struct {
+        const char *group, *sub, *verb;
+} group_verbs[] = {
+        { "container", "ls", "ps" },
+        { "container", "list", "ps" },
+        { "image", "ls", "images" },
+        { "image", "list", "images" },
+        { "image", "rm", "rmi" },
+        { "image", "remove", "rmi" },
+        { "image", "load", "load" },
+        { "image", "save", "save" },
+        { "image", "import", "import" },
+        { "image", "tag", "tag" },
+        { "image", "history", "history" },
+        { "image", "inspect", "image inspect" },
+        { "image", "prune", "image prune" },
 };
 
 int cli_open_store(const struct moat_cli *cli, bool create, struct moat_store **ret, struct moat_error **reterr)
@@ -94,60 +123,6 @@ int cli_open_store(const struct moat_cli *cli, bool create, struct moat_store **
                 return moat_error_wrap(reterr, r, "image store %s", path);
         return 0;
 }
-
-int cli_familiar(const char *reference, char **ret, struct moat_error **reterr)
-{
-        struct moat_reference ref = {};
-        int r = moat_reference_parse(reference, &ref, reterr);
-        if (r < 0)
-                return r;
-        r = moat_reference_familiar(&ref, ret);
-        moat_reference_clear(&ref);
-        if (r < 0)
-                return moat_error_set(reterr, r, "format reference \"%s\"", reference);
-        return 0;
-}
-
-int cli_repo_tag(const char *reference, char **ret_repo, char **ret_tag, struct moat_error **reterr)
-{
-        struct moat_reference ref = {};
-        _cleanup_free_ char *fam = NULL;
-        int r = moat_reference_parse(reference, &ref, reterr);
-        if (r < 0)
-                return r;
-        char *saved_tag = ref.tag, *saved_digest = ref.digest;
-        /* The familiar form of the name alone: drop tag and digest. */
-        ref.tag = NULL;
-        ref.digest = NULL;
-        r = moat_reference_familiar(&ref, &fam);
-        ref.tag = saved_tag;
-        ref.digest = saved_digest;
-        if (r < 0) {
-                moat_reference_clear(&ref);
-                return moat_error_set(reterr, r, "format reference \"%s\"", reference);
-        }
-        /* Whatever the formatter appended for a missing tag goes too. */
-        char *cut = strpbrk(fam + (strrchr(fam, '/') ? (size_t) (strrchr(fam, '/') - fam) : 0), ":@");
-        if (cut)
-                *cut = '\0';
-        char *tag = strdup(ref.tag ? ref.tag : "<none>");
-        moat_reference_clear(&ref);
-        if (!tag)
-                return moat_error_set(reterr, -ENOMEM, "tag");
-        *ret_repo = TAKE_PTR(fam);
-        *ret_tag = tag;
-        return 0;
-}
-
-int64_t cli_image_size(const struct moat_image *img)
-{
-        int64_t sum = 0;
-        for (size_t i = 0; i < img->manifest->n_layers; i++)
-                if (img->manifest->layers[i].size > 0)
-                        sum += img->manifest->layers[i].size;
-        return sum;
-}
-
 
 const char *cli_short_id(const char *digest, char buf[static 13])
 {
@@ -174,53 +149,6 @@ int cli_parse_time(const char *text, time_t *ret)
                 return -EINVAL;
         *ret = t;
         return 0;
-}
-
-void cli_time_since(const char *created, char *buf, size_t len)
-{
-        time_t t;
-
-        if (cli_parse_time(created, &t) < 0) {
-                snprintf(buf, len, "N/A");
-                return;
-        }
-        double secs = difftime(time(NULL), t);
-        long s = secs < 0 ? 0 : (long) secs;
-        long m = s / 60, h = (long) (secs / 3600.0 + 0.5); /* go-units rounds hours */
-        if (s < 1)
-                snprintf(buf, len, "Less than a second ago");
-        else if (s == 1)
-                snprintf(buf, len, "1 second ago");
-        else if (s < 60)
-                snprintf(buf, len, "%ld seconds ago", s);
-        else if (m == 1)
-                snprintf(buf, len, "About a minute ago");
-        else if (m < 60)
-                snprintf(buf, len, "%ld minutes ago", m);
-        else if (h == 1)
-                snprintf(buf, len, "About an hour ago");
-        else if (h < 48)
-                snprintf(buf, len, "%ld hours ago", h);
-        else if (h < 24 * 7 * 2)
-                snprintf(buf, len, "%ld days ago", h / 24);
-        else if (h < 24 * 30 * 2)
-                snprintf(buf, len, "%ld weeks ago", h / 24 / 7);
-        else if (h < 24 * 365 * 2)
-                snprintf(buf, len, "%ld months ago", h / 24 / 30);
-        else
-                snprintf(buf, len, "%ld years ago", s / 3600 / 24 / 365);
-}
-
-void cli_time_local(const char *rfc3339, char *buf, size_t len)
-{
-        struct tm tm;
-        time_t t;
-
-        buf[0] = 0;
-        if (cli_parse_time(rfc3339, &t) < 0 || !localtime_r(&t, &tm))
-                return;
-        if (strftime(buf, len, "%Y-%m-%d %H:%M:%S %z %Z", &tm) == 0)
-                buf[0] = 0;
 }
 
 static void human_size_prec(double v, int prec, char *buf, size_t len)
@@ -302,11 +230,6 @@ bool cli_format_is_table(const struct cli_format *f)
 bool cli_format_is_json(const struct cli_format *f)
 {
         return f && f->json;
-}
-
-bool cli_format_is_default_table(const struct cli_format *f)
-{
-        return f && f->default_table;
 }
 
 static int seg_add(struct cli_format *f, const char *text, size_t len, bool field, bool json)
@@ -696,9 +619,82 @@ void cli_table_print(struct cli_table *t, FILE *f)
         }
 }
 
-bool cli_no_terminal(void)
+int cli_filter_add(json_t *filters, const char *verb, const char *text, struct moat_error **reterr)
 {
-        return !isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO);
+        enum { MAX_FILTERS = 64 };
+        const char *eq = strchr(text, '=');
+        size_t n = 0;
+        const char *k;
+        json_t *v;
+
+        if (!eq || eq == text)
+                return moat_error_setx(reterr, -EINVAL, "bad format of filter (expected name=value)");
+        json_object_foreach(filters, k, v)
+                n += json_array_size(v);
+        if (n >= MAX_FILTERS)
+                return moat_error_setx(reterr, -E2BIG, "%s: more than %d filters", verb, MAX_FILTERS);
+        _cleanup_free_ char *key = strndup(text, (size_t) (eq - text));
+        if (!key)
+                return moat_error_set(reterr, -ENOMEM, "%s: filter", verb);
+        json_t *a = json_object_get(filters, key);
+        if (!a) {
+                a = json_array();
+                if (!a || json_object_set_new(filters, key, a) < 0)
+                        return moat_error_set(reterr, -ENOMEM, "%s: filter", verb);
+        }
+        if (json_array_append_new(a, json_string(eq + 1)) < 0)
+                return moat_error_set(reterr, -ENOMEM, "%s: filter", verb);
+        return 0;
+}
+
+int cli_filters_query(json_t *filters, char **ret)
+{
+        _cleanup_free_ char *text = NULL, *esc = NULL;
+
+        *ret = NULL;
+        if (!filters || json_object_size(filters) == 0)
+                return (*ret = strdup("")) ? 0 : -ENOMEM;
+        text = json_dumps(filters, JSON_COMPACT | JSON_SORT_KEYS);
+        esc = text ? moat_client_escape(text) : NULL;
+        if (!esc || asprintf(ret, "filters=%s", esc) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+int cli_print_list(const char *verb, const char *format, const char *default_table, const char *const *fields,
+                   const char *const *headers, json_t *rows, struct moat_error **reterr)
+{
+        _cleanup_format_ struct cli_format *fmt = NULL;
+        _cleanup_table_ struct cli_table *table = NULL;
+        json_t *row;
+        size_t i;
+        int r;
+
+        if (!format || streq(format, "table"))
+                format = default_table;
+        r = cli_format_parse(verb, format, fields, &fmt, reterr);
+        if (r < 0)
+                return r;
+        if (cli_format_is_table(fmt)) {
+                _cleanup_free_ char *head = NULL;
+                table = cli_table_new();
+                if (!table || cli_format_header(fmt, fields, headers, &head) < 0 || cli_table_add(table, head) < 0)
+                        return moat_error_set(reterr, -ENOMEM, "%s", verb);
+        }
+        json_array_foreach(rows, i, row) {
+                _cleanup_free_ char *line = NULL;
+                r = cli_format_render(fmt, verb, row, &line, reterr);
+                if (r < 0)
+                        return r;
+                if (table) {
+                        if (cli_table_add(table, line) < 0)
+                                return moat_error_set(reterr, -ENOMEM, "%s", verb);
+                } else
+                        printf("%s\n", line);
+        }
+        if (table)
+                cli_table_print(table, stdout);
+        return 0;
 }
 
 bool cli_confirm(const char *question)
@@ -887,13 +883,15 @@ static void usage(FILE *f)
                 "\n"
                 "global options:\n"
                 "  -H, --host URL  the daemon's socket (default $MOAT_HOST or %s)\n"
-                "  --root DIR      state directory of the in-process image verbs (default %s; images in DIR/images)\n"
+                "  --root DIR      the image store of verify, mount and unmount (default %s; images in DIR/images)\n"
                 "  --debug         debug logging\n"
                 "  --version, --help\n"
                 "\ncommands:\n",
                 MOAT_CLIENT_DEFAULT_HOST, MOAT_DEFAULT_ROOT);
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
+                if (verbs[i].summary)
+                        fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
+        fprintf(f, "\nRun 'moat COMMAND --help' for more information on a command.\n");
 }
 
 int main(int argc, char **argv)
@@ -957,13 +955,36 @@ int main(int argc, char **argv)
         }
         int first = optind;
         const char *verb = argv[first];
-        /* docker's "container" group: moat container ls|run|... */
-        if (streq(verb, "container") && first + 1 < argc) {
-                first++;
-                verb = argv[first];
-                if (streq(verb, "ls") || streq(verb, "list"))
-                        verb = "ps";
-        }
+        char help_key[64];
+        /* docker's groups: moat container ls|run|..., moat image ls|rm|...;
+         * system and volume are verbs that take their subcommand. */
+        if (streq(verb, "container") || streq(verb, "image") || streq(verb, "system") || streq(verb, "volume")) {
+                const char *group = verb, *sub = first + 1 < argc ? argv[first + 1] : NULL;
+                if (!sub || streq(sub, "--help") || streq(sub, "-h")) {
+                        (void) cli_help_print(group);
+                        return 0;
+                }
+                snprintf(help_key, sizeof(help_key), "%s %s", group, sub);
+                if (streq(group, "container") || streq(group, "image")) {
+                        verb = NULL;
+                        for (size_t i = 0; i < ELEMENTSOF(group_verbs); i++)
+                                if (streq(group_verbs[i].group, group) && streq(group_verbs[i].sub, sub))
+                                        verb = group_verbs[i].verb;
+                        if (!verb && streq(group, "container"))
+                                verb = sub;
+                        if (!verb) {
+                                fprintf(stderr, "moat: unknown command: moat %s %s\n\nRun 'moat %s --help' for more "
+                                        "information\n", group, sub, group);
+                                return 1;
+                        }
+                        first++;
+                        snprintf(help_key, sizeof(help_key), "%s", verb);
+                        if (cli_help_requested(help_key, argc - first, argv + first))
+                                return cli_help_print(help_key) < 0;
+                } else if (cli_help_requested(help_key, argc - first - 1, argv + first + 1))
+                        return cli_help_print(help_key) < 0;
+        } else if (cli_help_requested(verb, argc - first, argv + first))
+                return cli_help_print(verb) < 0;
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
                 if (!streq(verbs[i].name, verb))
                         continue;

@@ -7,7 +7,7 @@ What it gives:
   a docker-archive: localhost/moat-demo:latest, CMD ["/bin/sh"].
 - `MoatDaemon`: a daemon on a temp socket, data root, exec root, pid file
   and config file under one temp dir; the image is loaded into its store
-  with `moat --root <data-root> load` before it starts. It can be stopped
+  through the daemon when it first starts. It can be stopped
   (SIGTERM), killed (SIGKILL) and started again on the same data root.
   `cleanup()` removes every container through the API, stops the daemon by
   pid and then checks what the kernel shows: no process naming the temp dir
@@ -158,12 +158,13 @@ class MoatDaemon:
                      "--config-file", self.config, "--debug", *extra]
         self.proc = None
         self.seen_ids = set()
-        if image_tar:
-            self.load_image(image_tar)
+        self.image_tar = image_tar   # loaded through the daemon at its first start
+        self.image_loaded = False
 
     # -- the process --
 
     def moat(self, *args, check=True, timeout=TIMEOUT):
+        """`moat --root <data-root> ARGS`: the in-process verbs (verify)."""
         p = subprocess.run([moat_path(), "--root", self.data, *args], capture_output=True, text=True,
                            timeout=timeout, stdin=subprocess.DEVNULL)
         if check:
@@ -171,8 +172,9 @@ class MoatDaemon:
         return p
 
     def load_image(self, tar):
-        p = self.moat("load", "-i", tar)
-        assert f"Loaded image: {IMAGE}" in p.stdout, p.stdout
+        p = subprocess.run([moat_path(), "-H", "unix://" + self.sock, "load", "-i", tar], capture_output=True,
+                           text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+        assert p.returncode == 0 and f"Loaded image: {IMAGE}" in p.stdout, (p.stdout, p.stderr)
 
     @property
     def pid(self):
@@ -197,9 +199,14 @@ class MoatDaemon:
                 s = socket.socket(socket.AF_UNIX)
                 try:
                     s.connect(self.sock)
-                    return self
-                finally:
+                except OSError:
                     s.close()
+                    raise
+                s.close()
+                if self.image_tar and not self.image_loaded:
+                    self.load_image(self.image_tar)
+                    self.image_loaded = True
+                return self
             except OSError:
                 pass
             time.sleep(0.02)

@@ -42,7 +42,9 @@ def run(argv, check=True, timeout=TIMEOUT, **kw):
 
 
 def moat(root, *args, check=True):
-    return run([moat_path(), "--root", root, *args], check=check, timeout=120)
+    """verify, mount, unmount in-process; the rest through the root's daemon (image_daemons)."""
+    import image_daemons
+    return run(image_daemons.moat_argv(root, *args), check=check, timeout=120)
 
 
 # ---- mounts ----------------------------------------------------------------

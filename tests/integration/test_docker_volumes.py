@@ -178,9 +178,9 @@ def daemon():
         build_rootfs(rootfs)
         img = os.path.join(tmp, "img.tar")
         build_image(img, IMAGE, rootfs)
-        subprocess.run([moat_path(), "--root", d.data, "load", "-i", img], check=True, capture_output=True,
-                       timeout=TIMEOUT)
         d.start()
+        subprocess.run([moat_path(), "-H", "unix://" + d.sock, "load", "-i", img], check=True,
+                       capture_output=True, timeout=TIMEOUT)
         yield d
     finally:
         problems = []

@@ -23,6 +23,7 @@ import time
 import pytest
 
 import harness
+import image_daemons
 
 PODMAN = shutil.which("podman")
 DOCKER = shutil.which("docker")
@@ -44,7 +45,7 @@ def moat_path():
 
 
 def moat(root, *args, check=True, stdin=None, stdout=subprocess.PIPE):
-    p = subprocess.run([moat_path(), "--root", root, *args], stdout=stdout, stderr=subprocess.PIPE,
+    p = subprocess.run(image_daemons.moat_argv(root, *args), stdout=stdout, stderr=subprocess.PIPE,
                        stdin=stdin, timeout=300)
     out = p.stdout.decode(errors="replace") if p.stdout is not None else ""
     err = p.stderr.decode(errors="replace")
@@ -187,7 +188,7 @@ def test_import_errors(tmp, rootfs_tar):
     with open(text, "w") as f:
         f.write("hello, this is not a tarball at all\n" * 20)
     cases = [
-        (["import", "https://example.com/rootfs.tar"], "importing from a URL is not supported yet"),
+        (["import", "https://example.com/rootfs.tar"], "importing from a URL is not supported"),
         (["import", text, "localhost/bad:1"], "not a tar archive"),
         (["import", "-c", "RUN echo hi", rootfs_tar], "RUN is not a valid change command"),
         (["import", "-c", "ONBUILD RUN true", rootfs_tar], "ONBUILD is not supported"),

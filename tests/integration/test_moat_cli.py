@@ -3,7 +3,7 @@ flags, output and exit codes, checked against what the kernel shows.
 
 One daemon per module on a temp socket, data root, exec root and pid file
 (group root, so no group is made); the demo image (tools/demo-image.sh:
-busybox-static) is imported into its data root before it starts. Every
+busybox-static) is imported through it once it runs. Every
 test removes the containers it made (rm -f by name, also on failure); the
 module stops the daemon by pid and checks that socket and pid file are
 gone and no container mount is left.
@@ -94,13 +94,12 @@ def daemon():
     tmp = tempfile.mkdtemp(prefix="moat-cli-", dir="/tmp")
     d = None
     try:
-        p = subprocess.run(["bash", os.path.join(harness.REPO, "tools", "demo-image.sh"),
-                            os.path.join(tmp, "data"), IMAGE],
+        d = Daemon(tmp).start()
+        p = subprocess.run(["bash", os.path.join(harness.REPO, "tools", "demo-image.sh"), d.host, IMAGE],
                            env=dict(os.environ, MOAT=moat_path()), capture_output=True, text=True,
                            timeout=TIMEOUT)
         assert p.returncode == 0, p.stderr
         assert re.fullmatch(r"sha256:[0-9a-f]{64}\n", p.stdout), p.stdout
-        d = Daemon(tmp).start()
         yield d
     finally:
         if d:
@@ -482,3 +481,61 @@ def test_cannot_connect(tmp_path):
     p = subprocess.run([moat_path(), "run", "busybox"], capture_output=True, text=True, timeout=TIMEOUT,
                        env=dict(os.environ, MOAT_HOST=host))
     assert p.returncode == 125 and "Cannot connect to the moat daemon" in p.stderr
+
+
+# ---- --help -------------------------------------------------------------------------
+
+HELP_VERBS = ["run", "create", "start", "stop", "restart", "kill", "rm", "ps", "logs", "exec", "attach",
+              "inspect", "top", "stats", "pause", "unpause", "update", "rename", "wait", "cp", "export",
+              "images", "load", "save", "import", "tag", "rmi", "history", "version", "info", "events",
+              "system df", "system prune", "system info", "system events", "volume create", "volume ls",
+              "volume inspect", "volume rm", "volume prune", "image ls", "image inspect", "image prune",
+              "container ls"]
+
+
+def long_flags(text):
+    return set(re.findall(r"^\s+(?:-\w, )?--([a-z][a-z-]*)", text, re.M))
+
+
+# moat's own options, beyond docker's: save --format oci writes the OCI layout
+# alone (docker 25+ writes it with docker's manifest.json, moat's default).
+MOAT_EXTENSIONS = {"save": {"format"}, "image save": {"format"}}
+
+
+@pytest.mark.parametrize("verb", HELP_VERBS)
+def test_help(verb, tmp_path):
+    """--help and -h print the usage, the summary and the verb's options on stdout
+    and exit 0, without a daemon; every option listed is one docker's verb has."""
+    host = f"unix://{tmp_path}/none.sock"
+    for flag in ("--help", "-h"):
+        if flag == "-h" and verb in ("run", "create"):
+            continue   # -h is --hostname there, as in docker
+        p = subprocess.run([moat_path(), "-H", host, *verb.split(), flag], capture_output=True, text=True,
+                           timeout=TIMEOUT)
+        assert p.returncode == 0, (flag, p.stderr)
+        assert p.stderr == ""
+        shown = {"image ls": "images", "container ls": "ps"}.get(verb, verb)
+        assert p.stdout.startswith(f"Usage:  moat {shown}"), p.stdout
+        flags = long_flags(p.stdout)
+        if shutil.which("docker"):
+            d = subprocess.run(["docker", *verb.split(), "--help"], capture_output=True, text=True,
+                               timeout=TIMEOUT)
+            extensions = MOAT_EXTENSIONS.get(verb, set())
+            assert flags - extensions <= long_flags(d.stdout), flags - extensions - long_flags(d.stdout)
+
+
+def test_help_is_not_taken_from_arguments(daemon, names):
+    """Options stop at the container for exec (and the image for run): a --help
+    after it is the command's; -h is run's --hostname."""
+    n = names()
+    moat(daemon, "run", "-d", "--name", n, IMAGE, "sleep", "60", check=0)
+    p = moat(daemon, "exec", n, "echo", "--help", check=0)
+    assert p.stdout == "--help\n"
+    p = moat(daemon, "run", "--rm", "-h", "hx", IMAGE, "hostname", check=0)
+    assert p.stdout == "hx\n"
+    p = moat(daemon, "ps", "--filter", "--help")   # a value, not the flag
+    assert not p.stdout.startswith("Usage:")
+    p = moat(daemon, "volume", check=0)
+    assert "Commands:\n  create" in p.stdout
+    p = moat(daemon, "volume", "frob", check=1)
+    assert "unknown command: moat volume frob" in p.stderr
