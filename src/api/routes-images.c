@@ -112,7 +112,8 @@ static struct moat_http_response *history(struct moat_http_request *req, void *u
 {
         struct moat_error *err = NULL;
         json_t *doc = NULL;
-        int r = moat_engine_image_history(userdata, moat_http_request_param(req, "name"), &doc, &err);
+        int r = moat_engine_image_history(userdata, moat_http_request_param(req, "name"),
+                                          moat_http_request_query(req, "platform"), &doc, &err);
         return r < 0 ? error_response(r, err) : moat_http_response_json(200, doc);
 }
 

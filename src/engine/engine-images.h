@@ -77,8 +77,10 @@ MOAT_NODISCARD int moat_engine_images_list(struct moat_engine *e, const json_t *
                                            json_t **ret, struct moat_error **reterr);
 MOAT_NODISCARD int moat_engine_image_inspect(struct moat_engine *e, const char *text, json_t **ret,
                                              struct moat_error **reterr);
-MOAT_NODISCARD int moat_engine_image_history(struct moat_engine *e, const char *text, json_t **ret,
-                                             struct moat_error **reterr);
+/* platform: docker's JSON-encoded OCI platform query ({"os", "architecture",
+ * "variant"}); NULL or "" picks the default, as lookups do. */
+MOAT_NODISCARD int moat_engine_image_history(struct moat_engine *e, const char *text, const char *platform,
+                                             json_t **ret, struct moat_error **reterr);
 /* POST /images/{name}/tag: repo[:tag] (tag NULL or "" : "latest" unless
  * repo has one) points at what source names. */
 MOAT_NODISCARD int moat_engine_image_tag(struct moat_engine *e, const char *source, const char *repo,

@@ -998,10 +998,61 @@ int moat_engine_image_inspect(struct moat_engine *e, const char *text, json_t **
         return moat_image_inspect_json(e->store, img, layers, ret, reterr);
 }
 
-int moat_engine_image_history(struct moat_engine *e, const char *text, json_t **ret, struct moat_error **reterr)
+/* The platform query parameter of the image routes, as docker's clients
+ * send it: a JSON-encoded OCI platform. *ret points into *ret_doc. */
+static int platform_query(const char *text, json_t **ret_doc, struct oci_platform *ret, bool *ret_set,
+                          struct moat_error **reterr)
+{
+        json_error_t jerr;
+
+        *ret_set = false;
+        if (strempty(text))
+                return 0;
+        if (strlen(text) > 1024)
+                return moat_error_setx(reterr, -EINVAL, "platform: longer than 1024 bytes");
+        json_t *doc = json_loads(text, 0, &jerr);
+        const char *os = json_string_value(json_object_get(doc, "os"));
+        const char *arch = json_string_value(json_object_get(doc, "architecture"));
+        if (!json_is_object(doc) || strempty(os) || strempty(arch)) {
+                json_decref(doc);
+                return moat_error_setx(reterr, -EINVAL,
+                                       "platform: not a JSON object with \"os\" and \"architecture\": %.100s", text);
+        }
+        *ret = (struct oci_platform) {
+                .os = (char *) os,
+                .architecture = (char *) arch,
+                .variant = (char *) json_string_value(json_object_get(doc, "variant")),
+        };
+        *ret_doc = doc;
+        *ret_set = true;
+        return 0;
+}
+
+int moat_engine_image_history(struct moat_engine *e, const char *text, const char *platform, json_t **ret,
+                              struct moat_error **reterr)
 {
         _cleanup_image_ struct moat_image *img = NULL;
-        int r = lookup(e->store, text, &img, reterr);
+        _cleanup_(json_decrefp) json_t *pdoc = NULL;
+        struct oci_platform p;
+        bool has_platform;
+        int r = platform_query(platform, &pdoc, &p, &has_platform, reterr);
+        if (r < 0)
+                return r;
+        r = moat_images_lookup(e->store, text, has_platform ? &p : NULL, &img, reterr);
+        if (r == -ENOENT && has_platform) {
+                _cleanup_image_ struct moat_image *any = NULL;
+                if (moat_images_lookup(e->store, text, NULL, &any, NULL) >= 0 && reterr) {
+                        moat_error_free(*reterr);
+                        *reterr = NULL;
+                        return moat_error_setx(reterr, -ENOENT, "No such image: %s: it has no image for %s/%s%s%s", text,
+                                               p.os, p.architecture, p.variant ? "/" : "", p.variant ? p.variant : "");
+                }
+        }
+        if (r == -ENOTUNIQ || r == -EMEDIUMTYPE) {
+                if (reterr && *reterr)
+                        (*reterr)->errnum = EINVAL;
+                return -EINVAL;
+        }
         if (r < 0)
                 return r;
         return moat_image_history_json(e->store, img, ret, reterr);
