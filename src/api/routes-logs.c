@@ -7,11 +7,11 @@
  * bytes with one; stdout/stderr selection, since/until, tail, timestamps,
  * and follow until the container stops.
  *
- * A worker thread reads the log (monitor.h's reader and follower) and
- * writes the frames into a pipe; the stream's producer copies the pipe to
- * the client. The pipe bounds memory, and a client that goes away closes
- * its read end, which ends the worker at its next write. tail is two
- * passes (count, then skip), so no number of lines is held in memory.
+ * A worker thread reads the log's entries (the engine's
+ * moat_engine_logs_read) and writes the frames into a pipe; the stream's
+ * producer copies the pipe to the client. The pipe bounds memory, and a
+ * client that goes away closes its read end, which ends the worker at its
+ * next write.
  */
 
 #include "api/routes.h"
@@ -31,21 +31,15 @@
 #include "base/cleanup.h"
 #include "base/fileio.h"
 #include "engine/engine.h"
-#include "monitor/monitor.h"
 
-#define FOLLOW_POLL_MS 200
-#define MAX_ROTATED 1000
+#define FRAME_HEADER_SIZE 8
 
 struct logs {
         struct moat_engine *e;
         char *id;
         char *path;
-        bool tty, want_out, want_err, timestamps, follow;
-        int64_t since_ns, until_ns;   /* 0: no bound */
-        long tail;                    /* < 0: all */
-        /* pass state */
-        bool counting;
-        uint64_t count, skip;
+        bool tty, timestamps;
+        struct moat_engine_logs_options o;
         int wfd;                      /* the pipe's write end (worker) */
         int rfd;                      /* its read end (producer) */
         pthread_t thread;
@@ -53,100 +47,52 @@ struct logs {
         atomic_bool stop;
 };
 
-static int64_t entry_ns(const struct moat_log_entry *en)
+static bool stopped(void *userdata)
 {
-        return (int64_t) en->time.tv_sec * 1000000000 + en->time.tv_nsec;
+        return atomic_load(&((struct logs *) userdata)->stop);
 }
 
-static bool selected(const struct logs *l, const struct moat_log_entry *en)
+/* docker's stdcopy frame: [stream 0 0 0 size(be32)] */
+static void frame_header(uint8_t hdr[FRAME_HEADER_SIZE], int stream, uint32_t size)
 {
-        if (en->stream == MOAT_STREAM_STDOUT && !l->want_out)
-                return false;
-        if (en->stream == MOAT_STREAM_STDERR && !l->want_err)
-                return false;
-        if (l->since_ns > 0 && entry_ns(en) < l->since_ns)
-                return false;
-        if (l->until_ns > 0 && entry_ns(en) > l->until_ns)
-                return false;
-        return true;
+        hdr[0] = (uint8_t) stream;
+        hdr[1] = hdr[2] = hdr[3] = 0;
+        hdr[4] = (uint8_t) (size >> 24);
+        hdr[5] = (uint8_t) (size >> 16);
+        hdr[6] = (uint8_t) (size >> 8);
+        hdr[7] = (uint8_t) size;
 }
 
-static int emit(const struct moat_log_entry *en, void *userdata)
+static int emit(int stream, int64_t time_ns, const char *data, size_t len, void *userdata)
 {
         struct logs *l = userdata;
-        char ts[MOAT_RFC3339NANO_MAX + 1];
+        char ts[MOAT_ENGINE_RFC3339NANO_MAX + 1];
         size_t tlen = 0;
 
         if (atomic_load(&l->stop))
                 return -ECANCELED;
-        if (!selected(l, en))
-                return 0;
-        if (l->counting) {
-                l->count++;
-                return 0;
-        }
-        if (l->skip > 0) {
-                l->skip--;
-                return 0;
-        }
         if (l->timestamps) {
-                moat_format_rfc3339nano(&en->time, ts);
+                moat_engine_format_rfc3339nano(time_ns, ts);
                 tlen = strlen(ts);
                 ts[tlen++] = ' ';
         }
-        size_t len = tlen + en->len;
         if (!l->tty) {
-                uint8_t hdr[MOAT_FRAME_HEADER_SIZE];
-                moat_frame_header(hdr, en->stream, (uint32_t) len);
+                uint8_t hdr[FRAME_HEADER_SIZE];
+                frame_header(hdr, stream, (uint32_t) (tlen + len));
                 if (write_all(l->wfd, hdr, sizeof(hdr)) < 0)
                         return -EPIPE;
         }
-        if ((tlen && write_all(l->wfd, ts, tlen) < 0) || write_all(l->wfd, en->data, en->len) < 0)
+        if ((tlen && write_all(l->wfd, ts, tlen) < 0) || write_all(l->wfd, data, len) < 0)
                 return -EPIPE;
         return 0;
-}
-
-static bool still_running(struct logs *l)
-{
-        _cleanup_free_ char *path = NULL;
-        bool tty, running = false;
-
-        if (moat_engine_log_path(l->e, l->id, &path, &tty, &running, NULL) < 0)
-                return false;
-        return running;
 }
 
 static void *logs_worker(void *arg)
 {
         struct logs *l = arg;
-        struct moat_log_follow *f = NULL;
-        int r;
+        int r = moat_engine_logs_read(l->e, l->id, l->path, &l->o, emit, l, NULL);
 
-        if (l->tail >= 0) {
-                l->counting = true;
-                r = moat_logfile_read_rotated(l->path, MAX_ROTATED, emit, l, NULL);
-                if (r >= 0)
-                        r = moat_logfile_read(l->path, 1, emit, l, NULL);
-                l->counting = false;
-                l->skip = l->count > (uint64_t) l->tail ? l->count - (uint64_t) l->tail : 0;
-        }
-        r = moat_logfile_read_rotated(l->path, MAX_ROTATED, emit, l, NULL);
-        if (r >= 0)
-                r = moat_log_follow_open(l->path, &f, NULL);
-        if (r >= 0)
-                r = moat_log_follow_read(f, emit, l, NULL);
-        while (r >= 0 && l->follow && !atomic_load(&l->stop)) {
-                bool running = still_running(l);
-                r = moat_log_follow_read(f, emit, l, NULL);
-                if (r < 0 || (!running && r == 0))
-                        break;
-                struct timespec now;
-                clock_gettime(CLOCK_REALTIME, &now);
-                if (l->until_ns > 0 && (int64_t) now.tv_sec * 1000000000 + now.tv_nsec > l->until_ns)
-                        break;
-                usleep(FOLLOW_POLL_MS * 1000);
-        }
-        moat_log_follow_free(f);
+        (void) r; /* the client sees the stream end */
         close(l->wfd);
         l->wfd = -1;
         return NULL;
@@ -206,24 +152,25 @@ static struct moat_http_response *logs(struct moat_http_request *req, void *user
                 moat_error_free(err);
                 return resp;
         }
-        l->want_out = moat_http_request_query_bool(req, "stdout");
-        l->want_err = moat_http_request_query_bool(req, "stderr");
-        if (!l->want_out && !l->want_err) {
+        l->o.want_stdout = moat_http_request_query_bool(req, "stdout");
+        l->o.want_stderr = moat_http_request_query_bool(req, "stderr");
+        if (!l->o.want_stdout && !l->o.want_stderr) {
                 logs_free(l);
                 return moat_http_response_error(400, "Bad parameters: you must choose at least one stream");
         }
+        l->o.stopped = stopped;
         l->timestamps = moat_http_request_query_bool(req, "timestamps");
-        l->follow = moat_http_request_query_bool(req, "follow");
+        l->o.follow = moat_http_request_query_bool(req, "follow");
         const char *tail = moat_http_request_query(req, "tail");
-        l->tail = -1;
+        l->o.tail = -1;
         if (tail && *tail && !streq(tail, "all")) {
                 char *end;
                 long n = strtol(tail, &end, 10);
                 if (*end == '\0' && n >= 0)
-                        l->tail = n;
+                        l->o.tail = n;
         }
-        if (moat_api_parse_time(moat_http_request_query(req, "since"), &l->since_ns) < 0 ||
-            moat_api_parse_time(moat_http_request_query(req, "until"), &l->until_ns) < 0) {
+        if (moat_api_parse_time(moat_http_request_query(req, "since"), &l->o.since_ns) < 0 ||
+            moat_api_parse_time(moat_http_request_query(req, "until"), &l->o.until_ns) < 0) {
                 logs_free(l);
                 return moat_http_response_error(400, "invalid time in since or until");
         }

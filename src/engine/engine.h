@@ -149,6 +149,27 @@ MOAT_NODISCARD int moat_engine_log_replay_since(struct moat_engine_log_mark *m,
                                                 const struct moat_engine_log_mark *since, moat_engine_log_fn fn,
                                                 void *userdata, struct moat_error **reterr);
 void moat_engine_log_mark_free(struct moat_engine_log_mark *m);
+/* GET /containers/{id}/logs (logs.c): the entries of the container's
+ * json-file log at path, oldest first, to fn (stream 1 stdout, 2 stderr;
+ * the time in ns since the epoch): only the wanted streams and times
+ * (since/until, 0: no bound); tail >= 0: only the last tail of those;
+ * follow: then what is written, until the container has stopped and the
+ * log is drained, until_ns passes, stopped() says so, or fn returns
+ * non-zero (which is returned). */
+typedef int (*moat_engine_log_entry_fn)(int stream, int64_t time_ns, const char *data, size_t len,
+                                        void *userdata);
+struct moat_engine_logs_options {
+        bool want_stdout, want_stderr, follow;
+        int64_t since_ns, until_ns;
+        long tail;
+        bool (*stopped)(void *userdata);
+};
+MOAT_NODISCARD int moat_engine_logs_read(struct moat_engine *e, const char *id, const char *path,
+                                         const struct moat_engine_logs_options *o, moat_engine_log_entry_fn fn,
+                                         void *userdata, struct moat_error **reterr);
+/* docker's RFC 3339 time with nanoseconds, as logs --timestamps writes it. */
+#define MOAT_ENGINE_RFC3339NANO_MAX 40
+void moat_engine_format_rfc3339nano(int64_t ns, char buf[static MOAT_ENGINE_RFC3339NANO_MAX]);
 /* The path of the container's json-file log and whether it has a tty. */
 MOAT_NODISCARD int moat_engine_log_path(struct moat_engine *e, const char *ref, char **ret_path, bool *ret_tty,
                                         bool *ret_running, struct moat_error **reterr);
