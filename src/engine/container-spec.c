@@ -164,6 +164,10 @@ static void host_abilities(struct moat_docker_host *h)
                 h->no_oom_kill_disable = true;
         } else if (access("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", F_OK) < 0)
                 h->no_swap_limit = true;
+        /* v2: the io controller has weights (a child's io.weight); v1: the files of the root */
+        if (!v2)
+                h->no_blkio_weight_device = access("/sys/fs/cgroup/blkio/blkio.weight_device", F_OK) < 0 &&
+                                            access("/sys/fs/cgroup/blkio/blkio.bfq.weight_device", F_OK) < 0;
 }
 
 int container_normalize_create(struct moat_engine *e, json_t *body, json_t **ret_config, json_t **ret_host_config,

@@ -1462,6 +1462,19 @@ static int check_security_opts(const json_t *opts, struct moat_error **reterr)
         return 0;
 }
 
+/* HostConfig's per-device block I/O lists: the field, its value's key,
+ * and the OCI linux.resources.blockIO list each becomes. */
+static const struct {
+        const char *field, *value, *oci, *oci_value;
+} blkio_lists[] = {
+        { "BlkioWeightDevice", "Weight", "weightDevice", "weight" },
+        { "BlkioDeviceReadBps", "Rate", "throttleReadBpsDevice", "rate" },
+        { "BlkioDeviceWriteBps", "Rate", "throttleWriteBpsDevice", "rate" },
+        { "BlkioDeviceReadIOps", "Rate", "throttleReadIOPSDevice", "rate" },
+        { "BlkioDeviceWriteIOps", "Rate", "throttleWriteIOPSDevice", "rate" },
+};
+#define BLKIO_DEVICES_MAX 64u
+
 static int check_resources(json_t *hc, const struct moat_docker_host *host, json_t *warnings,
                            struct moat_error **reterr)
 {
@@ -1579,12 +1592,33 @@ static int check_resources(json_t *hc, const struct moat_docker_host *host, json
         int64_t w = iget(hc, "BlkioWeight");
         if (w != 0 && (w < 10 || w > 1000))
                 return FAIL(-EINVAL, "HostConfig.BlkioWeight: Range of blkio weight is from 10 to 1000");
-        static const char *const blkio_lists[] = { "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
-                                                   "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps" };
-        for (size_t i = 0; i < ELEMENTSOF(blkio_lists); i++)
-                if (json_array_size(json_object_get(hc, blkio_lists[i])) > 0)
-                        return FAIL(-EOPNOTSUPP, "HostConfig.%s: per-device block I/O limits are not supported yet",
-                                    blkio_lists[i]);
+        for (size_t i = 0; i < ELEMENTSOF(blkio_lists); i++) {
+                json_t *list = json_object_get(hc, blkio_lists[i].field), *entry;
+                size_t k;
+                if (json_array_size(list) > BLKIO_DEVICES_MAX)
+                        return FAIL(-E2BIG, "HostConfig.%s: more than %u devices", blkio_lists[i].field,
+                                    BLKIO_DEVICES_MAX);
+                json_array_foreach(list, k, entry) {
+                        const char *dev = json_string_value(json_object_get(entry, "Path"));
+                        json_t *v = json_object_get(entry, blkio_lists[i].value);
+                        if (!json_is_object(entry) || !dev || dev[0] != '/')
+                                return FAIL(-EINVAL, "HostConfig.%s[%zu].Path: must be an absolute device path",
+                                            blkio_lists[i].field, k);
+                        if (!json_is_integer(v) || json_integer_value(v) < 0)
+                                return FAIL(-EINVAL, "HostConfig.%s[%zu].%s: must be a number >= 0",
+                                            blkio_lists[i].field, k, blkio_lists[i].value);
+                        if (i == 0 && (json_integer_value(v) < 10 || json_integer_value(v) > 1000))
+                                return FAIL(-EINVAL, "HostConfig.BlkioWeightDevice[%zu].Weight: Range of blkio weight "
+                                                     "is from 10 to 1000",
+                                            k);
+                }
+        }
+        if (host && host->no_blkio_weight_device && json_array_size(json_object_get(hc, "BlkioWeightDevice")) > 0) {
+                if ((r = warn(warnings, "Your kernel does not support Block I/O weight_device or the cgroup is not "
+                                        "mounted. Weight-device discarded.")) < 0 ||
+                    (r = set(hc, "BlkioWeightDevice", json_array())) < 0)
+                        return r;
+        }
 
         if (iget(hc, "ShmSize") < 0)
                 return FAIL(-EINVAL, "HostConfig.ShmSize: SHM size can not be less than 0");
@@ -2913,9 +2947,38 @@ static int resources(struct builder *b, json_t *linux_, struct moat_error **rete
                                             (json_int_t) (json_integer_value(pids) <= 0 ? -1 : json_integer_value(pids))))) <
                     0)
                 return r;
-        if (iget(hc, "BlkioWeight") > 0 &&
-            (r = set(res, "blockIO", json_pack("{s:I}", "weight", (json_int_t) iget(hc, "BlkioWeight")))) < 0)
+        json_t *blkio = json_object();
+        if ((r = set(res, "blockIO", blkio)) < 0)
                 return r;
+        if (iget(hc, "BlkioWeight") > 0 && (r = set(blkio, "weight", json_integer(iget(hc, "BlkioWeight")))) < 0)
+                return r;
+        /* The devices by their numbers, read now on the host as docker does. */
+        for (size_t i = 0; i < ELEMENTSOF(blkio_lists); i++) {
+                json_t *list = json_object_get(hc, blkio_lists[i].field), *entry;
+                size_t k;
+                if (json_array_size(list) == 0)
+                        continue;
+                json_t *out = json_array();
+                if ((r = set(blkio, blkio_lists[i].oci, out)) < 0)
+                        return r;
+                json_array_foreach(list, k, entry) {
+                        const char *dev = sget(entry, "Path");
+                        struct stat st;
+                        if (stat(dev, &st) < 0)
+                                return moat_error_set(reterr, errno, "HostConfig.%s[%zu].Path: " PATH_SHOW,
+                                                      blkio_lists[i].field, k, dev);
+                        if (!S_ISBLK(st.st_mode))
+                                return FAIL(-EINVAL, "HostConfig.%s[%zu].Path: " PATH_SHOW " is not a block device",
+                                            blkio_lists[i].field, k, dev);
+                        if ((r = append(out, json_pack("{s:I, s:I, s:I}", "major", (json_int_t) major(st.st_rdev),
+                                                       "minor", (json_int_t) minor(st.st_rdev),
+                                                       blkio_lists[i].oci_value,
+                                                       (json_int_t) iget(entry, blkio_lists[i].value)))) < 0)
+                                return r;
+                }
+        }
+        if (json_object_size(blkio) == 0)
+                json_object_del(res, "blockIO");
 
         /* devices: deny all (the hardened spec), then docker's default list,
          * then what was added; privileged: everything. */

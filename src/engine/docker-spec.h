@@ -50,6 +50,7 @@ struct moat_docker_host {
         bool no_swap_limit;         /* memory+swap limits unavailable */
         bool no_memory_swappiness;  /* cgroup v2 */
         bool no_oom_kill_disable;   /* cgroup v2 */
+        bool no_blkio_weight_device; /* no blkio/io weight per device */
 };
 
 struct moat_docker_create {

@@ -1,4 +1,5 @@
-"""system df's volumes, docker system prune and image prune filters, as the
+"""system df's volumes, docker system prune and image prune filters, per-device
+block I/O limits, as the
 real docker CLI sees them against moat's daemon."""
 
 import json
@@ -62,3 +63,44 @@ def test_image_prune_label_filters(daemon, tmp_path):
     ids = daemon.ok("images", "-aq", "--no-trunc").stdout.split()
     assert refs["keep"] in ids, (p.stdout, ids)
     daemon.ok("rmi", refs["keep"])
+
+
+# ---- per-device block I/O limits ---------------------------------------------------------
+
+
+def block_device():
+    """A block device of this machine (the one under /), or None."""
+    for cand in ("/dev/vda", "/dev/sda", "/dev/nvme0n1", "/dev/xvda"):
+        try:
+            s = os.stat(cand)
+        except OSError:
+            continue
+        import stat as st_mod
+        if st_mod.S_ISBLK(s.st_mode):
+            return cand, os.major(s.st_rdev), os.minor(s.st_rdev)
+    return None
+
+
+def test_blkio_device_limits(daemon):
+    """--device-read-bps and friends reach the blkio cgroup (v1) by the
+    device's numbers; a path that is not a block device is refused."""
+    import pytest
+    dev = block_device()
+    if not dev or not os.path.isdir("/sys/fs/cgroup/blkio"):
+        pytest.skip("no block device or no blkio cgroup v1 controller here")
+    path, maj, mi = dev
+    n = name()
+    cid = daemon.run_d("--name", n, "--device-read-bps", f"{path}:1mb", "--device-write-iops", f"{path}:77",
+                       IMAGE, "sleep", "1000")
+    hc = daemon.inspect(n)["HostConfig"]
+    assert hc["BlkioDeviceReadBps"] == [{"Path": path, "Rate": 1048576}], hc
+    with open(f"/proc/{daemon.inspect(n)['State']['Pid']}/cgroup") as f:
+        cg = [line.rstrip("\n").split(":", 2)[2] for line in f if ":blkio:" in line][0]
+    base = "/sys/fs/cgroup/blkio" + cg
+    with open(base + "/blkio.throttle.read_bps_device") as f:
+        assert f.read().split() == [f"{maj}:{mi}", "1048576"]
+    with open(base + "/blkio.throttle.write_iops_device") as f:
+        assert f.read().split() == [f"{maj}:{mi}", "77"]
+    daemon.ok("rm", "-f", cid)
+    p = daemon.docker("run", "--rm", "--device-read-bps", "/dev/null:1mb", IMAGE, "true")
+    assert p.returncode != 0 and "/dev/null is not a block device" in p.stderr, p.stderr
