@@ -82,6 +82,40 @@ static int container_pid(void *userdata, const char *ref, pid_t *ret_pid, char *
         return r;
 }
 
+static int container_mounts(void *userdata, const char *ref, json_t **ret_mounts, char **ret_id,
+                            struct moat_error **reterr)
+{
+        struct spec_userdata *u = userdata;
+        struct moat_engine *e = u->e;
+        struct container *c;
+        int r;
+
+        pthread_mutex_lock(&e->lock);
+        r = container_find_locked(e, ref, &c, reterr);
+        if (r >= 0) {
+                *ret_mounts = c->mounts ? json_deep_copy(c->mounts) : json_array();
+                *ret_id = strdup(c->id);
+                if (!*ret_mounts || !*ret_id) {
+                        json_decref(*ret_mounts);
+                        free(*ret_id);
+                        *ret_mounts = NULL;
+                        *ret_id = NULL;
+                        r = moat_error_set(reterr, -ENOMEM, "mounts");
+                }
+        }
+        pthread_mutex_unlock(&e->lock);
+        if (r < 0)
+                u->volume_failed = true; /* a create fails on it, as docker's does */
+        if (r == -ENOENT) {
+                /* a 400, not a 404: the docker CLI takes a 404 from create
+                 * for a missing image and tries to pull it */
+                if (reterr && *reterr)
+                        (*reterr)->errnum = EINVAL;
+                r = -EINVAL;
+        }
+        return r;
+}
+
 static int volume(void *userdata, const struct moat_docker_volume_request *req, char **ret_host_path,
                   char **ret_name, struct moat_error **reterr)
 {
@@ -239,6 +273,7 @@ static int make_spec(struct moat_engine *e, struct container *c, const struct mo
                 .container_pid = container_pid,
                 .make_bind_source = make_bind_source,
                 .volume = volume,
+                .container_mounts = container_mounts,
                 .userdata = &u,
                 .volumes_only = volumes_only,
         };
@@ -305,7 +340,8 @@ static bool wants_volumes(const struct container *c)
         json_t *binds = json_object_get(c->host_config, "Binds");
         json_t *mounts = json_object_get(c->host_config, "Mounts");
 
-        return json_object_size(volumes) > 0 || json_array_size(binds) > 0 || json_array_size(mounts) > 0;
+        return json_object_size(volumes) > 0 || json_array_size(binds) > 0 || json_array_size(mounts) > 0 ||
+               json_array_size(json_object_get(c->host_config, "VolumesFrom")) > 0;
 }
 
 /* docker creates a container's volumes when the container is created

@@ -1474,6 +1474,7 @@ static const struct {
         { "BlkioDeviceWriteIOps", "Rate", "throttleWriteIOPSDevice", "rate" },
 };
 #define BLKIO_DEVICES_MAX 64u
+#define VOLUMES_FROM_MAX 64u
 
 static int check_resources(json_t *hc, const struct moat_docker_host *host, json_t *warnings,
                            struct moat_error **reterr)
@@ -1945,8 +1946,18 @@ int moat_docker_create_parse(const json_t *body, const struct moat_docker_host *
         if (c->auto_remove && !streq(c->restart_policy, "no"))
                 return FAIL(-EINVAL, "HostConfig.AutoRemove: can't create 'AutoRemove' container with restart policy");
 
-        if (json_array_size(json_object_get(hc, "VolumesFrom")) > 0)
-                return FAIL(-EOPNOTSUPP, "HostConfig.VolumesFrom: not supported yet");
+        json_t *from = json_object_get(hc, "VolumesFrom");
+        if (json_array_size(from) > VOLUMES_FROM_MAX)
+                return FAIL(-E2BIG, "HostConfig.VolumesFrom: more than %u containers", VOLUMES_FROM_MAX);
+        for (size_t i = 0; i < json_array_size(from); i++) {
+                const char *spec = json_string_value(json_array_get(from, i));
+                const char *colon = spec ? strchr(spec, ':') : NULL;
+                if (!spec || !*spec || spec == colon)
+                        return FAIL(-EINVAL, "HostConfig.VolumesFrom[%zu]: a container name or id is needed", i);
+                if (colon && !streq(colon + 1, "ro") && !streq(colon + 1, "rw"))
+                        return FAIL(-EINVAL, "HostConfig.VolumesFrom[%zu]: invalid mode: " PATH_SHOW
+                                             " (ro or rw)", i, colon + 1);
+        }
         if (json_array_size(json_object_get(hc, "Links")) > 0)
                 return FAIL(-EOPNOTSUPP, "HostConfig.Links: legacy container links are not supported");
         if (json_array_size(json_object_get(hc, "DeviceRequests")) > 0)
@@ -2343,6 +2354,55 @@ static int collect_user_mounts(struct builder *b, char *const *image_volumes, st
                 umount_done(&m);
                 if (r < 0)
                         return r;
+        }
+
+        /* VolumesFrom: the volumes and binds of other containers, where this
+         * one mounts nothing of its own; "ro"/"rw" overrides their mode. */
+        json_t *from = json_object_get(hc, "VolumesFrom");
+        for (size_t i = 0; i < json_array_size(from); i++) {
+                _cleanup_free_ char *ref = strdup(json_string_value(json_array_get(from, i)));
+                _cleanup_free_ char *their_id = NULL;
+                json_t *theirs = NULL, *tm;
+                size_t t;
+                if (!ref)
+                        return oom();
+                char *colon = strchr(ref, ':');
+                const char *mode = colon ? colon + 1 : NULL;
+                if (colon)
+                        *colon = '\0';
+                if (!b->ctx->container_mounts)
+                        return FAIL(-EOPNOTSUPP, "HostConfig.VolumesFrom: other containers' mounts are not available");
+                r = b->ctx->container_mounts(b->ctx->userdata, ref, &theirs, &their_id, reterr);
+                if (r < 0)
+                        return moat_error_wrap(reterr, r, "HostConfig.VolumesFrom[%zu]", i);
+                if (b->ctx->id && their_id && streq(their_id, b->ctx->id)) {
+                        json_decref(theirs);
+                        return FAIL(-EINVAL, "HostConfig.VolumesFrom[%zu]: a container cannot mount its own volumes",
+                                    i);
+                }
+                json_array_foreach(theirs, t, tm) {
+                        const char *type = sget(tm, "Type"), *dest = sget(tm, "Destination");
+                        bool volume = streq(type, "volume");
+                        if ((!volume && !streq(type, "bind")) || !*dest || dest_taken(b->user_mounts, dest))
+                                continue;
+                        bool ro = mode ? streq(mode, "ro") : !bget(tm, "RW");
+                        struct umount m = {
+                                .type = volume ? M_VOLUME : M_BIND,
+                                .source = strdup(volume ? sget(tm, "Name") : sget(tm, "Source")),
+                                .dest = clean_path(dest),
+                                .ro = ro,
+                                .nocopy = true,
+                                .mode = strdup(mode ? mode : sget(tm, "Mode")),
+                        };
+                        snprintf(path, sizeof(path), "HostConfig.VolumesFrom[%zu] (%.40s)", i, dest);
+                        r = !m.source || !m.dest || !m.mode ? oom() : add_user_mount(b, &m, path, reterr);
+                        umount_done(&m);
+                        if (r < 0) {
+                                json_decref(theirs);
+                                return r;
+                        }
+                }
+                json_decref(theirs);
         }
 
         /* Anonymous volumes: Config.Volumes, then the image's, where nothing

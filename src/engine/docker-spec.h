@@ -125,6 +125,10 @@ struct moat_docker_spec_context {
          * container:<ref> modes. NULL: those modes are refused. */
         int (*container_pid)(void *userdata, const char *ref, pid_t *ret_pid, char **ret_id,
                              struct moat_error **reterr);
+        /* Another container's Mounts (inspect's form) and its full id, for
+         * HostConfig.VolumesFrom. NULL: VolumesFrom is refused. */
+        int (*container_mounts)(void *userdata, const char *ref, json_t **ret_mounts, char **ret_id,
+                                struct moat_error **reterr);
         /* A group name of HostConfig.GroupAdd in the image's /etc/group.
          * NULL: only numeric groups are accepted. */
         int (*group)(void *userdata, int root_fd, const char *name, uint32_t *ret_gid, struct moat_error **reterr);

@@ -119,3 +119,34 @@ def test_removal_leftovers_cleared_at_start(daemon):
             break
         time.sleep(0.1)
     assert not any(e.endswith(cid) for e in os.listdir(cdir))
+
+
+def test_volumes_from(daemon, tmp_path):
+    """--volumes-from: another container's volumes and binds, its modes or
+    ro/rw; this container's own mounts win; a missing container fails create."""
+    src, user, v = name(), name(), name("vol")
+    bind = tmp_path / "b"
+    bind.mkdir()
+    (bind / "f").write_text("from the bind\n")
+    daemon.ok("create", "--name", src, "-v", f"{v}:/data", "-v", f"{bind}:/b:ro", "-v", "/anon", IMAGE, "true")
+    daemon.ok("run", "--rm", "-v", f"{v}:/data", IMAGE, "sh", "-c", "echo in the volume > /data/x")
+    p = daemon.ok("run", "--rm", "--volumes-from", src, IMAGE, "sh", "-c",
+                  "cat /data/x /b/f; touch /b/g 2>/dev/null && echo b-writable; ls -d /anon")
+    assert p.stdout == "in the volume\nfrom the bind\n/anon\n", p.stdout
+    p = daemon.ok("run", "--name", user, "--volumes-from", f"{src}:ro", IMAGE, "sh", "-c",
+                  "touch /data/y 2>/dev/null || echo data-ro")
+    assert p.stdout == "data-ro\n"
+    m = {x["Destination"]: x for x in mounts(daemon, user)}
+    assert m["/data"]["Name"] == v and m["/data"]["RW"] is False, m
+    assert m["/b"]["Source"] == str(bind) and m["/anon"]["Type"] == "volume", m
+    # this container's own mount of /data wins
+    p = daemon.ok("run", "--rm", "--volumes-from", src, "--tmpfs", "/data", IMAGE, "ls", "/data")
+    assert p.stdout == ""
+    p = daemon.docker("create", "--volumes-from", "no-such-container", IMAGE, "true")
+    assert p.returncode != 0 and "no-such-container" in p.stderr, p.stderr
+    p = daemon.docker("create", "--volumes-from", f"{src}:rx", IMAGE, "true")
+    assert p.returncode != 0 and "invalid mode" in p.stderr, p.stderr
+    daemon.ok("rm", "-v", user)
+    daemon.ok("rm", "-v", src)
+    assert v in volumes(daemon)   # a named volume outlives them
+    daemon.ok("volume", "rm", v)
