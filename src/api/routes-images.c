@@ -474,9 +474,6 @@ static struct moat_http_response *save_names(struct moat_engine *e, const char *
         struct save_stream *ss;
         int fds[2], r;
 
-        if (platform && *platform)
-                return moat_http_response_error(moat_http_status_for_errno(-EOPNOTSUPP),
-                                                "save --platform is not supported by moat yet");
         if (format && *format && !streq(format, "docker") && !streq(format, "oci"))
                 return moat_http_response_error(400, "format: \"%.64s\" is not docker or oci", format);
         ss = calloc(1, sizeof(*ss));
@@ -484,7 +481,7 @@ static struct moat_http_response *save_names(struct moat_engine *e, const char *
                 return NULL;
         ss->rfd = ss->wfd = -EBADF;
         ss->oci_only = format && streq(format, "oci");
-        r = moat_engine_images_save_prepare(e, names, n, &ss->sv, &err);
+        r = moat_engine_images_save_prepare(e, names, n, platform, &ss->sv, &err);
         if (r < 0) {
                 free(ss);
                 return error_response(r, err);

@@ -120,8 +120,11 @@ MOAT_NODISCARD int moat_engine_images_load(struct moat_engine *e, int fd, moat_e
  * that is a reference goes with its name; an ID or digest without one, as
  * docker saves them. */
 struct moat_engine_image_save;
+/* platform: as moat_engine_image_history's; when given, each name's image
+ * of that platform is saved (its manifest, not the index). */
 MOAT_NODISCARD int moat_engine_images_save_prepare(struct moat_engine *e, const char *const *names, size_t n,
-                                                   struct moat_engine_image_save **ret, struct moat_error **reterr);
+                                                   const char *platform, struct moat_engine_image_save **ret,
+                                                   struct moat_error **reterr);
 /* oci_only: the OCI layout without docker's manifest.json. */
 MOAT_NODISCARD int moat_engine_images_save_write(struct moat_engine_image_save *sv, int fd, bool oci_only,
                                                  struct moat_error **reterr);

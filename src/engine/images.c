@@ -1028,6 +1028,29 @@ static int platform_query(const char *text, json_t **ret_doc, struct oci_platfor
         return 0;
 }
 
+/* lookup() of one platform's image (NULL: the default one); an image that
+ * exists without that platform is named in the error. */
+static int lookup_platform(struct moat_store *s, const char *text, const struct oci_platform *p,
+                           struct moat_image **ret, struct moat_error **reterr)
+{
+        int r = moat_images_lookup(s, text, p, ret, reterr);
+        if (r == -ENOENT && p) {
+                _cleanup_image_ struct moat_image *any = NULL;
+                if (moat_images_lookup(s, text, NULL, &any, NULL) >= 0 && reterr) {
+                        moat_error_free(*reterr);
+                        *reterr = NULL;
+                        return moat_error_setx(reterr, -ENOENT, "No such image: %s: it has no image for %s/%s%s%s", text,
+                                               p->os, p->architecture, p->variant ? "/" : "", p->variant ? p->variant : "");
+                }
+        }
+        if (r == -ENOTUNIQ || r == -EMEDIUMTYPE) {
+                if (reterr && *reterr)
+                        (*reterr)->errnum = EINVAL;
+                return -EINVAL;
+        }
+        return r;
+}
+
 int moat_engine_image_history(struct moat_engine *e, const char *text, const char *platform, json_t **ret,
                               struct moat_error **reterr)
 {
@@ -1038,21 +1061,7 @@ int moat_engine_image_history(struct moat_engine *e, const char *text, const cha
         int r = platform_query(platform, &pdoc, &p, &has_platform, reterr);
         if (r < 0)
                 return r;
-        r = moat_images_lookup(e->store, text, has_platform ? &p : NULL, &img, reterr);
-        if (r == -ENOENT && has_platform) {
-                _cleanup_image_ struct moat_image *any = NULL;
-                if (moat_images_lookup(e->store, text, NULL, &any, NULL) >= 0 && reterr) {
-                        moat_error_free(*reterr);
-                        *reterr = NULL;
-                        return moat_error_setx(reterr, -ENOENT, "No such image: %s: it has no image for %s/%s%s%s", text,
-                                               p.os, p.architecture, p.variant ? "/" : "", p.variant ? p.variant : "");
-                }
-        }
-        if (r == -ENOTUNIQ || r == -EMEDIUMTYPE) {
-                if (reterr && *reterr)
-                        (*reterr)->errnum = EINVAL;
-                return -EINVAL;
-        }
+        r = lookup_platform(e->store, text, has_platform ? &p : NULL, &img, reterr);
         if (r < 0)
                 return r;
         return moat_image_history_json(e->store, img, ret, reterr);
@@ -1407,11 +1416,18 @@ static int save_name(const struct moat_image *img, char **ret)
         return r;
 }
 
-int moat_engine_images_save_prepare(struct moat_engine *e, const char *const *names, size_t n,
+int moat_engine_images_save_prepare(struct moat_engine *e, const char *const *names, size_t n, const char *platform,
                                     struct moat_engine_image_save **ret, struct moat_error **reterr)
 {
+        _cleanup_(json_decrefp) json_t *pdoc = NULL;
         struct moat_engine_image_save *sv;
+        struct oci_platform plat;
+        bool has_platform;
         int r;
+
+        r = platform_query(platform, &pdoc, &plat, &has_platform, reterr);
+        if (r < 0)
+                return r;
 
         if (n == 0)
                 return moat_error_setx(reterr, -EINVAL, "no images to save: give at least one name");
@@ -1433,7 +1449,7 @@ int moat_engine_images_save_prepare(struct moat_engine *e, const char *const *na
                 _cleanup_free_ char *name = NULL;
                 bool dup = false;
 
-                r = lookup(e->store, names[i], &img, reterr);
+                r = lookup_platform(e->store, names[i], has_platform ? &plat : NULL, &img, reterr);
                 if (r >= 0 && (r = save_name(img, &name)) < 0)
                         r = moat_error_set(reterr, r, "format reference \"%s\"", img->reference);
                 if (r < 0) {
@@ -1443,8 +1459,9 @@ int moat_engine_images_save_prepare(struct moat_engine *e, const char *const *na
                 /* A name goes with what it names (an index saved as this
                  * platform's manifest: manifest.json describes one image); an
                  * ID with the image itself. */
-                const char *digest = name && streq(img->target_digest, img->manifest_digest) ? img->target_digest
-                                                                                              : img->manifest_digest;
+                const char *digest = name && !has_platform && streq(img->target_digest, img->manifest_digest)
+                                             ? img->target_digest
+                                             : img->manifest_digest;
                 for (size_t k = 0; k < sv->n && !dup; k++)
                         dup = streq(sv->digests[k], digest) &&
                               ((!sv->refs[k] && !name) || (sv->refs[k] && name && streq(sv->refs[k], name)));

@@ -580,6 +580,15 @@ def test_platform_selection(work):
             assert f.read() == "arm64"
     finally:
         moat(root, "unmount", mnt)
+    # save --platform writes that platform's image alone
+    arm_tar = os.path.join(tmp, "multi-arm64.tar")
+    moat(root, "save", "--platform", "linux/arm64", "-o", arm_tar, "localhost/multi:1")
+    other = os.path.join(tmp, "root-arm64")
+    moat(other, "load", "-i", arm_tar)
+    assert moat(other, "images", "-q", "--no-trunc").stdout.split() == [ids["arm64"]]
+    p = moat(root, "save", "--platform", "linux/s390x", "-o", os.path.join(tmp, "none.tar"), "localhost/multi:1",
+             check=False)
+    assert p.returncode == 1 and "no image for linux/s390x" in p.stderr, p.stderr
     # The index has no image for it.
     p = moat(root, "history", "--platform", "linux/s390x", "localhost/multi:1", check=False)
     assert p.returncode == 1 and "No such image: localhost/multi:1" in p.stderr
