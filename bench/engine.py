@@ -7,7 +7,8 @@ into the daemon's store before it starts, `podman import`, `docker import`).
 The moat daemon and dockerd 20.10 run privately (socket, data root, exec
 root, pid file under the temp dir; dockerd with its bridge, iptables and
 forwarding off); podman runs with private --root/--runroot/--tmpdir and its
-own containers.conf. moat is driven by the real docker CLI over
+own containers.conf; every engine's runtime state (exec root, runroot) is
+on a tmpfs, as /run is where they are deployed. moat is driven by the real docker CLI over
 DOCKER_HOST, like dockerd. Every container runs with `--network none`.
 
   run       `CLI run --rm --network none demo true`, the engines interleaved
@@ -266,6 +267,8 @@ class Engine:
     def __init__(self, base, args):
         self.base = base
         self.args = args
+        # runtime state on a tmpfs, as /run is where these engines are deployed
+        self.run = os.path.join(args.runfs, os.path.basename(base))
         self.env = dict(os.environ)
         self.daemon_pid = None
         self.version = ""
@@ -358,7 +361,7 @@ class Moat(Engine):
         with open(conf, "w") as f:
             f.write("{}\n")
         argv = [moat, "daemon", "-H", f"unix://{self.sock}", "--data-root", self.data,
-                "--exec-root", os.path.join(self.base, "exec"),
+                "--exec-root", os.path.join(self.run, "exec"),
                 "--pidfile", os.path.join(self.base, "moat.pid"), "-G", "root",
                 "--config-file", conf]
         if self.args.moat_debug:
@@ -452,8 +455,8 @@ class Podman(Engine):
 
     def cli(self, *a):
         b = self.base
-        return [self.args.podman, "--root", f"{b}/storage", "--runroot", f"{b}/run",
-                "--tmpdir", f"{b}/tmp", "--network-config-dir", f"{b}/cni",
+        return [self.args.podman, "--root", f"{b}/storage", "--runroot", f"{self.run}/run",
+                "--tmpdir", f"{self.run}/tmp", "--network-config-dir", f"{b}/cni",
                 "--storage-driver", "overlay", "--cgroup-manager", "cgroupfs",
                 "--events-backend", "file", "--runtime", self.args.podman_runtime, *a]
 
@@ -515,7 +518,7 @@ class Docker(Engine):
         for driver in ("overlay2", "vfs"):
             data = os.path.join(self.base, f"data-{driver}")
             argv = [self.args.dockerd, "--config-file", conf, "--data-root", data,
-                    "--exec-root", os.path.join(self.base, "exec"),
+                    "--exec-root", os.path.join(self.run, "exec"),
                     "--pidfile", os.path.join(self.base, "d.pid"),
                     "-H", f"unix://{self.sock}",
                     "--bridge=none", "--iptables=false", "--ip6tables=false",
@@ -1182,6 +1185,12 @@ def main():
     tmp = tempfile.mkdtemp(prefix="moat-bench-engine-", dir=args.tmpdir)
     work = os.path.join(tmp, "io")
     os.mkdir(work)
+    # every engine's runtime state (moat's and dockerd's exec roots, podman's
+    # runroot and tmpdir) on one tmpfs, like /run where they are deployed
+    args.runfs = os.path.join(tmp, "run")
+    os.mkdir(args.runfs)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755,size=512m", "moat-bench-run", args.runfs],
+                   check=True, capture_output=True)
     run_containerd_existed = os.path.lexists("/run/containerd")
     hy = argparse.Namespace(no_cgroup_hybrid=not args.cgroup_hybrid)
     notes, skipped, failed, engines, results = [], {}, {}, [], {}
@@ -1327,9 +1336,12 @@ def cleanup(engines, work, tmp, run_containerd_existed, args):
                 pass
         wait_until(lambda: not procs_mentioning(tmp), 10)
     reap()
-    ms = mounts_under(tmp)
+    runfs = getattr(args, "runfs", None)
+    ms = [m for m in mounts_under(tmp) if m != runfs]
     for mp in sorted(ms, key=len, reverse=True):
         subprocess.run(["umount", "-l", mp], capture_output=True, timeout=30)
+    if runfs:
+        subprocess.run(["umount", "-l", runfs], capture_output=True, timeout=30)
     if ms:
         problems.append(f"{len(ms)} mount(s) left under {tmp} (unmounted): {ms[:5]}")
     if not run_containerd_existed:
