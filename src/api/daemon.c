@@ -721,6 +721,7 @@ int moat_daemon_run(const struct moat_daemon_flags *flags, const struct moat_dae
             (r = moat_api_register_volumes(router, engine, reterr)) < 0 ||
             (r = moat_api_register_archive(router, engine, reterr)) < 0 ||
             (r = moat_api_register_logs(router, engine, reterr)) < 0 ||
+            (r = moat_api_register_changes(router, engine, reterr)) < 0 ||
             (r = moat_api_register_images(router, engine, reterr)) < 0)
                 goto out;
         char server_header[64];

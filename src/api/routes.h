@@ -27,6 +27,8 @@ MOAT_NODISCARD int moat_api_register_volumes(struct moat_http_router *router, st
                                              struct moat_error **reterr);
 MOAT_NODISCARD int moat_api_register_archive(struct moat_http_router *router, struct moat_engine *e,
                                              struct moat_error **reterr);
+MOAT_NODISCARD int moat_api_register_changes(struct moat_http_router *router, struct moat_engine *e,
+                                             struct moat_error **reterr);
 
 /* relay.c: copy between a hijacked client and fd (the monitor's stream)
  * until fd's stream ends; the client's bytes go to fd when forward_stdin

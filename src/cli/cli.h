@@ -79,6 +79,7 @@ int cmd_attach(struct moat_cli *cli, int argc, char **argv, struct moat_error **
 int cmd_container_inspect(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_image_inspect(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_top(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+int cmd_diff(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_export(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_stats(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_pause(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);

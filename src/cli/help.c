@@ -142,6 +142,8 @@ static const struct cli_help helps[] = {
                { 's', "size", NULL, "Display total file sizes if the type is container" },
                { 0, "type", "string", "Only inspect objects of the given type (container or image)" }) },
         { "top", "top CONTAINER [ps OPTIONS]", "Display the running processes of a container", true, NULL, NULL },
+        { "diff", "diff CONTAINER", "Inspect changes to files or directories on a container's filesystem", false,
+          NULL, NULL },
         { "stats", "stats [OPTIONS] [CONTAINER...]", "Display a live stream of container(s) resource usage statistics",
           false, NULL,
           OPTS({ 'a', "all", NULL, "Show all containers (default shows just running)" },
@@ -302,6 +304,7 @@ static const struct cli_help helps[] = {
           "  attach      Attach local standard input, output, and error streams to a running container\n"
           "  cp          Copy files/folders between a container and the local filesystem\n"
           "  create      Create a new container\n"
+          "  diff        Inspect changes to files or directories on a container's filesystem\n"
           "  exec        Execute a command in a running container\n"
           "  export      Export a container's filesystem as a tar archive\n"
           "  inspect     Display detailed information on one or more containers\n"

@@ -61,6 +61,7 @@ static const struct {
         { "exec", cmd_exec, "run a command in a running container", true },
         { "attach", cmd_attach, "attach to a running container's input and output", true },
         { "top", cmd_top, "show a container's processes", true },
+        { "diff", cmd_diff, "show the changes to a container's filesystem", true },
         { "cp", cmd_cp, "copy files between a container and the host", true },
         { "export", cmd_export, "write a container's filesystem as a tar archive", true },
         { "stats", cmd_stats, "show containers' resource usage", true },

@@ -106,6 +106,12 @@ MOAT_NODISCARD int moat_engine_list(struct moat_engine *e, bool all, int limit, 
 MOAT_NODISCARD int moat_engine_container_size(struct moat_engine *e, const char *ref, int64_t *ret_rw,
                                               int64_t *ret_rootfs, struct moat_error **reterr);
 
+/* GET /containers/{id}/changes (changes.c): what the container's writable
+ * layer changes in its image, as Docker's array of {Path, Kind} (0
+ * modified, 1 added, 2 deleted), sorted by path. */
+MOAT_NODISCARD int moat_engine_changes(struct moat_engine *e, const char *ref, json_t **ret,
+                                       struct moat_error **reterr);
+
 /* The id of a container named by id, name or unique id prefix. */
 MOAT_NODISCARD int moat_engine_resolve(struct moat_engine *e, const char *ref, char **ret_id,
                                        struct moat_error **reterr);

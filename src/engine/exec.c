@@ -10,7 +10,11 @@
  *
  * The process is the container's (config.json written at start: its
  * capabilities, seccomp profile, rlimits, no_new_privs) with the exec's
- * args, env, cwd, user and terminal. The monitor is told to wait
+ * args, env, cwd, user and terminal. A privileged exec gets, as moby's
+ * does (daemon/exec_linux.go), every capability in its bounding,
+ * permitted and effective sets and none inheritable or ambient, whatever
+ * the container's; its seccomp filter, AppArmor profile and
+ * no_new_privs stay the container's. The monitor is told to wait
  * (--wait-start) until the stream is connected, then to run the process:
  * `docker exec c echo hi` loses nothing. The exit code is in
  * exec-<id>.exit.json before the stream ends, so inspect answers right
@@ -19,8 +23,10 @@
 
 #include "engine/engine-internal.h"
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/capability.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -79,18 +85,17 @@ int moat_engine_exec_create(struct moat_engine *e, const char *ref, json_t *body
         if (json_is_string(wd) && json_string_length(wd) > 0 && json_string_value(wd)[0] != '/')
                 return moat_error_setx(reterr, -EINVAL, "the working directory '%s' is invalid, it needs to be an absolute path",
                                        json_string_value(wd));
-        if (json_is_true(json_object_get(body, "Privileged")))
-                return moat_error_setx(reterr, -EOPNOTSUPP, "privileged exec is not supported yet");
         r = random_id(rec.id);
         if (r < 0)
                 return moat_error_set(reterr, r, "exec id");
-        json_t *doc = json_pack("{s:O, s:O?, s:O?, s:O?, s:b, s:b, s:b, s:b, s:O?}", "Cmd", cmd, "Env", env,
+        json_t *doc = json_pack("{s:O, s:O?, s:O?, s:O?, s:b, s:b, s:b, s:b, s:O?, s:b}", "Cmd", cmd, "Env", env,
                                 "User", json_object_get(body, "User"), "WorkingDir", wd, "Tty",
                                 json_is_true(json_object_get(body, "Tty")), "AttachStdin",
                                 json_is_true(json_object_get(body, "AttachStdin")), "AttachStdout",
                                 json_is_true(json_object_get(body, "AttachStdout")), "AttachStderr",
                                 json_is_true(json_object_get(body, "AttachStderr")), "ConsoleSize",
-                                json_object_get(body, "ConsoleSize"));
+                                json_object_get(body, "ConsoleSize"), "Privileged",
+                                json_is_true(json_object_get(body, "Privileged")));
         if (!doc || !(doc_text = json_dumps(doc, JSON_COMPACT))) {
                 json_decref(doc);
                 return moat_error_set(reterr, -ENOMEM, "exec");
@@ -122,6 +127,41 @@ int moat_engine_exec_create(struct moat_engine *e, const char *ref, json_t *body
         if (!(*ret_id = strdup(rec.id)))
                 return moat_error_set(reterr, -ENOMEM, "exec id");
         return 0;
+}
+
+/* "All capabilities" as docker-spec.c grants a privileged container: those
+ * the kernel knows that the daemon holds in its bounding and permitted
+ * sets, by name (CAP_...). */
+static json_t *all_capabilities(void)
+{
+        json_t *a = json_array();
+        int max = cap_max_bits();
+        cap_t self = cap_get_proc();
+
+        if (max <= 0 || max > 64)
+                max = CAP_LAST_CAP + 1;
+        for (int i = 0; a && i < max; i++) {
+                cap_flag_value_t permitted = CAP_SET;
+                if (self && cap_get_flag(self, (cap_value_t) i, CAP_PERMITTED, &permitted) < 0)
+                        permitted = CAP_CLEAR;
+                if (permitted != CAP_SET || cap_get_bound((cap_value_t) i) != 1)
+                        continue;
+                char *n = cap_to_name((cap_value_t) i);
+                if (!n || strncasecmp(n, "cap_", 4) != 0) {
+                        cap_free(n);
+                        continue;
+                }
+                for (char *c = n; *c; c++)
+                        *c = (char) toupper((unsigned char) *c);
+                if (json_array_append_new(a, json_string(n)) < 0) {
+                        json_decref(a);
+                        a = NULL;
+                }
+                cap_free(n);
+        }
+        if (self)
+                cap_free(self);
+        return a;
 }
 
 /* The exec's process object from the container's. */
@@ -176,6 +216,17 @@ static int make_process(int dir_fd, json_t *doc, json_t **ret, struct moat_error
                 }
                 if (!replaced)
                         json_array_append(env, v);
+        }
+        if (json_is_true(json_object_get(doc, "Privileged"))) {
+                json_t *all = all_capabilities();
+                json_t *caps = all ? json_pack("{s:O, s:O, s:O}", "bounding", all, "effective", all, "permitted", all)
+                                   : NULL;
+                json_decref(all);
+                if (!caps) {
+                        json_decref(process);
+                        return moat_error_set(reterr, -ENOMEM, "the capabilities of a privileged exec");
+                }
+                json_object_set_new(process, "capabilities", caps);
         }
         const char *wd = json_string_value(json_object_get(doc, "WorkingDir"));
         if (wd && *wd)
@@ -383,7 +434,8 @@ int moat_engine_exec_inspect(struct moat_engine *e, const char *exec_id, json_t 
                          json_is_true(json_object_get(doc, "AttachStdout")), "ProcessConfig", "tty",
                          json_is_true(json_object_get(doc, "Tty")), "entrypoint",
                          json_string_value(json_array_get(cmd, 0)) ? json_string_value(json_array_get(cmd, 0)) : "",
-                         "arguments", args ? args : json_array(), "privileged", false, "user", user ? user : "",
+                         "arguments", args ? args : json_array(), "privileged",
+                         json_is_true(json_object_get(doc, "Privileged")), "user", user ? user : "",
                          "ID", rec->id, "Pid", running ? (int) rec->pid : 0);
         json_decref(doc);
         if (!*ret)
