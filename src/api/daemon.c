@@ -67,9 +67,15 @@ int moat_daemon_parse_host(const char *host, char **ret_path, struct moat_error 
                 return moat_error_setx(reterr, -EOPNOTSUPP,
                                        "-H %s: listening on TCP is not supported: it needs mutual TLS, which is not "
                                        "implemented yet", host);
-        if (startswith(host, "fd://"))
-                return moat_error_setx(reterr, -EOPNOTSUPP,
-                                       "-H %s: fd:// (socket activation) is not supported; use unix:///path", host);
+        if (startswith(host, "fd://")) {
+                /* socket activation: checked when the daemon starts (activated_socket) */
+                for (const char *n = host + strlen("fd://"); *n; n++)
+                        if (*n < '0' || *n > '9')
+                                return moat_error_setx(reterr, -EINVAL, "-H %s: expected fd:// or fd://<fd number>",
+                                                       host);
+                *ret_path = strdup(host);
+                return *ret_path ? 0 : moat_error_set(reterr, -ENOMEM, "host");
+        }
         if (!startswith(host, "unix://"))
                 return moat_error_setx(reterr, -EINVAL, "-H %s: invalid host: expected unix:///absolute/path", host);
         const char *path = host + strlen("unix://");
@@ -80,6 +86,73 @@ int moat_daemon_parse_host(const char *host, char **ret_path, struct moat_error 
                                        host);
         *ret_path = strdup(path);
         return *ret_path ? 0 : moat_error_set(reterr, -ENOMEM, "host");
+}
+
+/* -H fd:// and fd://N: the socket systemd (or any socket activator) passed
+ * as fds 3.. with LISTEN_PID and LISTEN_FDS (sd_listen_fds(3)'s protocol,
+ * a few lines that need no libsystemd). One listener: fd:// takes the only
+ * one passed, fd://N that fd. It must be a listening unix stream socket
+ * (TCP needs mutual TLS, not implemented). The variables are removed and
+ * every passed fd made close-on-exec; those not used are closed. */
+static int activated_socket(const char *host, int *ret_fd, struct moat_error **reterr)
+{
+        const char *pid_s = getenv("LISTEN_PID"), *fds_s = getenv("LISTEN_FDS");
+        const char *want_s = host + strlen("fd://");
+        unsigned long pid = 0, nfds = 0, want = 0;
+        char *end;
+
+        if (pid_s) {
+                errno = 0;
+                pid = strtoul(pid_s, &end, 10);
+                if (errno || *end || end == pid_s)
+                        pid = 0;
+        }
+        if (fds_s) {
+                errno = 0;
+                nfds = strtoul(fds_s, &end, 10);
+                if (errno || *end || end == fds_s || nfds > 64)
+                        nfds = 0;
+        }
+        (void) unsetenv("LISTEN_PID");
+        (void) unsetenv("LISTEN_FDS");
+        (void) unsetenv("LISTEN_FDNAMES");
+        if (pid != (unsigned long) getpid() || nfds == 0)
+                return moat_error_setx(reterr, -EBADF,
+                                       "-H %s: no socket was passed (LISTEN_PID and LISTEN_FDS, as systemd's socket "
+                                       "activation sets them, are missing or name another process)", host);
+        for (unsigned long i = 0; i < nfds; i++)
+                (void) fcntl((int) (3 + i), F_SETFD, FD_CLOEXEC);
+        if (*want_s) {
+                want = strtoul(want_s, NULL, 10);
+                if (want < 3 || want >= 3 + nfds)
+                        return moat_error_setx(reterr, -EBADF, "-H %s: fd %lu was not passed (fds 3-%lu were)", host,
+                                               want, 2 + nfds);
+        } else if (nfds != 1)
+                return moat_error_setx(reterr, -EINVAL,
+                                       "-H %s: %lu sockets were passed and moat listens on one: name it, fd://<fd>", host,
+                                       nfds);
+        else
+                want = 3;
+        for (unsigned long i = 0; i < nfds; i++)
+                if (3 + i != want)
+                        (void) close((int) (3 + i));
+
+        int fd = (int) want, type = 0, domain = 0, listening = 0;
+        socklen_t len = sizeof(int);
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+                return moat_error_set(reterr, errno, "-H %s: fd %d is not a socket", host, fd);
+        len = sizeof(int);
+        (void) getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+        len = sizeof(int);
+        (void) getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+        if (domain != AF_UNIX || type != SOCK_STREAM)
+                return moat_error_setx(reterr, -EPROTONOSUPPORT,
+                                       "-H %s: fd %d is not a unix stream socket (TCP needs mutual TLS, not implemented "
+                                       "yet)", host, fd);
+        if (!listening)
+                return moat_error_setx(reterr, -EINVAL, "-H %s: socket fd %d is not listening", host, fd);
+        *ret_fd = fd;
+        return 0;
 }
 
 int moat_daemon_parse_log_level(const char *s, enum log_level *ret, struct moat_error **reterr)
@@ -682,10 +755,13 @@ int moat_daemon_run(const struct moat_daemon_flags *flags, const struct moat_dae
 
         gid_t gid;
         _cleanup_close_ int lfd = -EBADF;
-        if ((r = engine_id(cfg->data_root, &id, reterr)) < 0 || (r = ensure_group(cfg->group, &gid, log, reterr)) < 0 ||
-            (r = make_socket(cfg->socket_path, gid, &lfd, reterr)) < 0)
+        bool activated = startswith(cfg->socket_path, "fd://");
+        if ((r = engine_id(cfg->data_root, &id, reterr)) < 0 ||
+            (!activated && (r = ensure_group(cfg->group, &gid, log, reterr)) < 0) ||
+            (r = activated ? activated_socket(cfg->socket_path, &lfd, reterr)
+                           : make_socket(cfg->socket_path, gid, &lfd, reterr)) < 0)
                 goto out;
-        socket_made = true;
+        socket_made = !activated;
         rt = runtime_path();
         if (!rt) {
                 r = moat_error_set(reterr, -ENOMEM, "runtime path");

@@ -160,6 +160,7 @@ class MoatDaemon:
         self.seen_ids = set()
         self.image_tar = image_tar   # loaded through the daemon at its first start
         self.image_loaded = False
+        self.pass_fds = ()   # fds the daemon inherits (socket activation)
 
     # -- the process --
 
@@ -187,7 +188,8 @@ class MoatDaemon:
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         pass_fds=self.pass_fds)
         finally:
             log.close()
         harness._live_popens.add(self.proc)

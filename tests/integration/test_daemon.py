@@ -365,9 +365,10 @@ def test_live_restore_false_refused(tmp, group):
 
 
 def test_tcp_and_fd_refused(tmp, group):
+    """TCP needs mutual TLS; fd:// without a socket passed has nothing to listen on."""
     for host, want in (("tcp://127.0.0.1:2375",
                         "listening on TCP is not supported: it needs mutual TLS, which is not implemented yet"),
-                       ("fd://", "not supported")):
+                       ("fd://", "no socket was passed (LISTEN_PID and LISTEN_FDS")):
         d = Daemon(tmp, group)
         d.args[d.args.index("-H") + 1] = host
         p = subprocess.run(d.args, capture_output=True, text=True, timeout=TIMEOUT)
