@@ -999,7 +999,7 @@ int moat_docker_capabilities(uint64_t base, uint64_t all, const json_t *add, con
  * process (the daemon) holds in its bounding and permitted sets, as moby
  * grants privileged containers its own bounding set. A host whose root
  * lacks one (CAP_SYS_RESOURCE here) cannot hand it out. */
-static uint64_t kernel_capabilities(void)
+uint64_t moat_docker_all_capabilities(void)
 {
         uint64_t m = 0;
         int max = cap_max_bits();
@@ -1022,7 +1022,7 @@ static uint64_t kernel_capabilities(void)
         return m;
 }
 
-static json_t *caps_to_json(uint64_t mask)
+json_t *moat_docker_capabilities_json(uint64_t mask)
 {
         json_t *a = json_array();
         for (int i = 0; a && i < 64; i++) {
@@ -2011,7 +2011,7 @@ int moat_docker_create_parse(const json_t *body, const struct moat_docker_host *
         if ((r = check_security_opts(json_object_get(hc, "SecurityOpt"), reterr)) < 0)
                 return r;
         uint64_t caps;
-        if ((r = moat_docker_capabilities(moat_default_capability_mask(), kernel_capabilities(),
+        if ((r = moat_docker_capabilities(moat_default_capability_mask(), moat_docker_all_capabilities(),
                                           json_object_get(hc, "CapAdd"), json_object_get(hc, "CapDrop"), false, &caps,
                                           reterr)) < 0)
                 return r;
@@ -3321,14 +3321,14 @@ int moat_docker_create_spec(const struct moat_docker_create *c, const struct moa
                 json_object_del(s->spec, "hostname");
 
         /* capabilities */
-        uint64_t all = ctx->all_capabilities ? ctx->all_capabilities : kernel_capabilities();
+        uint64_t all = ctx->all_capabilities ? ctx->all_capabilities : moat_docker_all_capabilities();
         uint64_t caps;
         r = moat_docker_capabilities(moat_default_capability_mask(), all, json_object_get(hc, "CapAdd"),
                                      json_object_get(hc, "CapDrop"), b.privileged, &caps, reterr);
         if (r < 0)
                 goto fail;
-        json_t *capj = json_pack("{s:o, s:o, s:o}", "bounding", caps_to_json(caps), "effective", caps_to_json(caps),
-                                 "permitted", caps_to_json(caps));
+        json_t *capj = json_pack("{s:o, s:o, s:o}", "bounding", moat_docker_capabilities_json(caps), "effective", moat_docker_capabilities_json(caps),
+                                 "permitted", moat_docker_capabilities_json(caps));
         if ((r = set(process, "capabilities", capj)) < 0)
                 goto fail;
 

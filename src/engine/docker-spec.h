@@ -173,3 +173,10 @@ static inline void moat_docker_spec_freep(struct moat_docker_spec **s)
  * JSON arrays of strings (may be NULL); path names them in errors. */
 MOAT_NODISCARD int moat_docker_capabilities(uint64_t base, uint64_t all, const json_t *add, const json_t *drop,
                                             bool privileged, uint64_t *ret, struct moat_error **reterr);
+
+/* What "all capabilities" means (privileged containers and execs): those
+ * the kernel knows that the daemon holds in its bounding and permitted
+ * sets, as moby grants its own bounding set. */
+uint64_t moat_docker_all_capabilities(void);
+/* A capability mask as OCI names ("CAP_CHOWN", ...); NULL on no memory. */
+json_t *moat_docker_capabilities_json(uint64_t mask);

@@ -23,10 +23,8 @@
 
 #include "engine/engine-internal.h"
 
-#include <ctype.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/capability.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -35,6 +33,7 @@
 #include "base/cleanup.h"
 #include "base/fileio.h"
 #include "engine/container-fs.h"
+#include "engine/docker-spec.h"
 #include "engine/monitor-spawn.h"
 #include "engine/watch.h"
 #include "image/imageconfig.h"
@@ -129,40 +128,6 @@ int moat_engine_exec_create(struct moat_engine *e, const char *ref, json_t *body
         return 0;
 }
 
-/* "All capabilities" as docker-spec.c grants a privileged container: those
- * the kernel knows that the daemon holds in its bounding and permitted
- * sets, by name (CAP_...). */
-static json_t *all_capabilities(void)
-{
-        json_t *a = json_array();
-        int max = cap_max_bits();
-        cap_t self = cap_get_proc();
-
-        if (max <= 0 || max > 64)
-                max = CAP_LAST_CAP + 1;
-        for (int i = 0; a && i < max; i++) {
-                cap_flag_value_t permitted = CAP_SET;
-                if (self && cap_get_flag(self, (cap_value_t) i, CAP_PERMITTED, &permitted) < 0)
-                        permitted = CAP_CLEAR;
-                if (permitted != CAP_SET || cap_get_bound((cap_value_t) i) != 1)
-                        continue;
-                char *n = cap_to_name((cap_value_t) i);
-                if (!n || strncasecmp(n, "cap_", 4) != 0) {
-                        cap_free(n);
-                        continue;
-                }
-                for (char *c = n; *c; c++)
-                        *c = (char) toupper((unsigned char) *c);
-                if (json_array_append_new(a, json_string(n)) < 0) {
-                        json_decref(a);
-                        a = NULL;
-                }
-                cap_free(n);
-        }
-        if (self)
-                cap_free(self);
-        return a;
-}
 
 /* The exec's process object from the container's. */
 static int make_process(int dir_fd, json_t *doc, json_t **ret, struct moat_error **reterr)
@@ -218,7 +183,7 @@ static int make_process(int dir_fd, json_t *doc, json_t **ret, struct moat_error
                         json_array_append(env, v);
         }
         if (json_is_true(json_object_get(doc, "Privileged"))) {
-                json_t *all = all_capabilities();
+                json_t *all = moat_docker_capabilities_json(moat_docker_all_capabilities());
                 json_t *caps = all ? json_pack("{s:O, s:O, s:O}", "bounding", all, "effective", all, "permitted", all)
                                    : NULL;
                 json_decref(all);
