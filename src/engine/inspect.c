@@ -47,6 +47,28 @@ static json_t *network_settings(const struct container *c)
                          json_null());
 }
 
+/* docker's ExecIDs: the exec instances not ended yet (created or running);
+ * null when there are none. */
+static json_t *exec_ids(struct moat_engine *e, const struct container *c)
+{
+        struct moat_db_exec *v = NULL;
+        size_t n = 0;
+        json_t *ids = NULL;
+
+        if (moat_db_exec_list(e->db, c->id, &v, &n, NULL) < 0)
+                return json_null();
+        for (size_t i = 0; i < n; i++) {
+                if (v[i].exit_code >= 0)
+                        continue;
+                if (!ids)
+                        ids = json_array();
+                if (ids)
+                        json_array_append_new(ids, json_string(v[i].id));
+        }
+        moat_db_execs_free(v, n);
+        return ids ? ids : json_null();
+}
+
 static json_t *inspect_locked(struct moat_engine *e, const struct container *c)
 {
         char created[40], started[40], finished[40];
@@ -90,7 +112,7 @@ static json_t *inspect_locked(struct moat_engine *e, const struct container *c)
         json_object_set_new(doc, "MountLabel", json_string(""));
         json_object_set_new(doc, "ProcessLabel", json_string(""));
         json_object_set_new(doc, "AppArmorProfile", json_string(""));
-        json_object_set_new(doc, "ExecIDs", json_null());
+        json_object_set_new(doc, "ExecIDs", exec_ids(e, c));
         json_object_set_new(doc, "HostConfig", json_incref(c->host_config));
         json_object_set_new(doc, "GraphDriver", graph);
         json_object_set_new(doc, "Mounts", c->mounts ? json_incref(c->mounts) : json_array());

@@ -221,3 +221,19 @@ def test_privileged_exec_inspect(daemon):
         assert status == 200, info
         assert info["ProcessConfig"]["privileged"] is want, info
     daemon.ok("rm", "-f", n)
+
+
+def test_exec_ids(daemon):
+    """inspect's ExecIDs: null without execs, the exec while it runs, null after."""
+    import time
+    cid = daemon.run_d(IMAGE, "sleep", "1000")
+    assert daemon.inspect(cid)["ExecIDs"] is None
+    daemon.ok("exec", "-d", cid, "sleep", "2")
+    ids = daemon.inspect(cid)["ExecIDs"]
+    assert isinstance(ids, list) and len(ids) == 1 and len(ids[0]) == 64, ids
+    for _ in range(100):
+        if daemon.inspect(cid)["ExecIDs"] is None:
+            break
+        time.sleep(0.1)
+    assert daemon.inspect(cid)["ExecIDs"] is None
+    daemon.ok("rm", "-f", cid)
