@@ -325,12 +325,8 @@ static struct moat_http_response *load(struct moat_http_request *req, void *user
         if (!o.f)
                 return NULL;
         bool quiet = moat_http_request_query_bool(req, "quiet");
-        const char *platform = moat_http_request_query(req, "platform");
-        if (platform && *platform)
-                r = moat_error_setx(&err, -EOPNOTSUPP, "load --platform is not supported by moat yet");
-        else
-                r = moat_engine_images_load(userdata, moat_http_request_body_fd(req), quiet ? NULL : load_progress, &o,
-                                            &lines, &err);
+        r = moat_engine_images_load(userdata, moat_http_request_body_fd(req), moat_http_request_query(req, "platform"),
+                                    quiet ? NULL : load_progress, &o, &lines, &err);
         drain(moat_http_request_body_fd(req));
         if (r >= 0)
                 json_array_foreach(lines, i, line) {

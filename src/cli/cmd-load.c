@@ -131,7 +131,7 @@ ssize_t cli_read_fd(char *buf, size_t len, void *userdata)
 
 /* An OCI image layout directory (skopeo's oci:, umoci's) goes to the
  * daemon as the OCI layout tarball it also loads, packed on the fly. */
-static int load_directory(struct moat_cli *cli, const char *dir, bool quiet, struct moat_error **reterr)
+static int load_directory(struct moat_cli *cli, const char *dir, const char *target, struct moat_error **reterr)
 {
         _cleanup_client_ struct moat_client *client = NULL;
         _cleanup_free_ char *abs = realpath(dir, NULL);
@@ -158,7 +158,7 @@ static int load_directory(struct moat_cli *cli, const char *dir, bool quiet, str
         cli_jsonmessage_init(&m);
         struct moat_client_transfer t = { .content_type = "application/x-tar", .read = cli_read_fd, .read_data = &rfd,
                                           .fn = cli_jsonmessage_feed, .userdata = &m };
-        r = moat_client_transfer(client, "POST", quiet ? "/images/load?quiet=1" : "/images/load?quiet=0", &t, reterr);
+        r = moat_client_transfer(client, "POST", target, &t, reterr);
         free(t.header);
         rfd = safe_close(rfd); /* a packer still writing gets EPIPE and ends */
         pthread_join(thread, NULL);
@@ -173,11 +173,15 @@ static int load_directory(struct moat_cli *cli, const char *dir, bool quiet, str
 
 int cmd_load(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr)
 {
+        enum { OPT_PLATFORM = 256 };
         static const struct option options[] = {
                 { "input", required_argument, NULL, 'i' },
                 { "quiet", no_argument, NULL, 'q' },
+                { "platform", required_argument, NULL, OPT_PLATFORM },
                 {},
         };
+        _cleanup_free_ char *plat = NULL, *target = NULL;
+        const char *platform = NULL;
         _cleanup_client_ struct moat_client *client = NULL;
         _cleanup_close_ int fd = -EBADF;
         struct cli_jsonmessage m;
@@ -193,6 +197,9 @@ int cmd_load(struct moat_cli *cli, int argc, char **argv, struct moat_error **re
                 case 'q':
                         quiet = true;
                         break;
+                case OPT_PLATFORM:
+                        platform = optarg;
+                        break;
                 case ':':
                         return moat_error_setx(reterr, -EINVAL, "flag needs an argument: %s", argv[optind - 1]);
                 default:
@@ -201,9 +208,14 @@ int cmd_load(struct moat_cli *cli, int argc, char **argv, struct moat_error **re
         }
         if (optind < argc)
                 return moat_error_setx(reterr, -EINVAL, "\"moat load\" accepts no arguments.");
+        if (platform && cli_platform_query(platform, &plat) < 0)
+                return moat_error_set(reterr, -ENOMEM, "load");
+        bool q = quiet || !isatty(STDOUT_FILENO);
+        if (asprintf(&target, "/images/load?quiet=%d%s%s", q ? 1 : 0, plat ? "&platform=" : "", plat ? plat : "") < 0)
+                return moat_error_set(reterr, -ENOMEM, "load");
         struct stat st;
         if (input && stat(input, &st) == 0 && S_ISDIR(st.st_mode))
-                return load_directory(cli, input, quiet || !isatty(STDOUT_FILENO), reterr);
+                return load_directory(cli, input, target, reterr);
         if (input) {
                 fd = open(input, O_RDONLY | O_CLOEXEC);
                 if (fd < 0)
@@ -215,15 +227,13 @@ int cmd_load(struct moat_cli *cli, int argc, char **argv, struct moat_error **re
                 if (fd < 0)
                         return moat_error_set(reterr, errno, "standard input");
         }
-        if (!isatty(STDOUT_FILENO))
-                quiet = true;
         r = cli_client(cli, &client, reterr);
         if (r < 0)
                 return r;
         cli_jsonmessage_init(&m);
         struct moat_client_transfer t = { .content_type = "application/x-tar", .read = cli_read_fd, .read_data = &fd,
                                           .fn = cli_jsonmessage_feed, .userdata = &m };
-        r = moat_client_transfer(client, "POST", quiet ? "/images/load?quiet=1" : "/images/load?quiet=0", &t, reterr);
+        r = moat_client_transfer(client, "POST", target, &t, reterr);
         free(t.header);
         return cli_jsonmessage_done(&m, r, reterr);
 }

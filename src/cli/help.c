@@ -190,6 +190,7 @@ static const struct cli_help helps[] = {
                { 'q', "quiet", NULL, "Only show image IDs" }) },
         { "load", "load [OPTIONS]", "Load an image from a tar archive or STDIN", false, NULL,
           OPTS({ 'i', "input", "string", "Read from tar archive file, instead of STDIN" },
+               { 0, "platform", "string", "Load only the given platform variant. Formatted as \"os[/arch[/variant]]\" (e.g., \"linux/amd64\")" },
                { 'q', "quiet", NULL, "Suppress the load output" }) },
         { "save", "save [OPTIONS] IMAGE [IMAGE...]",
           "Save one or more images to a tar archive (streamed to STDOUT by default)", false, NULL,

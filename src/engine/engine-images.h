@@ -112,8 +112,12 @@ typedef void (*moat_engine_load_progress_fn)(const struct moat_engine_load_progr
  * untagged images. *ret_lines gets docker's "Loaded image: x:y" and
  * "Loaded image ID: sha256:..." lines (without newlines). progress may be
  * NULL. */
-MOAT_NODISCARD int moat_engine_images_load(struct moat_engine *e, int fd, moat_engine_load_progress_fn progress,
-                                           void *userdata, json_t **ret_lines, struct moat_error **reterr);
+/* platform: as moat_engine_image_history's; when given, only that
+ * platform's image of each archived one is kept (an image without it is
+ * an error, and nothing is tagged). */
+MOAT_NODISCARD int moat_engine_images_load(struct moat_engine *e, int fd, const char *platform,
+                                           moat_engine_load_progress_fn progress, void *userdata, json_t **ret_lines,
+                                           struct moat_error **reterr);
 
 /* GET /images/get: resolve the names first (a missing one is -ENOENT
  * before anything is written), then write a docker-format archive. A name

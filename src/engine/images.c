@@ -1319,28 +1319,96 @@ static void load_progress(const struct moat_archive_progress *p, void *userdata)
         l->fn(&ep, l->userdata);
 }
 
-int moat_engine_images_load(struct moat_engine *e, int fd, moat_engine_load_progress_fn progress, void *userdata,
-                            json_t **ret_lines, struct moat_error **reterr)
+/* load --platform: the manifest of an archived image for platform p (its
+ * own when it is one and has p, the index's pick when it is an index); the
+ * strings are copied into ret (free with platform_pick_done). */
+struct platform_pick {
+        char *media_type, *digest;
+        int64_t size;
+};
+
+static void platform_pick_done(struct platform_pick *pk)
 {
-        _cleanup_archive_result_ struct moat_archive_result *res = NULL;
-        struct load_ctx l = { .fn = progress, .userdata = userdata };
-        struct moat_archive_load_options opts = { .progress = load_progress, .userdata = &l };
+        free(pk->media_type);
+        free(pk->digest);
+}
+
+static int pick_platform(struct moat_store *s, const struct moat_archive_image *im, const struct oci_platform *p,
+                         struct platform_pick *ret, struct moat_error **reterr)
+{
+        _cleanup_free_ char *buf = NULL, *cbuf = NULL;
+        _cleanup_oci_image_doc_ struct oci_image_doc *doc = NULL, *cdoc = NULL;
+        const struct oci_descriptor *d = NULL;
+        size_t len;
+        int r;
+
+        r = moat_store_read_blob(s, im->digest, OCI_IMAGE_DOC_MAX_SIZE, &buf, &len, reterr);
+        if (r < 0)
+                return r;
+        r = oci_image_doc_parse(buf, len, im->media_type, &doc, reterr);
+        if (r < 0)
+                return moat_error_wrap(reterr, r, "%s", im->digest);
+        const struct oci_index *idx = oci_image_doc_index(doc);
+        const struct oci_manifest *m = oci_image_doc_manifest(doc);
+        if (idx) {
+                r = oci_index_select(idx, p->os, p->architecture, p->variant, &d, reterr);
+                if (r < 0)
+                        return moat_error_wrap(reterr, r, "%s", im->ref ? im->ref : im->digest);
+                *ret = (struct platform_pick) { .media_type = strdup(d->media_type), .digest = strdup(d->digest),
+                                                .size = d->size };
+        } else if (m) {
+                /* a single image: its config's platform, matched as an index entry would be */
+                r = moat_store_read_blob(s, m->config.digest, OCI_IMAGE_DOC_MAX_SIZE, &cbuf, &len, reterr);
+                if (r < 0)
+                        return r;
+                r = oci_image_doc_parse(cbuf, len, m->config.media_type, &cdoc, reterr);
+                if (r < 0)
+                        return moat_error_wrap(reterr, r, "%s", m->config.digest);
+                const struct oci_image_config *cfg = oci_image_doc_config(cdoc);
+                struct oci_descriptor one = { .media_type = im->media_type, .digest = im->digest, .size = im->size,
+                                              .has_platform = cfg != NULL };
+                if (cfg)
+                        one.platform = (struct oci_platform) { .os = cfg->os, .architecture = cfg->architecture,
+                                                               .variant = cfg->variant };
+                struct oci_index fake = { .manifests = &one, .n_manifests = 1 };
+                r = oci_index_select(&fake, p->os, p->architecture, p->variant, &d, reterr);
+                if (r < 0)
+                        return moat_error_wrap(reterr, r, "%s", im->ref ? im->ref : im->digest);
+                *ret = (struct platform_pick) { .media_type = strdup(im->media_type), .digest = strdup(im->digest),
+                                                .size = im->size };
+        } else
+                return moat_error_setx(reterr, -EINVAL, "%s is neither a manifest nor an index", im->digest);
+        if (!ret->media_type || !ret->digest) {
+                platform_pick_done(ret);
+                return moat_error_set(reterr, -ENOMEM, "load");
+        }
+        return 0;
+}
+
+/* Tag (or keep untagged) what a load brought, each image or its picked
+ * platform's manifest; the "Loaded image" lines. */
+static int tag_loaded(struct moat_engine *e, const struct moat_archive_result *res, const struct platform_pick *picks,
+                      json_t **ret_lines, struct moat_error **reterr)
+{
         json_t *lines;
         int r;
 
-        r = moat_archive_load(e->store, fd, progress ? &opts : NULL, &res, reterr);
-        if (r < 0)
-                return r;
         lines = json_array();
         if (!lines)
                 return moat_error_set(reterr, -ENOMEM, "load");
         for (size_t i = 0; i < res->n_images; i++) {
                 const struct moat_archive_image *im = &res->images[i];
                 _cleanup_free_ char *text = NULL, *shown = NULL;
+                struct moat_archive_image picked = *im;
+                if (picks) {
+                        picked.media_type = picks[i].media_type;
+                        picked.digest = picks[i].digest;
+                        picked.size = picks[i].size;
+                }
                 struct oci_descriptor d = {
-                        .media_type = im->media_type,
-                        .digest = im->digest,
-                        .size = im->size,
+                        .media_type = picked.media_type,
+                        .digest = picked.digest,
+                        .size = picked.size,
                 };
                 if (im->ref) {
                         r = moat_images_tag(e->store, im->ref, &d, reterr);
@@ -1357,7 +1425,7 @@ int moat_engine_images_load(struct moat_engine *e, int fd, moat_engine_load_prog
                 } else {
                         r = moat_images_add_untagged(e->store, &d, reterr);
                         if (r >= 0)
-                                r = untagged_id(e->store, im, &shown, reterr);
+                                r = untagged_id(e->store, &picked, &shown, reterr);
                         if (r < 0) {
                                 json_decref(lines);
                                 return r;
@@ -1371,6 +1439,45 @@ int moat_engine_images_load(struct moat_engine *e, int fd, moat_engine_load_prog
         }
         *ret_lines = lines;
         return 0;
+}
+
+int moat_engine_images_load(struct moat_engine *e, int fd, const char *platform, moat_engine_load_progress_fn progress,
+                            void *userdata, json_t **ret_lines, struct moat_error **reterr)
+{
+        _cleanup_archive_result_ struct moat_archive_result *res = NULL;
+        _cleanup_(json_decrefp) json_t *pdoc = NULL;
+        struct load_ctx l = { .fn = progress, .userdata = userdata };
+        struct moat_archive_load_options opts = { .progress = load_progress, .userdata = &l };
+        struct oci_platform plat;
+        bool has_platform;
+        int r;
+
+        r = platform_query(platform, &pdoc, &plat, &has_platform, reterr);
+        if (r < 0)
+                return r;
+        r = moat_archive_load(e->store, fd, progress ? &opts : NULL, &res, reterr);
+        if (r < 0)
+                return r;
+        /* With a platform every image must have it, before anything is tagged. */
+        _cleanup_free_ struct platform_pick *picks = has_platform ? calloc(res->n_images + 1, sizeof(*picks)) : NULL;
+        if (has_platform && !picks)
+                return moat_error_set(reterr, -ENOMEM, "load");
+        for (size_t i = 0; has_platform && i < res->n_images; i++) {
+                r = pick_platform(e->store, &res->images[i], &plat, &picks[i], reterr);
+                if (r < 0) {
+                        for (size_t k = 0; k < i; k++)
+                                platform_pick_done(&picks[k]);
+                        (void) !moat_images_gc(e->store, &(struct moat_images_gc_result) {}, NULL);
+                        return r;
+                }
+        }
+        r = tag_loaded(e, res, picks, ret_lines, reterr);
+        for (size_t i = 0; has_platform && i < res->n_images; i++)
+                platform_pick_done(&picks[i]);
+        /* the other platforms' blobs, which nothing names now */
+        if (r >= 0 && has_platform)
+                (void) !moat_images_gc(e->store, &(struct moat_images_gc_result) {}, NULL);
+        return r;
 }
 
 /* ---- save ---------------------------------------------------------------------- */

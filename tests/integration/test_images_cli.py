@@ -589,6 +589,15 @@ def test_platform_selection(work):
     p = moat(root, "save", "--platform", "linux/s390x", "-o", os.path.join(tmp, "none.tar"), "localhost/multi:1",
              check=False)
     assert p.returncode == 1 and "no image for linux/s390x" in p.stderr, p.stderr
+    # load --platform keeps that platform's image of the index, and its blobs only
+    picked = os.path.join(tmp, "root-picked")
+    moat(picked, "load", "--platform", "linux/arm64", "-i", layout)
+    assert moat(picked, "images", "-q", "--no-trunc").stdout.split() == [ids["arm64"]]
+    assert moat(picked, "history", "-q", "--no-trunc", "localhost/multi:1").stdout.split()[0] == ids["arm64"]
+    assert ids["amd64"][7:] not in blobs(picked)
+    p = moat(picked, "load", "--platform", "linux/s390x", "-i", layout, check=False)
+    assert p.returncode == 1 and "s390x" in p.stderr, p.stderr
+    assert moat(picked, "images", "-q", "--no-trunc").stdout.split() == [ids["arm64"]]
     # The index has no image for it.
     p = moat(root, "history", "--platform", "linux/s390x", "localhost/multi:1", check=False)
     assert p.returncode == 1 and "No such image: localhost/multi:1" in p.stderr
