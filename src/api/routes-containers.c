@@ -26,7 +26,6 @@
 #include "base/fileio.h"
 #include "engine/engine.h"
 
-
 static struct moat_http_response *error_response(int r, struct moat_error *err)
 {
         struct moat_http_response *resp;
@@ -289,6 +288,8 @@ struct attach {
         struct moat_engine_attach_options o;
         bool logs, tty;
         struct moat_http_hijack *h;
+        uint8_t detach_keys[16];  /* applied with a tty only, as moby does */
+        size_t n_detach_keys;
 };
 
 static void attach_free(void *userdata)
@@ -580,7 +581,7 @@ static void attach_relay(struct moat_http_hijack *h, void *userdata)
                                 return;
                 }
         }
-        moat_api_relay(h, mfd, a->o.stdin_);
+        (void) moat_api_relay_detach(h, mfd, a->o.stdin_, a->detach_keys, tty ? a->n_detach_keys : 0);
 }
 
 static struct moat_http_response *attach(struct moat_http_request *req, void *userdata)
@@ -606,6 +607,19 @@ static struct moat_http_response *attach(struct moat_http_request *req, void *us
         a->id = TAKE_PTR(id);
         a->tty = tty;
         a->logs = moat_http_request_query_bool(req, "logs");
+        const char *keys = moat_http_request_query(req, "detachKeys");
+        if (strempty(keys)) {
+                a->detach_keys[0] = 0x10; /* ctrl-p,ctrl-q */
+                a->detach_keys[1] = 0x11;
+                a->n_detach_keys = 2;
+        } else {
+                r = moat_api_detach_keys_parse(keys, a->detach_keys, sizeof(a->detach_keys), &a->n_detach_keys,
+                                               &err);
+                if (r < 0) {
+                        attach_free(a);
+                        return error_response(r, err);
+                }
+        }
         a->o = (struct moat_engine_attach_options) {
                 .stdin_ = moat_http_request_query_bool(req, "stdin"),
                 .stdout_ = moat_http_request_query_bool(req, "stdout"),

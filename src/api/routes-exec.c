@@ -20,7 +20,6 @@
 #include "base/fileio.h"
 #include "engine/engine.h"
 
-
 static struct moat_http_response *error_response(int r, struct moat_error *err)
 {
         struct moat_http_response *resp = moat_http_response_from_error(r, err);
@@ -38,6 +37,19 @@ static struct moat_http_response *exec_create(struct moat_http_request *req, voi
         r = moat_http_request_json(req, &body, &err);
         if (r < 0)
                 return error_response(r, err);
+        json_t *keys = json_object_get(body, "DetachKeys");
+        if (keys && !json_is_null(keys)) {
+                uint8_t k[16];
+                size_t n;
+                if (!json_is_string(keys))
+                        r = moat_error_setx(&err, -EINVAL, "DetachKeys: must be a string");
+                else if (json_string_length(keys) > 0)
+                        r = moat_api_detach_keys_parse(json_string_value(keys), k, sizeof(k), &n, &err);
+                if (r < 0) {
+                        json_decref(body);
+                        return error_response(r, err);
+                }
+        }
         r = moat_engine_exec_create(userdata, moat_http_request_param(req, "id"), body, &id, &err);
         json_decref(body);
         if (r < 0)
@@ -49,6 +61,8 @@ struct exec_stream {
         int fd;
         bool stdin_;
         bool tty;
+        uint8_t detach_keys[16];  /* applied with a tty only, as moby does */
+        size_t n_detach_keys;
         char *error;   /* the start failed: this is all the stream says */
 };
 
@@ -75,7 +89,7 @@ static void exec_relay(struct moat_http_hijack *h, void *userdata)
                         moat_api_stream_message(h, x->tty, 1, line);
                 return;
         }
-        moat_api_relay(h, x->fd, x->stdin_);
+        (void) moat_api_relay_detach(h, x->fd, x->stdin_, x->detach_keys, x->tty ? x->n_detach_keys : 0);
 }
 
 static struct moat_http_response *exec_start(struct moat_http_request *req, void *userdata)
@@ -95,7 +109,14 @@ static struct moat_http_response *exec_start(struct moat_http_request *req, void
         if (r < 0)
                 return error_response(r, err);
         bool open_stdin = json_is_true(json_object_get(info, "OpenStdin"));
+        uint8_t keys[16] = { 0x10, 0x11 }; /* ctrl-p,ctrl-q */
+        size_t n_keys = 2;
+        const char *spec = json_string_value(json_object_get(info, "DetachKeys"));
+        if (!strempty(spec))
+                r = moat_api_detach_keys_parse(spec, keys, sizeof(keys), &n_keys, &err);
         json_decref(info);
+        if (r < 0)
+                return error_response(r, err);
         r = moat_engine_exec_start(userdata, id, detach, &fd, &tty, &err);
         if (r < 0 && (detach || r == -ENOENT || r == -EBUSY || r == -EINVAL))
                 return error_response(r, err);
@@ -126,6 +147,9 @@ static struct moat_http_response *exec_start(struct moat_http_request *req, void
         }
         x->fd = fd;
         x->stdin_ = open_stdin;
+        x->tty = tty;
+        memcpy(x->detach_keys, keys, sizeof(keys));
+        x->n_detach_keys = n_keys;
         const char *ct = !tty && moat_http_request_version_ge(req, 1, 42) ? "application/vnd.docker.multiplexed-stream"
                                                                             : "application/vnd.docker.raw-stream";
         return moat_http_response_hijack(ct, exec_relay, x, exec_stream_free);

@@ -34,6 +34,14 @@ MOAT_NODISCARD int moat_api_register_changes(struct moat_http_router *router, st
  * until fd's stream ends; the client's bytes go to fd when forward_stdin
  * and its half-close becomes fd's. Ends with the client's side closed. */
 void moat_api_relay(struct moat_http_hijack *h, int fd, bool forward_stdin);
+/* docker's detach keys spec ("ctrl-p,ctrl-q") to bytes (at most size keys;
+ * -EINVAL with "Invalid detach keys (SPEC) provided: ..."), and the relay
+ * that stops at them, sending none of them on (true when it did). */
+#define MOAT_API_DETACH_SPEC_MAX 256
+MOAT_NODISCARD int moat_api_detach_keys_parse(const char *spec, uint8_t *keys, size_t size, size_t *ret_n,
+                                              struct moat_error **reterr);
+bool moat_api_relay_detach(struct moat_http_hijack *h, int fd, bool forward_stdin, const uint8_t *keys,
+                           size_t n_keys);
 /* Say msg as the whole of a hijacked stream: one frame of the given stream
  * type (1 stdout, 3 systemerr) without a tty, raw bytes with one. */
 void moat_api_stream_message(struct moat_http_hijack *h, bool tty, uint8_t stream, const char *msg);

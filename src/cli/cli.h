@@ -250,6 +250,7 @@ struct cli_container_opts {
         const char *image;
         const char *name;
         const char *platform;
+        const char *detach_keys;    /* run's --detach-keys; NULL: docker's default */
         bool detach, interactive, tty, rm, sig_proxy;
 };
 /* argv[0] is the verb; flags stop at IMAGE, what follows is the command. */
@@ -282,6 +283,12 @@ struct cli_session {
 };
 MOAT_NODISCARD int cli_session_run(struct moat_client *client, const struct cli_session *s, int *ret_status,
                                    struct moat_error **reterr);
+/* cli_session_run with docker's --detach-keys (NULL: ctrl-p,ctrl-q);
+ * *ret_detached (may be NULL) says the user detached. An invalid spec is
+ * the daemon's to refuse. */
+MOAT_NODISCARD int cli_session_run_keys(struct moat_client *client, const struct cli_session *s,
+                                        const char *detach_keys, int *ret_status, bool *ret_detached,
+                                        struct moat_error **reterr);
 /* docker's toStatusError: 127 for a command not found, 126 for one that
  * cannot be run, else 125. */
 int cli_run_error_status(const struct moat_error *err);

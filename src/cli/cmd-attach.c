@@ -5,7 +5,8 @@
  * moat attach [--no-stdin] [--sig-proxy=false] CONTAINER: docker attach.
  * Inspect (it must be running, not paused; Tty and OpenStdin decide the
  * stream), the wait request, the hijacked session; the exit status is the
- * container's.
+ * container's. A detach (--detach-keys, default ctrl-p,ctrl-q) leaves it
+ * running and ends like docker's: "read escape sequence", status 1.
  */
 
 #include <getopt.h>
@@ -26,7 +27,8 @@ int cmd_attach(struct moat_cli *cli, int argc, char **argv, struct moat_error **
         };
         _cleanup_client_ struct moat_client *client = NULL;
         _cleanup_json_ json_t *c = NULL;
-        bool no_stdin = false, sig_proxy = true;
+        const char *detach_keys = NULL;
+        bool no_stdin = false, sig_proxy = true, detached = false;
         int ch, r, status = 0;
 
         while ((ch = getopt_long(argc, argv, ":", options, NULL)) != -1) {
@@ -38,6 +40,7 @@ int cmd_attach(struct moat_cli *cli, int argc, char **argv, struct moat_error **
                         sig_proxy = !optarg || streq(optarg, "true") || streq(optarg, "1");
                         break;
                 case OPT_DETACH_KEYS:
+                        detach_keys = optarg;
                         break;
                 default:
                         return moat_error_setx(reterr, -EINVAL, "unknown flag: %s", argv[optind - 1]);
@@ -68,9 +71,11 @@ int cmd_attach(struct moat_cli *cli, int argc, char **argv, struct moat_error **
         };
         if (!s.id)
                 return moat_error_setx(reterr, -EPROTO, "attach: the daemon's inspect has no Id");
-        r = cli_session_run(client, &s, &status, reterr);
+        r = cli_session_run_keys(client, &s, detach_keys, &status, &detached, reterr);
         if (r < 0)
                 return r;
+        if (detached) /* docker 28's attach: this message, status 1 */
+                return moat_error_setx(reterr, -EINTR, "read escape sequence");
         cli->exit_code = status;
         return 0;
 }

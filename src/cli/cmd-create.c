@@ -605,6 +605,7 @@ int cli_container_opts_parse(const char *verb, bool run, int argc, char **argv, 
                         o->sig_proxy = !optarg || streq(optarg, "true") || streq(optarg, "1");
                         break;
                 case OPT_DETACH_KEYS:
+                        o->detach_keys = optarg;
                         break;
                 case OPT_PULL:
                         if (!streq(optarg, "never") && !streq(optarg, "missing"))

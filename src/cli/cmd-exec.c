@@ -35,7 +35,8 @@ int cmd_exec(struct moat_cli *cli, int argc, char **argv, struct moat_error **re
         _cleanup_client_ struct moat_client *client = NULL;
         _cleanup_json_ json_t *c = NULL, *body = json_object(), *env = json_array(), *reply = NULL, *info = NULL;
         _cleanup_free_ char *e = NULL, *target = NULL, *exec_id = NULL;
-        bool detach = false, interactive = false, tty = false;
+        const char *detach_keys = NULL;
+        bool detach = false, interactive = false, tty = false, detached = false;
         int ch, r;
 
         if (!body || !env)
@@ -71,6 +72,8 @@ int cmd_exec(struct moat_cli *cli, int argc, char **argv, struct moat_error **re
                         json_object_set_new(body, "Privileged", json_true());
                         break;
                 case 'K':
+                        detach_keys = optarg;
+                        json_object_set_new(body, "DetachKeys", json_string(optarg));
                         break;
                 case ':':
                         return moat_error_setx(reterr, -EINVAL, "flag needs an argument: %s", argv[optind - 1]);
@@ -125,9 +128,11 @@ int cmd_exec(struct moat_cli *cli, int argc, char **argv, struct moat_error **re
         }
         struct cli_session s = { .id = id, .exec = true, .tty = tty, .in = interactive, .out = true, .err = true };
         int unused = 0;
-        r = cli_session_run(client, &s, &unused, reterr);
+        r = cli_session_run_keys(client, &s, detach_keys, &unused, &detached, reterr);
         if (r < 0)
                 goto fail;
+        if (detached) /* docker 28's exec: this message, status 1 */
+                return moat_error_setx(reterr, -EINTR, "read escape sequence");
         free(target);
         target = NULL;
         if (asprintf(&target, "/exec/%s/json", exec_id) < 0)

@@ -14,12 +14,20 @@
  * This file also holds the attached session run shares with start -a,
  * attach and exec (cli_session_run, see cli.h), and the small helpers of
  * the container verbs (resolving a container, per-item errors).
+ *
+ * Detach keys: on a tty session with stdin the input is watched for the
+ * sequence (ctrl-p,ctrl-q or --detach-keys), as docker's CLI does; its
+ * bytes are held until the input leaves the sequence, and when it is
+ * complete the session ends without waiting, the container left running.
+ * The daemon watches for the same keys (detachKeys, DetachKeys).
  */
 
+#include <ctype.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/signalfd.h>
 #include <termios.h>
 #include <unistd.h>
@@ -28,6 +36,8 @@
 #include "base/log.h"
 #include "cli/cli.h"
 #include "cli/client.h"
+
+#define DETACH_KEYS_MAX 16
 
 /* The signals docker's sig-proxy forwards that a terminal user sends. */
 static const int proxied[] = { SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM };
@@ -149,6 +159,72 @@ static int term_raw(struct session_state *st)
         return 0;
 }
 
+/* docker's term.ToBytes: single characters or ctrl-X (X in @, a-z, [, \,
+ * ], ^, _), comma-separated. */
+static int detach_keys_parse(const char *spec, uint8_t *keys, size_t *ret_n)
+{
+        static const char ctrl[] = "@abcdefghijklmnopqrstuvwxyz[\\]^_";
+        size_t n = 0;
+
+        for (const char *p = spec;;) {
+                size_t len = strcspn(p, ",");
+                const char *c;
+                if (n == DETACH_KEYS_MAX)
+                        return -EINVAL;
+                if (len == 1)
+                        keys[n++] = (uint8_t) p[0];
+                else if (len == 6 && strncasecmp(p, "ctrl-", 5) == 0 && (c = strchr(ctrl, tolower((unsigned char) p[5]))))
+                        keys[n++] = (uint8_t) (c - ctrl);
+                else
+                        return -EINVAL;
+                p += len;
+                if (*p == '\0')
+                        break;
+                p++;
+        }
+        *ret_n = n;
+        return 0;
+}
+
+struct escape {
+        uint8_t keys[DETACH_KEYS_MAX];
+        size_t n, matched;
+};
+
+/* Send the input on, holding back what may begin the sequence; true when
+ * the sequence is complete (none of it is sent). */
+static bool escape_send(struct escape *esc, struct moat_client_hijack *h, const uint8_t *buf, size_t len,
+                        bool *failed)
+{
+        size_t from = 0;
+
+        for (size_t i = 0; i < len && esc->n > 0; i++) {
+                if (buf[i] == esc->keys[esc->matched]) {
+                        if (esc->matched == 0 && i > from && moat_client_hijack_write(h, buf + from, i - from) < 0)
+                                *failed = true;
+                        if (++esc->matched == esc->n)
+                                return true;
+                        from = i + 1;
+                        continue;
+                }
+                if (esc->matched > 0) {
+                        if (moat_client_hijack_write(h, esc->keys, esc->matched) < 0)
+                                *failed = true;
+                        esc->matched = 0;
+                        from = i;
+                        if (buf[i] == esc->keys[0]) {
+                                esc->matched = 1;
+                                from = i + 1;
+                                if (esc->n == 1)
+                                        return true;
+                        }
+                }
+        }
+        if (esc->matched == 0 && from < len && moat_client_hijack_write(h, buf + from, len - from) < 0)
+                *failed = true;
+        return false;
+}
+
 static int deliver(const struct cli_session *s, struct moat_demux *dm, const char *buf, size_t n)
 {
         if (s->tty)
@@ -159,6 +235,12 @@ static int deliver(const struct cli_session *s, struct moat_demux *dm, const cha
 int cli_session_run(struct moat_client *client, const struct cli_session *s, int *ret_status,
                     struct moat_error **reterr)
 {
+        return cli_session_run_keys(client, s, NULL, ret_status, NULL, reterr);
+}
+
+int cli_session_run_keys(struct moat_client *client, const struct cli_session *s, const char *detach_keys,
+                         int *ret_status, bool *ret_detached, struct moat_error **reterr)
+{
         struct moat_client_hijack *h = NULL;
         struct moat_client_pending *wait = NULL;
         struct session_state st = { .client = client, .s = s };
@@ -166,9 +248,28 @@ int cli_session_run(struct moat_client *client, const struct cli_session *s, int
         _cleanup_close_ int sfd = -EBADF;
         _cleanup_json_ json_t *wait_reply = NULL;
         sigset_t mask, old;
-        bool attach = s->in || s->out || s->err, out_open, in_open, wait_done = false;
+        bool attach = s->in || s->out || s->err, out_open, in_open, wait_done = false, detached = false;
+        struct escape esc = { .keys = { 0x10, 0x11 }, .n = 2 }; /* ctrl-p,ctrl-q */
+        _cleanup_free_ char *keys_q = NULL;
         char buf[32 * 1024];
         int r;
+
+        if (ret_detached)
+                *ret_detached = false;
+        if (!strempty(detach_keys)) {
+                _cleanup_free_ char *e = moat_client_escape(detach_keys);
+                if (!e || asprintf(&keys_q, "&detachKeys=%s", e) < 0)
+                        return moat_error_set(reterr, -ENOMEM, "attach");
+                /* docker's CLI: an invalid spec is the daemon's to refuse,
+                 * the terminal watches for the default meanwhile. */
+                if (detach_keys_parse(detach_keys, esc.keys, &esc.n) < 0) {
+                        esc.keys[0] = 0x10;
+                        esc.keys[1] = 0x11;
+                        esc.n = 2;
+                }
+        }
+        if (!s->tty || !s->in)
+                esc.n = 0;
 
         st.id_escaped = moat_client_escape(s->id);
         if (!st.id_escaped)
@@ -199,8 +300,9 @@ int cli_session_run(struct moat_client *client, const struct cli_session *s, int
                                 json_object_set_new(body, "ConsoleSize", json_pack("[i,i]", (int) rows, (int) cols));
                         r = asprintf(&target, "/exec/%s/start", st.id_escaped);
                 } else
-                        r = asprintf(&target, "/containers/%s/attach?stream=1&stdin=%d&stdout=%d&stderr=%d%s",
-                                     st.id_escaped, s->in, s->out, s->err, s->logs ? "&logs=1" : "");
+                        r = asprintf(&target, "/containers/%s/attach?stream=1&stdin=%d&stdout=%d&stderr=%d%s%s",
+                                     st.id_escaped, s->in, s->out, s->err, s->logs ? "&logs=1" : "",
+                                     keys_q ? keys_q : "");
                 if (r < 0 || (s->exec && !body)) {
                         r = moat_error_set(reterr, -ENOMEM, "attach");
                         goto finish;
@@ -290,10 +392,19 @@ int cli_session_run(struct moat_client *client, const struct cli_session *s, int
                         if (k < 0 && (errno == EINTR || errno == EAGAIN))
                                 ;
                         else if (k <= 0) {
+                                if (esc.matched > 0)
+                                        (void) !moat_client_hijack_write(h, esc.keys, esc.matched);
                                 in_open = false;
                                 (void) moat_client_hijack_close_write(h);
-                        } else if (moat_client_hijack_write(h, buf, (size_t) k) < 0)
-                                in_open = false;
+                        } else {
+                                bool failed = false;
+                                if (escape_send(&esc, h, (const uint8_t *) buf, (size_t) k, &failed)) {
+                                        detached = true;
+                                        break;
+                                }
+                                if (failed)
+                                        in_open = false;
+                        }
                 }
                 if (pf[i_sig].revents) {
                         struct signalfd_siginfo si;
@@ -306,6 +417,14 @@ int cli_session_run(struct moat_client *client, const struct cli_session *s, int
                 }
         }
         term_restore(&st);
+        if (detached) {
+                /* As docker: the container keeps running; status 0. */
+                if (ret_detached)
+                        *ret_detached = true;
+                *ret_status = 0;
+                r = 0;
+                goto finish;
+        }
         if (dm.error) {
                 r = moat_error_setx(reterr, -EIO, "Error: %s", dm.error);
                 goto finish;
@@ -369,7 +488,7 @@ int cmd_run(struct moat_cli *cli, int argc, char **argv, struct moat_error **ret
                 .start = true,
                 .wait_condition = o.rm ? "removed" : "next-exit",
         };
-        r = cli_session_run(client, &s, &status, reterr);
+        r = cli_session_run_keys(client, &s, o.detach_keys, &status, NULL, reterr);
         if (r < 0)
                 goto fail;
         cli->exit_code = status;

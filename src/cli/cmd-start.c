@@ -34,6 +34,7 @@ int cmd_start(struct moat_cli *cli, int argc, char **argv, struct moat_error **r
         };
         _cleanup_client_ struct moat_client *client = NULL;
         _cleanup_json_ json_t *c = NULL;
+        const char *detach_keys = NULL;
         bool attach = false, interactive = false;
         int ch, r, status = 0;
 
@@ -46,6 +47,7 @@ int cmd_start(struct moat_cli *cli, int argc, char **argv, struct moat_error **r
                         interactive = true;
                         break;
                 case 'K':
+                        detach_keys = optarg;
                         break;
                 case ':':
                         return moat_error_setx(reterr, -EINVAL, "flag needs an argument: %s", argv[optind - 1]);
@@ -84,7 +86,8 @@ int cmd_start(struct moat_cli *cli, int argc, char **argv, struct moat_error **r
         };
         if (!s.id)
                 return moat_error_setx(reterr, -EPROTO, "start: the daemon's inspect has no Id");
-        r = cli_session_run(client, &s, &status, reterr);
+        /* A detach ends it quietly with status 0, as docker's start -ai. */
+        r = cli_session_run_keys(client, &s, detach_keys, &status, NULL, reterr);
         if (r < 0)
                 return r;
         cli->exit_code = status;

@@ -664,7 +664,9 @@ static int start_claimed(struct moat_engine *e, struct container *c, struct moat
                 .log_max_file = log_files,
                 .tty = c->tty,
                 .open_stdin = json_is_true(json_object_get(c->config, "OpenStdin")),
-                .stdin_once = json_is_true(json_object_get(c->config, "StdinOnce")),
+                /* moby closes stdin at the client's EOF only without a tty:
+                 * a detached tty session can be attached again */
+                .stdin_once = json_is_true(json_object_get(c->config, "StdinOnce")) && !c->tty,
                 .wait_start = true,
         };
         r = moat_monitor_start_run(&o, ret, reterr);

@@ -87,14 +87,15 @@ int moat_engine_exec_create(struct moat_engine *e, const char *ref, json_t *body
         r = random_id(rec.id);
         if (r < 0)
                 return moat_error_set(reterr, r, "exec id");
-        json_t *doc = json_pack("{s:O, s:O?, s:O?, s:O?, s:b, s:b, s:b, s:b, s:O?, s:b}", "Cmd", cmd, "Env", env,
+        json_t *doc = json_pack("{s:O, s:O?, s:O?, s:O?, s:b, s:b, s:b, s:b, s:O?, s:b, s:O?}", "Cmd", cmd, "Env", env,
                                 "User", json_object_get(body, "User"), "WorkingDir", wd, "Tty",
                                 json_is_true(json_object_get(body, "Tty")), "AttachStdin",
                                 json_is_true(json_object_get(body, "AttachStdin")), "AttachStdout",
                                 json_is_true(json_object_get(body, "AttachStdout")), "AttachStderr",
                                 json_is_true(json_object_get(body, "AttachStderr")), "ConsoleSize",
                                 json_object_get(body, "ConsoleSize"), "Privileged",
-                                json_is_true(json_object_get(body, "Privileged")));
+                                json_is_true(json_object_get(body, "Privileged")), "DetachKeys",
+                                json_object_get(body, "DetachKeys"));
         if (!doc || !(doc_text = json_dumps(doc, JSON_COMPACT))) {
                 json_decref(doc);
                 return moat_error_set(reterr, -ENOMEM, "exec");
@@ -392,7 +393,8 @@ int moat_engine_exec_inspect(struct moat_engine *e, const char *exec_id, json_t 
                 json_array_remove(args, 0);
         const char *user = json_string_value(json_object_get(doc, "User"));
         *ret = json_pack("{s:b, s:s, s:s, s:b, s:o, s:b, s:b, s:b, s:{s:b, s:s, s:o, s:b, s:s}, s:s, s:i}",
-                         "CanRemove", false, "ContainerID", rec->container_id, "DetachKeys", "", "Running", running,
+                         "CanRemove", false, "ContainerID", rec->container_id, "DetachKeys",
+                         json_string_value(json_object_get(doc, "DetachKeys")) ?: "", "Running", running,
                          "ExitCode", exit_code >= 0 && !running ? json_integer(exit_code) : json_null(), "OpenStdin",
                          json_is_true(json_object_get(doc, "AttachStdin")), "OpenStderr",
                          json_is_true(json_object_get(doc, "AttachStderr")), "OpenStdout",

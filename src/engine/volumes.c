@@ -1060,11 +1060,118 @@ static int copy_image_content(int root_fd, const char *destination, int data_fd,
         return 0;
 }
 
+/* VolumeOptions.Subpath, as moby's filepath.IsLocal: relative, not
+ * empty, and not leaving the volume lexically; "." and empty components
+ * dropped, "a/.." folded. *ret is the cleaned path ("" is the volume). */
+static int subpath_clean(const char *subpath, char **ret, struct moat_error **reterr)
+{
+        static const char invalid[] = "invalid mount config for type \"volume\": subpath must be a relative path "
+                                      "within the volume (VolumeOptions.Subpath \"%.200s\")";
+        size_t len = strlen(subpath);
+
+        if (len >= PATH_MAX)
+                return moat_error_setx(reterr, -ENAMETOOLONG, "VolumeOptions.Subpath: longer than %d bytes", PATH_MAX - 1);
+        if (subpath[0] == '/')
+                return moat_error_setx(reterr, -EINVAL, invalid, subpath);
+        _cleanup_free_ char *out = malloc(len + 1);
+        if (!out)
+                return moat_error_set(reterr, -ENOMEM, "subpath");
+        size_t n = 0;
+        for (const char *p = subpath; *p;) {
+                size_t c = strcspn(p, "/");
+                if (c == 2 && p[0] == '.' && p[1] == '.') {
+                        if (n == 0)
+                                return moat_error_setx(reterr, -EINVAL, invalid, subpath);
+                        while (n > 0 && out[n - 1] != '/')
+                                n--;
+                        if (n > 0)
+                                n--;
+                } else if (c > 0 && !(c == 1 && p[0] == '.')) {
+                        if (n > 0)
+                                out[n++] = '/';
+                        memcpy(out + n, p, c);
+                        n += c;
+                }
+                p += c;
+                if (*p == '/')
+                        p++;
+        }
+        out[n] = '\0';
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+/* The subpath beneath the volume's data by fd: no symlink is followed
+ * (moby refuses those leaving the volume; here none are taken, so a
+ * subpath cannot be turned into a way out), and it must exist. */
+static int subpath_open(int data_fd, const char *sub, const char *subpath, const char *volume,
+                        struct moat_error **reterr)
+{
+        if (!*sub) {
+                int fd = fcntl(data_fd, F_DUPFD_CLOEXEC, 3);
+                return fd >= 0 ? fd : moat_error_set(reterr, errno, "volume \"%s\"", volume);
+        }
+        struct open_how how = {
+                .flags = O_PATH | O_CLOEXEC, /* the last component is no symlink either */
+                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        };
+        int fd = (int) syscall(SYS_openat2, data_fd, sub, &how, sizeof(how));
+        if (fd < 0 && errno == ENOENT)
+                return moat_error_setx(reterr, -EINVAL, "VolumeOptions.Subpath \"%.200s\" does not exist in volume \"%s\"",
+                                       subpath, volume);
+        if (fd < 0 && errno == ELOOP)
+                return moat_error_setx(reterr, -EINVAL,
+                                       "VolumeOptions.Subpath \"%.200s\" in volume \"%s\" is or passes through a "
+                                       "symbolic link (not followed)",
+                                       subpath, volume);
+        if (fd < 0 && errno == EXDEV)
+                return moat_error_setx(reterr, -EINVAL, "VolumeOptions.Subpath \"%.200s\" escapes volume \"%s\"",
+                                       subpath, volume);
+        if (fd < 0)
+                return moat_error_set(reterr, errno, "opening VolumeOptions.Subpath \"%.200s\" in volume \"%s\"",
+                                      subpath, volume);
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !(S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) {
+                close(fd);
+                return moat_error_setx(reterr, -EINVAL,
+                                       "VolumeOptions.Subpath \"%.200s\" in volume \"%s\" is not a directory or a file",
+                                       subpath, volume);
+        }
+        return fd;
+}
+
+/* mountpoint/sub, checked to still be what sub_fd holds (no symlink
+ * anywhere below the mountpoint, the same inode). */
+static int subpath_host_path(const char *mountpoint, const char *sub, int sub_fd, char **ret,
+                             struct moat_error **reterr)
+{
+        _cleanup_free_ char *path = NULL;
+        struct stat a, b;
+
+        if (asprintf(&path, "%s%s%s", mountpoint, *sub ? "/" : "", sub) < 0)
+                return moat_error_set(reterr, -ENOMEM, "subpath");
+        _cleanup_close_ int mfd = open(mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (mfd < 0)
+                return moat_error_set(reterr, errno, "opening %s", mountpoint);
+        struct open_how how = {
+                .flags = O_PATH | O_CLOEXEC, /* the last component is no symlink either */
+                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        };
+        _cleanup_close_ int fd = *sub ? (int) syscall(SYS_openat2, mfd, sub, &how, sizeof(how))
+                                      : fcntl(mfd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0 || fstat(fd, &a) < 0 || fstat(sub_fd, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+                return moat_error_setx(reterr, -EAGAIN, "VolumeOptions.Subpath: %s changed while it was being mounted",
+                                       path);
+        *ret = TAKE_PTR(path);
+        return 0;
+}
+
 int engine_volume_acquire(struct moat_engine *e, const struct moat_docker_volume_request *req, const char *reuse_name,
                           int root_fd, char **ret_host_path, char **ret_name, struct moat_error **reterr)
 {
         _cleanup_db_volume_ struct moat_db_volume *v = NULL;
-        _cleanup_close_ int data_fd = -EBADF;
+        _cleanup_close_ int data_fd = -EBADF, sub_fd = -EBADF;
+        _cleanup_free_ char *sub = NULL;
         json_t *labels = NULL;
         char generated[65];
         const char *name = req->name ? req->name : reuse_name;
@@ -1074,8 +1181,15 @@ int engine_volume_acquire(struct moat_engine *e, const struct moat_docker_volume
         if (req->driver && *req->driver && !streq(req->driver, "local"))
                 return moat_error_setx(reterr, -EOPNOTSUPP, "volume driver \"%.100s\" is not supported (only \"local\")",
                                        req->driver);
-        if (!strempty(req->subpath))
-                return moat_error_setx(reterr, -EOPNOTSUPP, "VolumeOptions.Subpath is not supported");
+        if (!strempty(req->subpath)) {
+                if (!req->name)
+                        return moat_error_setx(reterr, -EINVAL,
+                                               "invalid mount config for type \"volume\": must not set "
+                                               "VolumeOptions.Subpath when using anonymous volumes");
+                r = subpath_clean(req->subpath, &sub, reterr);
+                if (r < 0)
+                        return r;
+        }
         if (!name) {
                 r = random_name(generated);
                 if (r < 0)
@@ -1092,8 +1206,22 @@ int engine_volume_acquire(struct moat_engine *e, const struct moat_docker_volume
                 json_object_set_new(labels, MOAT_VOLUME_ANONYMOUS_LABEL, json_string(""));
 
         pthread_mutex_lock(&volumes_lock);
-        r = get_or_create_locked(e, name, labels, json_is_object(req->driver_options) ? req->driver_options : NULL, &v,
-                                 &created, reterr);
+        if (sub) {
+                /* A new volume is empty: no subpath of it can exist, and a
+                 * refused mount must not leave one behind. */
+                _cleanup_db_volume_ struct moat_db_volume *old = NULL;
+                r = moat_db_volume_get(e->db, name, &old, NULL);
+                if (r < 0)
+                        r = moat_error_setx(reterr, -EINVAL, /* a 400: a 404 makes the CLI pull */
+                                            "VolumeOptions.Subpath \"%s\": volume \"%s\" does not exist (a new volume "
+                                            "has no subpath)",
+                                            req->subpath, name);
+        } else
+                r = 0;
+        if (r >= 0)
+                r = get_or_create_locked(e, name, labels,
+                                         json_is_object(req->driver_options) ? req->driver_options : NULL, &v, &created,
+                                         reterr);
         json_decref(labels);
         if (r >= 0)
                 r = mount_options(e, v, reterr);
@@ -1102,6 +1230,11 @@ int engine_volume_acquire(struct moat_engine *e, const struct moat_docker_volume
                 if (data_fd < 0)
                         r = data_fd;
         }
+        if (r >= 0 && sub) {
+                sub_fd = subpath_open(data_fd, sub, req->subpath, v->name, reterr);
+                if (sub_fd < 0)
+                        r = sub_fd;
+        }
         if (r >= 0 && !req->nocopy && root_fd >= 0)
                 r = copy_image_content(root_fd, req->destination, data_fd, reterr);
         if (r >= 0 && pending_add_locked(e, v->name) < 0)
@@ -1109,7 +1242,15 @@ int engine_volume_acquire(struct moat_engine *e, const struct moat_docker_volume
         pthread_mutex_unlock(&volumes_lock);
         if (r < 0)
                 return r;
-        if (!(*ret_host_path = strdup(v->mountpoint)) || !(*ret_name = strdup(v->name))) {
+        if (sub)
+                r = subpath_host_path(v->mountpoint, sub, sub_fd, ret_host_path, reterr);
+        else if (!(*ret_host_path = strdup(v->mountpoint)))
+                r = moat_error_set(reterr, -ENOMEM, "volume");
+        if (r < 0) {
+                engine_volume_release(e, v->name);
+                return r;
+        }
+        if (!(*ret_name = strdup(v->name))) {
                 free(*ret_host_path);
                 *ret_host_path = NULL;
                 engine_volume_release(e, v->name);
