@@ -218,6 +218,14 @@ static inline void cli_table_freep(struct cli_table **t)
 
 /* --filter K=V: appended to filters ({"K": ["V", ...]}), bounded. */
 MOAT_NODISCARD int cli_filter_add(json_t *filters, const char *verb, const char *text, struct moat_error **reterr);
+/* The options the prune verbs share: -a/--all, -f/--force, --filter (into
+ * filters), and with volumes non-NULL system prune's --volumes; no
+ * arguments after them ("moat <verb>" in the message). */
+struct cli_prune_opts {
+        bool all, force, volumes;
+};
+MOAT_NODISCARD int cli_prune_opts_parse(const char *verb, int argc, char **argv, bool with_volumes, json_t *filters,
+                                        struct cli_prune_opts *ret, struct moat_error **reterr);
 /* "filters=<escaped JSON>" for a query string, "" when there is none. */
 MOAT_NODISCARD int cli_filters_query(json_t *filters, char **ret);
 /* rows (objects with the fields) through --format: NULL or "table" is

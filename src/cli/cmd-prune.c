@@ -19,41 +19,17 @@
 
 int cmd_prune(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr)
 {
-        enum { OPT_FILTER = 256 };
-        static const struct option options[] = {
-                { "all", no_argument, NULL, 'a' },
-                { "force", no_argument, NULL, 'f' },
-                { "filter", required_argument, NULL, OPT_FILTER },
-                {},
-        };
         _cleanup_client_ struct moat_client *client = NULL;
         _cleanup_json_ json_t *filters = json_object();
-        bool all = false, force = false;
-        int c, r;
+        struct cli_prune_opts po;
+        int r;
 
         if (!filters)
                 return moat_error_set(reterr, -ENOMEM, "image prune");
-        while ((c = getopt_long(argc, argv, ":af", options, NULL)) != -1) {
-                switch (c) {
-                case 'a':
-                        all = true;
-                        break;
-                case 'f':
-                        force = true;
-                        break;
-                case OPT_FILTER:
-                        r = cli_filter_add(filters, "image prune", optarg, reterr);
-                        if (r < 0)
-                                return r;
-                        break;
-                case ':':
-                        return moat_error_setx(reterr, -EINVAL, "flag needs an argument: %s", argv[optind - 1]);
-                default:
-                        return moat_error_setx(reterr, -EINVAL, "unknown flag: %s", argv[optind - 1]);
-                }
-        }
-        if (optind < argc)
-                return moat_error_setx(reterr, -EINVAL, "\"moat image prune\" accepts no arguments.");
+        r = cli_prune_opts_parse("image prune", argc, argv, false, filters, &po, reterr);
+        if (r < 0)
+                return r;
+        bool all = po.all, force = po.force;
         r = cli_client(cli, &client, reterr);
         if (r < 0)
                 return r;

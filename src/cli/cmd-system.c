@@ -394,47 +394,19 @@ int cli_image_prune_report(struct moat_client *client, json_t *filters, bool all
 
 static int system_prune(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr)
 {
-        enum { OPT_FILTER = 256, OPT_VOLUMES };
-        static const struct option options[] = {
-                { "all", no_argument, NULL, 'a' },
-                { "force", no_argument, NULL, 'f' },
-                { "volumes", no_argument, NULL, OPT_VOLUMES },
-                { "filter", required_argument, NULL, OPT_FILTER },
-                {},
-        };
         _cleanup_client_ struct moat_client *client = NULL;
         _cleanup_json_ json_t *filters = json_object(), *ifilters = NULL;
-        bool all = false, force = false, volumes = false;
+        struct cli_prune_opts po;
         uint64_t reclaimed = 0;
         char size[32];
-        int c, r;
+        int r;
 
         if (!filters)
                 return moat_error_set(reterr, -ENOMEM, "system prune");
-        while ((c = getopt_long(argc, argv, ":af", options, NULL)) != -1) {
-                switch (c) {
-                case 'a':
-                        all = true;
-                        break;
-                case 'f':
-                        force = true;
-                        break;
-                case OPT_VOLUMES:
-                        volumes = true;
-                        break;
-                case OPT_FILTER:
-                        r = cli_filter_add(filters, "system prune", optarg, reterr);
-                        if (r < 0)
-                                return r;
-                        break;
-                case ':':
-                        return moat_error_setx(reterr, -EINVAL, "flag needs an argument: %s", argv[optind - 1]);
-                default:
-                        return moat_error_setx(reterr, -EINVAL, "unknown flag: %s", argv[optind - 1]);
-                }
-        }
-        if (optind < argc)
-                return moat_error_setx(reterr, -EINVAL, "\"moat system prune\" accepts no arguments.");
+        r = cli_prune_opts_parse("system prune", argc, argv, true, filters, &po, reterr);
+        if (r < 0)
+                return r;
+        bool all = po.all, force = po.force, volumes = po.volumes;
         r = cli_client(cli, &client, reterr);
         if (r < 0)
                 return r;

@@ -339,44 +339,20 @@ static int volume_rm(struct moat_cli *cli, int argc, char **argv, struct moat_er
 
 static int volume_prune(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr)
 {
-        enum { OPT_FILTER = 256 };
-        static const struct option options[] = {
-                { "all", no_argument, NULL, 'a' },
-                { "force", no_argument, NULL, 'f' },
-                { "filter", required_argument, NULL, OPT_FILTER },
-                {},
-        };
         _cleanup_client_ struct moat_client *client = NULL;
         _cleanup_json_ json_t *filters = json_object(), *reply = NULL;
         _cleanup_free_ char *query = NULL, *target = NULL;
-        bool all = false, force = false;
+        struct cli_prune_opts po;
         json_t *v;
         size_t i;
-        int c, r;
+        int r;
 
         if (!filters)
                 return moat_error_set(reterr, -ENOMEM, "volume prune");
-        while ((c = getopt_long(argc, argv, ":af", options, NULL)) != -1) {
-                switch (c) {
-                case 'a':
-                        all = true;
-                        break;
-                case 'f':
-                        force = true;
-                        break;
-                case OPT_FILTER:
-                        r = cli_filter_add(filters, "volume prune", optarg, reterr);
-                        if (r < 0)
-                                return r;
-                        break;
-                case ':':
-                        return moat_error_setx(reterr, -EINVAL, "flag needs an argument: %s", argv[optind - 1]);
-                default:
-                        return moat_error_setx(reterr, -EINVAL, "unknown flag: %s", argv[optind - 1]);
-                }
-        }
-        if (optind < argc)
-                return moat_error_setx(reterr, -EINVAL, "\"moat volume prune\" accepts no arguments.");
+        r = cli_prune_opts_parse("volume prune", argc, argv, false, filters, &po, reterr);
+        if (r < 0)
+                return r;
+        bool all = po.all, force = po.force;
         if (all && json_object_get(filters, "all"))
                 return moat_error_setx(reterr, -EINVAL, "conflicting options: cannot specify both --all and "
                                                         "--filter all=1");

@@ -648,6 +648,49 @@ int cli_filter_add(json_t *filters, const char *verb, const char *text, struct m
         return 0;
 }
 
+int cli_prune_opts_parse(const char *verb, int argc, char **argv, bool with_volumes, json_t *filters,
+                         struct cli_prune_opts *ret, struct moat_error **reterr)
+{
+        enum { OPT_FILTER = 256, OPT_VOLUMES };
+        static const struct option options[] = {
+                { "all", no_argument, NULL, 'a' },
+                { "force", no_argument, NULL, 'f' },
+                { "filter", required_argument, NULL, OPT_FILTER },
+                { "volumes", no_argument, NULL, OPT_VOLUMES },
+                {},
+        };
+        int c, r;
+
+        *ret = (struct cli_prune_opts) {};
+        while ((c = getopt_long(argc, argv, ":af", options, NULL)) != -1) {
+                switch (c) {
+                case 'a':
+                        ret->all = true;
+                        break;
+                case 'f':
+                        ret->force = true;
+                        break;
+                case OPT_FILTER:
+                        r = cli_filter_add(filters, verb, optarg, reterr);
+                        if (r < 0)
+                                return r;
+                        break;
+                case OPT_VOLUMES:
+                        if (!with_volumes)
+                                return moat_error_setx(reterr, -EINVAL, "unknown flag: %s", argv[optind - 1]);
+                        ret->volumes = true;
+                        break;
+                case ':':
+                        return moat_error_setx(reterr, -EINVAL, "flag needs an argument: %s", argv[optind - 1]);
+                default:
+                        return moat_error_setx(reterr, -EINVAL, "unknown flag: %s", argv[optind - 1]);
+                }
+        }
+        if (optind < argc)
+                return moat_error_setx(reterr, -EINVAL, "\"moat %s\" accepts no arguments.", verb);
+        return 0;
+}
+
 int cli_filters_query(json_t *filters, char **ret)
 {
         _cleanup_free_ char *text = NULL, *esc = NULL;
