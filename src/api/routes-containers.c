@@ -658,9 +658,17 @@ static struct moat_http_response *resize(struct moat_http_request *req, void *us
 struct stats_stream {
         struct moat_engine *e;
         char *id;
-        bool stream, one_shot, done;
+        bool stream, one_shot, done, was_running;
         json_t *prev;
 };
+
+/* The engine's sample of a container that is not running is docker's
+ * zeroed one, read at the zero time. */
+static bool sample_running(const json_t *doc)
+{
+        const char *read = json_string_value(json_object_get(doc, "read"));
+        return read && !startswith(read, "0001-01-01");
+}
 
 static void stats_free(void *userdata)
 {
@@ -718,6 +726,12 @@ static ssize_t stats_produce(struct moat_http_stream *s, void *userdata, char *b
         }
         if (!ss->stream)
                 ss->done = true;
+        /* As moby's collector does, a stream ends when its container stops. */
+        if (ss->stream && ss->was_running && !sample_running(doc)) {
+                json_decref(doc);
+                return 0;
+        }
+        ss->was_running = ss->was_running || sample_running(doc);
         json_decref(ss->prev);
         ss->prev = json_incref(doc);
         ssize_t n = stats_line(doc, buf, max);

@@ -306,3 +306,27 @@ def test_stats_stream_redraws_on_a_terminal(daemon):
     finally:
         s.stop()
         os.close(master)
+
+
+def test_stats_stream_ends_when_the_container_stops(daemon):
+    """GET /containers/{id}/stats?stream=1 ends once its container stops, as
+    moby's collector ends it (docker-py's iterator returns)."""
+    import docker
+    client = docker.DockerClient(base_url="unix://" + daemon.sock, version="1.41", timeout=60)
+    try:
+        cid = daemon.run_d(IMAGE, "sh", "-c", "sleep 3")
+        samples = []
+        done = threading.Event()
+
+        def read():
+            for s in client.api.stats(cid, stream=True, decode=True):
+                samples.append(s)
+            done.set()
+        t = threading.Thread(target=read, daemon=True)
+        t.start()
+        assert done.wait(30), f"the stream did not end ({len(samples)} samples)"
+        assert samples and samples[0]["read"] != "0001-01-01T00:00:00Z"
+        assert daemon.inspect(cid)["State"]["Status"] == "exited"
+        daemon.ok("rm", cid)
+    finally:
+        client.close()
