@@ -47,6 +47,8 @@ def test_network_and_build_prune_delete_nothing(daemon):
 
 def test_image_prune_label_filters(daemon, tmp_path):
     base = daemon.ok("image", "inspect", "--format", "{{.Id}}", IMAGE).stdout.strip()
+    # a container keeps the module's image out of the prunes' reach
+    holder = daemon.ok("create", IMAGE, "true").stdout.strip()
     tar = tmp_path / "img.tar"
     daemon.ok("save", "-o", str(tar), IMAGE)
     refs = {}
@@ -61,8 +63,11 @@ def test_image_prune_label_filters(daemon, tmp_path):
     assert refs["drop"] not in ids and refs["keep"] in ids and base in ids, (p.stdout, ids)
     p = daemon.ok("image", "prune", "-a", "-f", "--filter", "label!=stage")
     ids = daemon.ok("images", "-aq", "--no-trunc").stdout.split()
-    assert refs["keep"] in ids, (p.stdout, ids)
-    daemon.ok("rmi", refs["keep"])
+    assert refs["keep"] in ids and base in ids, (p.stdout, ids)
+    p = daemon.ok("image", "prune", "-a", "-f", "--filter", "label!=stage=drop")
+    ids = daemon.ok("images", "-aq", "--no-trunc").stdout.split()
+    assert refs["keep"] not in ids and base in ids, (p.stdout, ids)
+    daemon.ok("rm", holder)
 
 
 # ---- per-device block I/O limits ---------------------------------------------------------
