@@ -290,7 +290,7 @@ class Engine:
         out = []
         for d in os.listdir("/proc"):
             if d.isdigit() and proc_comm(d) in self.monitor_comms and \
-                    self.base in proc_cmdline(d) and alive(int(d)):
+                    (self.base in proc_cmdline(d) or self.run in proc_cmdline(d)) and alive(int(d)):
                 out.append(int(d))
         return out
 
