@@ -88,9 +88,37 @@ int moat_container_fs_mount(struct moat_store *s, const struct moat_image *img, 
                                    target_fd, reterr);
 }
 
+/* The pinned subpaths: each unmounted (detached) and its mount point removed. */
+static int unmount_pins(int dir_fd, struct moat_error **reterr)
+{
+        _cleanup_close_ int fd = openat(dir_fd, MOAT_SUBPATH_PINS, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct dirent *de;
+        char path[96];
+
+        if (fd < 0)
+                return errno == ENOENT ? 0 : moat_error_set(reterr, errno, "opening %s/", MOAT_SUBPATH_PINS);
+        _cleanup_closedir_ DIR *d = fdopendir(fd);
+        if (!d)
+                return moat_error_set(reterr, errno, "reading %s/", MOAT_SUBPATH_PINS);
+        int dfd = TAKE_FD(fd);
+        while ((de = readdir(d))) {
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                snprintf(path, sizeof(path), "/proc/self/fd/%d/%.40s", dfd, de->d_name);
+                if (umount2(path, UMOUNT_NOFOLLOW | MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+                        return moat_error_set(reterr, errno, "unmounting %s/%s", MOAT_SUBPATH_PINS, de->d_name);
+                if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0 && errno == ENOTDIR)
+                        (void) unlinkat(dirfd(d), de->d_name, 0);
+        }
+        return 0;
+}
+
 int moat_container_fs_unmount(int dir_fd, struct moat_error **reterr)
 {
         char path[64];
+        int p = unmount_pins(dir_fd, reterr);
+        if (p < 0)
+                return p;
 
         for (unsigned i = 0; i < 8; i++) {
                 int r = is_mount_point(dir_fd, MOAT_CONTAINER_ROOTFS);

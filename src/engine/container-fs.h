@@ -13,6 +13,8 @@
 #include "image/snapshot.h"
 
 #define MOAT_CONTAINER_ROOTFS "rootfs"
+/* Pinned volume subpaths (engine_volume_acquire), unmounted with the root. */
+#define MOAT_SUBPATH_PINS "subpaths"
 
 /* Unpack img's layers (as root: ownership and device nodes kept) and make
  * upper/ and work/ in dir_fd. */

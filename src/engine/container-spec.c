@@ -32,6 +32,7 @@
 struct spec_userdata {
         struct moat_engine *e;
         int root_fd;
+        int pin_dir_fd;         /* where subpaths are pinned; -EBADF: not (the create pass) */
         json_t *prev_mounts;    /* the Mounts of the previous start */
         char **acquired;        /* volumes held pending */
         size_t n_acquired;
@@ -134,7 +135,7 @@ static int volume(void *userdata, const struct moat_docker_volume_request *req, 
         if (!grown)
                 return moat_error_set(reterr, -ENOMEM, "volumes");
         u->acquired = grown;
-        int r = engine_volume_acquire(u->e, req, reuse, u->root_fd, ret_host_path, ret_name, reterr);
+        int r = engine_volume_acquire(u->e, req, reuse, u->root_fd, u->pin_dir_fd, ret_host_path, ret_name, reterr);
         if (r < 0) {
                 u->volume_failed = true;
                 return r;
@@ -256,7 +257,7 @@ static int make_spec(struct moat_engine *e, struct container *c, const struct mo
             asprintf(&hostname_path, "%s/hostname", dir) < 0 || asprintf(&hosts_path, "%s/hosts", dir) < 0 ||
             asprintf(&resolv_path, "%s/resolv.conf", dir) < 0)
                 return moat_error_set(reterr, -ENOMEM, "paths");
-        struct spec_userdata u = { .e = e, .root_fd = root_fd };
+        struct spec_userdata u = { .e = e, .root_fd = root_fd, .pin_dir_fd = volumes_only ? -EBADF : dir_fd };
         pthread_mutex_lock(&e->lock);
         u.prev_mounts = c->mounts ? json_deep_copy(c->mounts) : json_array();
         pthread_mutex_unlock(&e->lock);

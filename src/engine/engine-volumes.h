@@ -54,8 +54,14 @@ MOAT_NODISCARD int moat_engine_volume_prune(struct moat_engine *e, const json_t 
  * is empty. The volume stays "pending" (no removal, no prune) until
  * engine_volume_release(): the container must have recorded its use in
  * the database by then. */
+/* A VolumeOptions.Subpath is pinned when pin_dir_fd (the container's
+ * directory) is given: the directory it resolved to by fd is cloned
+ * (open_tree) onto a private mount point there (MOAT_SUBPATH_PINS/N), and
+ * that path, which no container can change, is *ret_host_path; the pins go
+ * with the container's root (moat_container_fs_unmount). Without it (the
+ * create-time pass) the checked path itself is returned. */
 MOAT_NODISCARD int engine_volume_acquire(struct moat_engine *e, const struct moat_docker_volume_request *req,
-                                         const char *reuse_name, int root_fd, char **ret_host_path,
+                                         const char *reuse_name, int root_fd, int pin_dir_fd, char **ret_host_path,
                                          char **ret_name, struct moat_error **reterr);
 void engine_volume_release(struct moat_engine *e, const char *name);
 /* Remove the anonymous volumes among a container's Mounts (docker rm -v,

@@ -25,6 +25,7 @@
  *    resolve inside it.
  */
 
+#include "engine/container-fs.h"
 #include "engine/engine-volumes.h"
 
 #include <dirent.h>
@@ -1166,8 +1167,56 @@ static int subpath_host_path(const char *mountpoint, const char *sub, int sub_fd
         return 0;
 }
 
+/* The subpath sub_fd holds, cloned onto a new mount point in the
+ * container's MOAT_SUBPATH_PINS/: a path made of the daemon's own
+ * directories, so what the runtime bind-mounts is what was checked, even
+ * if a container swaps a component of the subpath for a symlink meanwhile
+ * (moby's safepath does the same). */
+static int subpath_pin(int pin_dir_fd, int sub_fd, char **ret, struct moat_error **reterr)
+{
+        _cleanup_close_ int pins = -EBADF, tree = -EBADF;
+        char name[32];
+        struct stat st;
+
+        if (fstat(sub_fd, &st) < 0)
+                return moat_error_set(reterr, errno, "VolumeOptions.Subpath: stat");
+        if (mkdirat(pin_dir_fd, MOAT_SUBPATH_PINS, 0700) < 0 && errno != EEXIST)
+                return moat_error_set(reterr, errno, "creating %s/", MOAT_SUBPATH_PINS);
+        pins = openat(pin_dir_fd, MOAT_SUBPATH_PINS, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (pins < 0)
+                return moat_error_set(reterr, errno, "opening %s/", MOAT_SUBPATH_PINS);
+        for (unsigned i = 0;; i++) {
+                if (i >= 256)
+                        return moat_error_setx(reterr, -E2BIG, "more than 256 volume subpaths");
+                snprintf(name, sizeof(name), "%u", i);
+                int r = S_ISDIR(st.st_mode) ? mkdirat(pins, name, 0700)
+                                            : mknodat(pins, name, S_IFREG | 0600, 0);
+                if (r == 0)
+                        break;
+                if (errno != EEXIST)
+                        return moat_error_set(reterr, errno, "creating %s/%s", MOAT_SUBPATH_PINS, name);
+        }
+        tree = (int) syscall(SYS_open_tree, sub_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        if (tree < 0 || syscall(SYS_move_mount, tree, "", pins, name, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+                int r = moat_error_set(reterr, errno, "pinning VolumeOptions.Subpath");
+                (void) unlinkat(pins, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
+                return r;
+        }
+        char link[64];
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", pins);
+        char real[PATH_MAX];
+        ssize_t n = readlink(link, real, sizeof(real) - 1);
+        if (n <= 0)
+                return moat_error_set(reterr, errno, "resolving %s/", MOAT_SUBPATH_PINS);
+        real[n] = '\0';
+        if (asprintf(ret, "%s/%s", real, name) < 0)
+                return moat_error_set(reterr, -ENOMEM, "subpath");
+        return 0;
+}
+
 int engine_volume_acquire(struct moat_engine *e, const struct moat_docker_volume_request *req, const char *reuse_name,
-                          int root_fd, char **ret_host_path, char **ret_name, struct moat_error **reterr)
+                          int root_fd, int pin_dir_fd, char **ret_host_path, char **ret_name,
+                          struct moat_error **reterr)
 {
         _cleanup_db_volume_ struct moat_db_volume *v = NULL;
         _cleanup_close_ int data_fd = -EBADF, sub_fd = -EBADF;
@@ -1242,7 +1291,9 @@ int engine_volume_acquire(struct moat_engine *e, const struct moat_docker_volume
         pthread_mutex_unlock(&volumes_lock);
         if (r < 0)
                 return r;
-        if (sub)
+        if (sub && pin_dir_fd >= 0)
+                r = subpath_pin(pin_dir_fd, sub_fd, ret_host_path, reterr);
+        else if (sub)
                 r = subpath_host_path(v->mountpoint, sub, sub_fd, ret_host_path, reterr);
         else if (!(*ret_host_path = strdup(v->mountpoint)))
                 r = moat_error_set(reterr, -ENOMEM, "volume");

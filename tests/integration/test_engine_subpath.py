@@ -5,6 +5,7 @@ mounted; a subpath that is absolute, leaves the volume, is missing, or is
 container and no volume behind.
 """
 
+import json
 import os
 
 from daemon_fixture import IMAGE, daemon, demo_image_tar, moat_daemon  # noqa: F401
@@ -44,7 +45,17 @@ def test_subpath_mounts_only_that_part(daemon):
         assert daemon.ok("exec", n, "cat", "/m/f").stdout == "in-sub\n"
         m = [x for x in daemon.inspect(n)["Mounts"] if x["Destination"] == "/m"]
         assert m and m[0]["Name"] == v and m[0]["Type"] == "volume", m
+        # what the runtime bind-mounts is the subpath pinned in the container's
+        # own directory, not a path through the volume a container can change
+        cdir = os.path.join(daemon.data, "containers", daemon.inspect(n)["Id"])
+        with open(os.path.join(cdir, "config.json")) as f:
+            spec = json.load(f)
+        src = [x["source"] for x in spec["mounts"] if x["destination"] == "/m"]
+        assert src and src[0].startswith(os.path.join(cdir, "subpaths") + "/"), src
+        with open("/proc/self/mountinfo") as f:
+            assert any(line.split()[4] == src[0] for line in f), src[0]
         daemon.ok("rm", "-f", n)
+        assert not os.path.exists(cdir)
     finally:
         daemon.docker("volume", "rm", "-f", v)
 
