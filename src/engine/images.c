@@ -175,8 +175,7 @@ static int filter_bool(const json_t *filters, const char *key, int *ret, struct 
         return 0;
 }
 
-static int check_filter_keys(const json_t *filters, const char *const *known, const char *const *unsupported,
-                             struct moat_error **reterr)
+static int check_filter_keys(const json_t *filters, const char *const *known, struct moat_error **reterr)
 {
         const char *k;
         json_t *v;
@@ -187,13 +186,8 @@ static int check_filter_keys(const json_t *filters, const char *const *known, co
                 bool ok = false;
                 for (size_t i = 0; known[i] && !ok; i++)
                         ok = streq(k, known[i]);
-                if (ok)
-                        continue;
-                for (size_t i = 0; unsupported[i]; i++)
-                        if (streq(k, unsupported[i]))
-                                return moat_error_setx(reterr, -EOPNOTSUPP, "filter '%s' is not supported by moat yet",
-                                                       k);
-                return moat_error_setx(reterr, -EINVAL, "invalid filter '%s'", k);
+                if (!ok)
+                        return moat_error_setx(reterr, -EINVAL, "invalid filter '%s'", k);
         }
         return 0;
 }
@@ -572,7 +566,6 @@ int moat_image_list_json(struct moat_store *s, const struct moat_image_list_opti
                          int64_t *ret_layers_size, struct moat_error **reterr)
 {
         static const char *const known[] = { "dangling", "reference", "label", "before", "since", "until", NULL };
-        static const char *const later[] = { NULL };
         _cleanup_(image_set_done) struct image_set set = {};
         const char *refs[MOAT_ENGINE_IMAGES_MAX_FILTER_VALUES], *labels[MOAT_ENGINE_IMAGES_MAX_FILTER_VALUES];
         size_t n_refs = 0, n_labels = 0;
@@ -590,7 +583,7 @@ int moat_image_list_json(struct moat_store *s, const struct moat_image_list_opti
         int dangling = -1, r;
         json_t *out = NULL;
 
-        r = check_filter_keys(filters, known, later, reterr);
+        r = check_filter_keys(filters, known, reterr);
         if (r < 0)
                 return r;
         if (filters) {
@@ -1186,14 +1179,13 @@ static int prune_use(const char *image_id, char **ret_container, void *userdata)
 int moat_engine_images_prune(struct moat_engine *e, const json_t *filters, json_t **ret, struct moat_error **reterr)
 {
         static const char *const known[] = { "dangling", "until", "label", "label!", NULL };
-        static const char *const later[] = { NULL };
         struct prune_ctx p = { .e = e };
         struct moat_images_delete_report rep = {};
         const char *until[MOAT_ENGINE_IMAGES_MAX_FILTER_VALUES];
         size_t n_until = 0;
         int dangling = -1, r;
 
-        r = check_filter_keys(filters, known, later, reterr);
+        r = check_filter_keys(filters, known, reterr);
         if (r < 0)
                 return r;
         if (filters) {
