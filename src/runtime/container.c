@@ -15,7 +15,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/epoll.h>
@@ -130,13 +129,36 @@ static int pidfd_wait_exit(int pidfd, int timeout_ms)
         return r == 0 ? -ETIMEDOUT : 0;
 }
 
+/* The state's "owner", as runc records it: the name of the effective uid
+ * in the host's /etc/passwd, "#uid" without one. The file is read
+ * directly, not through getpwuid(): moat-runtime is a static executable
+ * and NSS modules cannot be loaded into it. */
+#define PASSWD_MAX (4u * 1024u * 1024u)
+
 static char *owner_name(void)
 {
         uid_t uid = geteuid();
-        struct passwd *pw = getpwuid(uid);
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
         char *s = NULL;
-        if (pw && pw->pw_name)
-                return strdup(pw->pw_name);
+
+        if (read_full_file_at(AT_FDCWD, "/etc/passwd", PASSWD_MAX, &text, &len) >= 0) {
+                char *save = NULL;
+                for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                        char *name_end = strchr(line, ':');
+                        char *uid_field = name_end ? strchr(name_end + 1, ':') : NULL;
+                        uint32_t entry_uid;
+                        if (!uid_field || name_end == line)
+                                continue;
+                        char *uid_end = strchr(uid_field + 1, ':');
+                        if (!uid_end)
+                                continue;
+                        *uid_end = '\0';
+                        if (safe_atou32(uid_field + 1, &entry_uid) < 0 || entry_uid != (uint32_t) uid)
+                                continue;
+                        return strndup(line, (size_t) (name_end - line));
+                }
+        }
         if (asprintf(&s, "#%u", (unsigned) uid) < 0)
                 return NULL;
         return s;
