@@ -2,9 +2,16 @@
 #include "base/compat.h"
 
 /*
- * Starting the monitor from a threaded daemon (monitor-spawn.h) with
- * posix_spawn. The sync pipe is the monitor's fd 3. The wait for the sync line also watches the monitor's
- * pidfd, so a monitor that dies without answering cannot hang the caller.
+ * Starting the monitor from a threaded daemon (monitor-spawn.h). Monitors
+ * are forked by the zygote (monitor/zygote.h), one moat-monitor process
+ * this file starts with posix_spawn at the first monitor start and again
+ * if it died; requests to it are serialised by a mutex. The zygote clones
+ * with CLONE_PARENT, so each monitor is the daemon's child as a spawned
+ * one would be, and hands back its pidfd, taken at the clone (no window
+ * in which the daemon's reaper could collect the pid first). The sync
+ * pipe is the monitor's fd 3. The wait for the sync line also watches the
+ * monitor's pidfd, so a monitor that dies without answering cannot hang
+ * the caller.
  */
 
 #include "engine/monitor-spawn.h"
@@ -14,15 +21,18 @@
 #include <jansson.h>
 #include <poll.h>
 #include <signal.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "monitor/zygote.h"
 
 #define SYNC_FD 3
 
@@ -50,11 +60,6 @@ static void arg_u64(struct argv_builder *b, const char *flag, uint64_t v)
         snprintf(buf, sizeof(b->numbers[0]), "%" PRIu64, v);
         arg(b, flag);
         arg(b, buf);
-}
-
-static int pidfd_open_(pid_t pid)
-{
-        return (int) syscall(SYS_pidfd_open, pid, 0);
 }
 
 static void kill_and_reap(pid_t pid, int pidfd)
@@ -144,24 +149,11 @@ static int parse_sync(const char *line, pid_t *ret_pid, struct moat_error **rete
         return r;
 }
 
-static int spawn(char *const *argv, struct moat_monitor_started *ret, struct moat_error **reterr)
+/* posix_spawn (vfork-like in glibc): a fork of the threaded daemon copies
+ * its page tables first, 7-17 ms here; this does not. The child gets fd
+ * as its fd 3, nothing above it, no blocked signals and default handlers. */
+static int spawn_with_fd3(char *const *argv, int fd, pid_t *ret_pid)
 {
-        _cleanup_close_ int rd = -EBADF, wr = -EBADF, pidfd = -EBADF;
-        _cleanup_free_ char *line = NULL;
-        int fds[2];
-        pid_t pid, cpid = 0;
-        int r;
-
-        if (access(argv[0], X_OK) < 0)
-                return moat_error_set(reterr, errno, "monitor %s", argv[0]);
-        if (pipe2(fds, O_CLOEXEC) < 0)
-                return moat_error_set(reterr, errno, "pipe for the monitor");
-        rd = fds[0];
-        wr = fds[1];
-        /* posix_spawn (vfork-like in glibc): a fork of the threaded daemon
-         * copies its page tables first, 7-17 ms here; this does not. The
-         * monitor gets the sync pipe as fd 3, nothing above it, no blocked
-         * signals and default handlers. */
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
         sigset_t none, all;
@@ -169,7 +161,7 @@ static int spawn(char *const *argv, struct moat_monitor_started *ret, struct moa
         sigfillset(&all);
         posix_spawn_file_actions_init(&fa);
         posix_spawnattr_init(&attr);
-        int sr = posix_spawn_file_actions_adddup2(&fa, wr, SYNC_FD);
+        int sr = posix_spawn_file_actions_adddup2(&fa, fd, SYNC_FD);
         if (sr == 0)
                 sr = posix_spawn_file_actions_addclosefrom_np(&fa, SYNC_FD + 1);
         if (sr == 0)
@@ -179,19 +171,164 @@ static int spawn(char *const *argv, struct moat_monitor_started *ret, struct moa
         if (sr == 0)
                 sr = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
         if (sr == 0)
-                sr = posix_spawn(&pid, argv[0], &fa, &attr, argv, environ);
+                sr = posix_spawn(ret_pid, argv[0], &fa, &attr, argv, environ);
         posix_spawn_file_actions_destroy(&fa);
         posix_spawnattr_destroy(&attr);
-        if (sr != 0)
-                return moat_error_set(reterr, sr, "starting the monitor %s", argv[0]);
-        wr = safe_close(wr);
-        pidfd = pidfd_open_(pid);
-        if (pidfd < 0) {
-                r = moat_error_set(reterr, errno, "pidfd of the monitor %d", (int) pid);
-                (void) kill(pid, SIGKILL);
-                (void) waitpid(pid, NULL, 0);
-                return r;
+        return -sr;
+}
+
+/* ---- the zygote ----------------------------------------------------------------- */
+
+#define ZYGOTE_REPLY_TIMEOUT_MS (30 * 1000)
+
+static pthread_mutex_t zygote_lock = PTHREAD_MUTEX_INITIALIZER;
+static int zygote_sock = -EBADF;
+static pid_t zygote_pid;
+
+/* Its end closed, the zygote exits; the daemon's SIGCHLD handler reaps it. */
+static void zygote_drop_locked(void)
+{
+        zygote_sock = safe_close(zygote_sock);
+        zygote_pid = 0;
+}
+
+static int zygote_start_locked(const char *monitor_path, struct moat_error **reterr)
+{
+        int sv[2];
+        pid_t pid;
+
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return moat_error_set(reterr, errno, "socket for the monitor zygote");
+        char *const argv[] = { (char *) monitor_path, (char *) "zygote", NULL };
+        int r = spawn_with_fd3(argv, sv[1], &pid);
+        close(sv[1]);
+        if (r < 0) {
+                close(sv[0]);
+                return moat_error_set(reterr, r, "starting the monitor zygote %s", monitor_path);
         }
+        zygote_sock = sv[0];
+        zygote_pid = pid;
+        return 0;
+}
+
+/* One request; -EPIPE when the zygote is gone (the caller starts another). */
+static int zygote_request_locked(char *const *argv, int sync_fd, pid_t *ret_pid, int *ret_pidfd,
+                                 struct moat_error **reterr)
+{
+        _cleanup_free_ char *buf = malloc(MOAT_ZYGOTE_REQUEST_MAX);
+        size_t len = 0, n_args = 0;
+
+        if (!buf)
+                return moat_error_set(reterr, -ENOMEM, "zygote request");
+        for (; argv[n_args]; n_args++) {
+                size_t l = strlen(argv[n_args]) + 1;
+                if (n_args >= MOAT_ZYGOTE_MAX_ARGS || len + l > MOAT_ZYGOTE_REQUEST_MAX)
+                        return moat_error_setx(reterr, -E2BIG, "the monitor's arguments exceed the zygote's bounds");
+                memcpy(buf + len, argv[n_args], l);
+                len += l;
+        }
+
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } ctl = {};
+        struct iovec iov = { .iov_base = buf, .iov_len = len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &sync_fd, sizeof(int));
+        ssize_t k;
+        while ((k = sendmsg(zygote_sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+                ;
+        if (k < 0)
+                return errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN
+                               ? -EPIPE
+                               : moat_error_set(reterr, errno, "sending to the monitor zygote");
+
+        struct moat_zygote_reply rep;
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } rctl;
+        struct iovec riov = { .iov_base = &rep, .iov_len = sizeof(rep) };
+        struct msghdr rmh = { .msg_iov = &riov, .msg_iovlen = 1, .msg_control = rctl.buf,
+                              .msg_controllen = sizeof(rctl.buf) };
+        for (;;) {
+                struct pollfd p = { .fd = zygote_sock, .events = POLLIN };
+                int pr = poll(&p, 1, ZYGOTE_REPLY_TIMEOUT_MS);
+                if (pr < 0 && errno == EINTR)
+                        continue;
+                if (pr == 0)
+                        return moat_error_setx(reterr, -ETIMEDOUT, "the monitor zygote did not answer within %d s",
+                                               ZYGOTE_REPLY_TIMEOUT_MS / 1000);
+                k = recvmsg(zygote_sock, &rmh, MSG_CMSG_CLOEXEC);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                break;
+        }
+        if (k <= 0)
+                return k == 0 || errno == ECONNRESET ? -EPIPE : moat_error_set(reterr, errno, "the monitor zygote");
+        int pidfd = -EBADF;
+        for (c = CMSG_FIRSTHDR(&rmh); c; c = CMSG_NXTHDR(&rmh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+                        memcpy(&pidfd, CMSG_DATA(c), sizeof(int));
+        if (k != (ssize_t) sizeof(rep) || (rep.error == 0 && (pidfd < 0 || rep.pid <= 0))) {
+                safe_close(pidfd);
+                return moat_error_setx(reterr, -EPROTO, "the monitor zygote's answer is malformed");
+        }
+        if (rep.error != 0) {
+                safe_close(pidfd);
+                return moat_error_set(reterr, -rep.error, "the monitor zygote could not start a monitor");
+        }
+        *ret_pid = rep.pid;
+        *ret_pidfd = pidfd;
+        return 0;
+}
+
+/* A monitor with sync_fd as its fd 3, forked by the zygote. */
+static int zygote_spawn(char *const *argv, int sync_fd, pid_t *ret_pid, int *ret_pidfd, struct moat_error **reterr)
+{
+        int r = -EPIPE;
+
+        pthread_mutex_lock(&zygote_lock);
+        for (int attempt = 0; attempt < 2 && r == -EPIPE; attempt++) {
+                if (zygote_sock < 0) {
+                        r = zygote_start_locked(argv[0], reterr);
+                        if (r < 0)
+                                break;
+                }
+                r = zygote_request_locked(argv, sync_fd, ret_pid, ret_pidfd, reterr);
+                if (r == -EPIPE || r == -ETIMEDOUT || r == -EPROTO)
+                        zygote_drop_locked();
+        }
+        pthread_mutex_unlock(&zygote_lock);
+        if (r == -EPIPE)
+                return moat_error_setx(reterr, -EPIPE, "the monitor zygote %s exited", argv[0]);
+        return r;
+}
+
+/* ---- monitors ---------------------------------------------------------------------- */
+
+static int spawn(char *const *argv, struct moat_monitor_started *ret, struct moat_error **reterr)
+{
+        _cleanup_close_ int rd = -EBADF, wr = -EBADF, pidfd = -EBADF;
+        _cleanup_free_ char *line = NULL;
+        int fds[2];
+        pid_t pid = 0, cpid = 0;
+        int r;
+
+        if (access(argv[0], X_OK) < 0)
+                return moat_error_set(reterr, errno, "monitor %s", argv[0]);
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return moat_error_set(reterr, errno, "pipe for the monitor");
+        rd = fds[0];
+        wr = fds[1];
+        r = zygote_spawn(argv, wr, &pid, &pidfd, reterr);
+        if (r < 0)
+                return r;
+        wr = safe_close(wr);
         r = read_sync(rd, pidfd, &line, reterr);
         if (r >= 0)
                 r = parse_sync(line, &cpid, reterr);

@@ -1,0 +1,183 @@
+"""The monitor zygote (issue 7; src/monitor/zygote.h): the daemon forks
+per-container monitors from one `moat-monitor zygote` process instead of
+exec'ing moat-monitor for every start.
+
+Checked against a real daemon: each monitor is the daemon's child (the
+zygote clones with CLONE_PARENT), a killed zygote is replaced at the next
+start and reaped, and the zygote goes when the daemon stops. Its protocol
+is checked by driving `moat-monitor zygote` directly: malformed requests
+get an errno answer and no process, end of input ends it.
+"""
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+
+import pytest
+
+import harness
+from daemon_fixture import IMAGE, daemon, demo_image_tar, moat_daemon, new_daemon, wait_for  # noqa: F401
+
+REPLY = struct.Struct("=ii")   # struct moat_zygote_reply
+
+
+def status_field(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return line.split(":", 1)[1].strip()
+    return None
+
+
+def children_of(ppid):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if status_field(int(d), "PPid") == str(ppid):
+                    out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return []
+
+
+def zygotes_of(daemon_pid):
+    return [p for p in children_of(daemon_pid) if cmdline(p)[1:2] == [b"zygote"]]
+
+
+def monitor_of(d, cid):
+    st = d.inspect(cid)["State"]
+    pid = st["Pid"]
+    return int(status_field(pid, "PPid"))
+
+
+def test_monitor_is_the_daemons_child_forked_by_the_zygote(daemon):
+    d = daemon
+    cid = d.run_d(IMAGE, "sleep", "1000")
+    mon = monitor_of(d, cid)
+    assert status_field(mon, "PPid") == str(d.pid), "the monitor must be the daemon's child"
+    zs = zygotes_of(d.pid)
+    assert len(zs) == 1, f"one zygote under the daemon, found {zs}"
+    # forked, not exec'd: the monitor's first stage was the zygote's image;
+    # its second stage (the loop) is exec'd as before
+    assert os.readlink(f"/proc/{zs[0]}/exe").endswith("/moat-monitor")
+    assert b"moat-monitor-loop" in cmdline(mon)[0]
+
+
+def test_killed_zygote_is_replaced_and_reaped(daemon):
+    d = daemon
+    d.run_d(IMAGE, "true")   # make sure one exists
+    old = zygotes_of(d.pid)
+    assert len(old) == 1
+    os.kill(old[0], signal.SIGKILL)
+    assert wait_for(lambda: not os.path.exists(f"/proc/{old[0]}")), "the dead zygote was not reaped"
+    cid = d.run_d(IMAGE, "sleep", "1000")
+    assert d.inspect(cid)["State"]["Running"]
+    new = zygotes_of(d.pid)
+    assert len(new) == 1 and new[0] != old[0]
+
+
+def test_zygote_goes_with_the_daemon(session_tmp, demo_image_tar):
+    d = new_daemon(session_tmp, demo_image_tar)
+    try:
+        d.start()
+        cid = d.run_d(IMAGE, "sleep", "1000")
+        zs = zygotes_of(d.pid)
+        assert len(zs) == 1
+        assert d.docker("rm", "-f", cid).returncode == 0
+        assert d.stop() == 0
+        assert wait_for(lambda: not os.path.exists(f"/proc/{zs[0]}/exe")), "the zygote outlived the daemon"
+    finally:
+        problems = d.cleanup()
+        harness.reap_orphans()
+    assert not problems, problems
+
+
+# ---- the protocol, driven directly -----------------------------------------------------
+
+
+@pytest.fixture
+def zygote():
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    mon = os.path.join(harness.build_dir(), "src", "monitor", "moat-monitor")
+    fd = theirs.fileno()
+    p = subprocess.Popen(["/bin/bash", "-c", f'exec "$0" zygote 3<&{fd} {fd}<&-', mon], pass_fds=(fd,),
+                         stdin=subprocess.DEVNULL)
+    theirs.close()
+    ours.settimeout(10)
+    yield ours, p
+    ours.close()
+    try:
+        p.wait(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def ask(sock, payload, fds=()):
+    socket.send_fds(sock, [payload], list(fds))
+    msg, got, _flags, _addr = socket.recv_fds(sock, REPLY.size + 16, 2)
+    for fd in got:
+        os.close(fd)
+    assert len(msg) == REPLY.size, msg
+    return REPLY.unpack(msg), len(got)
+
+
+def test_zygote_refuses_malformed_requests(zygote):
+    sock, p = zygote
+    r, w = os.pipe()
+    try:
+        # no sync fd attached
+        (pid, err), nfds = ask(sock, b"moat-monitor\0run\0")
+        assert (pid, err, nfds) == (0, 74, 0)        # EBADMSG
+        # not NUL-terminated
+        (pid, err), nfds = ask(sock, b"moat-monitor\0run", [w])
+        assert (pid, err, nfds) == (0, 74, 0)
+        # a verb it does not fork for
+        (pid, err), nfds = ask(sock, b"moat-monitor\0cleanup\0", [w])
+        assert (pid, err, nfds) == (0, 22, 0)        # EINVAL
+        # too many arguments
+        (pid, err), nfds = ask(sock, b"moat-monitor\0run\0" + b"x\0" * 40, [w])
+        assert (pid, err, nfds) == (0, 22, 0)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert p.poll() is None, "the zygote must survive bad requests"
+    assert children_of(p.pid) == []
+
+
+def test_zygote_forks_a_monitor_that_reports_on_its_sync_fd(zygote):
+    sock, p = zygote
+    r, w = os.pipe()
+    try:
+        # a run without --bundle: the forked monitor answers its error on fd 3
+        (pid, err), nfds = ask(sock, b"moat-monitor\0run\0--id\0zyg-test\0--sync-fd\0003\0", [w])
+        os.close(w)
+        w = -1
+        assert err == 0 and pid > 0 and nfds == 1
+        with os.fdopen(r, "rb") as f:
+            r = -1
+            line = f.readline()
+        assert b'"error"' in line and b"--bundle" in line, line
+    finally:
+        for fd in (r, w):
+            if fd >= 0:
+                os.close(fd)
+        harness.reap_orphans()
+
+
+def test_zygote_exits_at_end_of_input(zygote):
+    sock, p = zygote
+    sock.shutdown(socket.SHUT_RDWR)
+    assert p.wait(timeout=10) == 0
