@@ -7,6 +7,9 @@ packages=(
         # build
         gcc meson ninja-build pkg-config libjansson-dev libcap-dev libseccomp-dev libarchive-dev nettle-dev
         libmicrohttpd-dev libsqlite3-dev libhttp-parser-dev
+        # the static archives the static-pie programs link: glibc's libc.a,
+        # and libacl.a for the part of libarchive.a that moat links
+        libc6-dev libacl1-dev
         # sanitizers and fuzzing
         clang libclang-rt-14-dev llvm
         # tests: the test rootfs, the pytest runner, tools the tests call

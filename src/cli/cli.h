@@ -9,7 +9,8 @@
  * CLI_FAILED_REPORTED: main exits 1 without printing. The verbs are
  * clients of the daemon (client.h), found with -H/--host, $MOAT_HOST or
  * unix:///run/moat.sock; only verify, mount and unmount (no Docker API)
- * run the image library in-process on the store <root>/images.
+ * run the image library on the store <root>/images, in the helper
+ * moat-image (image-verbs.h) that moat execs for them.
  * A verb may set exit_code (its success status: the container's for run,
  * start -a, wait, exec) and error_exit (its failure status: docker's 125,
  * 126 and 127 for run and create).
@@ -21,8 +22,6 @@
 
 #include "base/compat.h"
 #include "base/error.h"
-#include "image/images.h"
-#include "image/store.h"
 
 struct moat_client;
 
@@ -58,11 +57,23 @@ int cmd_rmi(struct moat_cli *cli, int argc, char **argv, struct moat_error **ret
 int cmd_save(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_import(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_history(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
-int cmd_verify(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_prune(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
-int cmd_mount(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
-int cmd_unmount(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
 int cmd_daemon(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+/* verify, mount and unmount: exec moat-image with the verb's argv. */
+int cmd_image_helper(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
+
+/* helper.c: exec the libexec helper `name` (beside moat in the build tree
+ * when moat is in <builddir>/src/cli and the helper in
+ * <builddir>/src/<build_subdir>; <prefix>/libexec/moat beside an installed
+ * moat; else the configured libexecdir) with moat's --root and --debug,
+ * then argv. Returns only on failure: -ENOENT naming every path looked
+ * at when there is no such helper. verb names the caller in messages. */
+MOAT_NODISCARD int cli_exec_helper(const struct moat_cli *cli, const char *verb, const char *name,
+                                   const char *build_subdir, int argc, char **argv, struct moat_error **reterr);
+
+/* common.c: run a verb with its argv (argv[0] the verb), print its error
+ * once ("moat: " first unless plain_errors) and return the exit status. */
+int cli_run_verb(struct moat_cli *cli, moat_cli_verb_fn fn, bool plain_errors, int argc, char **argv);
 
 /* The container verbs: clients of the daemon. */
 int cmd_run(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr);
@@ -148,10 +159,6 @@ MOAT_NODISCARD int cli_parse_timestamp(const char *text, char *buf, size_t len);
  * kill, ...): each printed on stderr; the verb returns
  * CLI_FAILED_REPORTED when any failed. */
 void cli_print_error(const struct moat_error *err);
-
-/* Open <root>/images, creating root and store when create is set. */
-MOAT_NODISCARD int cli_open_store(const struct moat_cli *cli, bool create, struct moat_store **ret,
-                                  struct moat_error **reterr);
 
 /* Docker's human size: decimal units, three significant digits ("1.23MB"). */
 void cli_human_size(int64_t size, char *buf, size_t len);
@@ -240,14 +247,6 @@ bool cli_confirm(const char *question);
 /* Reject flags a verb does not know; returns -EINVAL with a message. */
 MOAT_NODISCARD int cli_bad_option(const char *verb, const char *arg, struct moat_error **reterr);
 
-/* Where image_id (text moat_images_lookup takes) is mounted by `moat
- * mount`: 1 and *ret_path, or 0. */
-MOAT_NODISCARD int cli_image_mount_point(struct moat_store *s, const char *image_id, char **ret_path,
-                                         struct moat_error **reterr);
-/* moat_images_use_fn for rmi and prune (userdata: the store): an image
- * mounted by `moat mount` is in use. */
-int cli_image_in_use(const char *image_id, char **ret_user, void *userdata);
-
 /* ---- the container verbs' shared parts ---- */
 
 /* docker's container flags (create, run): the create body's Config and
@@ -312,13 +311,3 @@ MOAT_NODISCARD int cli_for_each(struct moat_cli *cli, int argc, char **argv, int
 /* stop and restart: [-t SECONDS] [-s SIGNAL] CONTAINER... */
 MOAT_NODISCARD int cli_stop_like(struct moat_cli *cli, const char *verb, int argc, char **argv,
                                  struct moat_error **reterr);
-
-/* --platform "os/arch[/variant]" for the verbs that pick an image of an
- * index: parsed into *ret (cli_platform_clear frees it); NULL text leaves
- * *ret empty (the lookups then take their default, linux/amd64). */
-MOAT_NODISCARD int cli_platform(const char *text, struct oci_platform *ret, struct moat_error **reterr);
-void cli_platform_clear(struct oci_platform *p);
-/* The image resolved for a --platform must be of that platform (an image
- * that is not an index is what it is): docker's error otherwise. */
-MOAT_NODISCARD int cli_platform_check(const struct moat_image *img, const struct oci_platform *want, const char *ref,
-                                      struct moat_error **reterr);

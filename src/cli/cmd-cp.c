@@ -24,9 +24,11 @@
  * Into a container a thread writes the tar of the host path with
  * libarchive's disk reader (symlinks not followed below the top) into a
  * pipe that the client sends as the PUT's chunked body; -a asks the daemon to
- * keep the host's uid/gid. "-" reads a tar from standard input (the
- * destination must be a directory) or writes the container's tar to
- * standard output unchanged.
+ * keep the host's uid/gid. Owners go in as numbers only, without user and
+ * group names, as docker's FileInfoHeaderNoLookups writes them (and moat,
+ * a static executable, cannot use NSS for the names anyway). "-" reads a
+ * tar from standard input (the destination must be a directory) or writes
+ * the container's tar to standard output unchanged.
  */
 
 #include <archive.h>
@@ -827,7 +829,6 @@ void *cli_pack_thread(void *userdata)
         archive_read_disk_set_symlink_physical(d);
         archive_read_disk_set_behavior(d, ARCHIVE_READDISK_NO_XATTR | ARCHIVE_READDISK_NO_ACL |
                                                   ARCHIVE_READDISK_NO_FFLAGS);
-        archive_read_disk_set_standard_lookup(d);
         if (archive_read_disk_open(d, p->path) != ARCHIVE_OK) {
                 p->r = moat_error_setx(&p->err, -EIO, "%s", archive_error_string(d));
                 goto out;
@@ -971,7 +972,7 @@ static int copy_to(struct moat_client *client, const char *src, const char *cont
                         if (rebase_name(abs, real, &resolved, &rebase) < 0)
                                 return moat_error_set(reterr, -ENOMEM, "cp");
                 } else {
-                        _cleanup_free_ char *d = NULL, *b = NULL, *real = NULL;
+                        _cleanup_free_ char *d = NULL, *real = NULL;
                         const char *slash = strrchr(abs, '/');
                         d = strndup(abs, (size_t) (slash - abs) + 1);
                         if (!d)

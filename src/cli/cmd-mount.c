@@ -23,8 +23,7 @@
  * ChainID names every layer below it. So mounting twice mounts once and
  * prints the same path, unmount only takes down what mount made, and
  * cli_image_mount_point() finds an image's mounts anywhere by checking the
- * read-only mount points mountinfo lists (rmi is to refuse those images:
- * their layer trees would be removed from under the mount).
+ * read-only mount points mountinfo lists.
  *
  * The layer cache is keyed by ChainID alone: trees unpacked before by
  * another caller without ownership would be reused as they are.
@@ -44,9 +43,8 @@
 
 #include "base/cleanup.h"
 #include "base/fileio.h"
-#include "cli/cli.h"
+#include "cli/image-verbs.h"
 #include "image/snapshot.h"
-#include "oci/image-spec.h"
 
 /* /proc/self/mountinfo can be long on a busy host; this bounds the read. */
 #define MOUNTINFO_MAX (64u * 1024u * 1024u)
@@ -460,19 +458,4 @@ int cmd_unmount(struct moat_cli *cli, int argc, char **argv, struct moat_error *
         if (r == 0)
                 return moat_error_setx(reterr, -EINVAL, "unmount: image %s is not mounted", arg);
         return unmount_at(cli, where, arg, reterr);
-}
-
-int cli_image_in_use(const char *image_id, char **ret_user, void *userdata)
-{
-        _cleanup_free_ char *where = NULL;
-        int r = cli_image_mount_point(userdata, image_id, &where, NULL);
-
-        if (r <= 0)
-                return r < 0 ? r : MOAT_IMAGE_UNUSED;
-        /* Its layer trees are under a live mount: as good as running. The
-         * library shows 12 characters of the user's name, as docker does
-         * with container ids. */
-        if (!(*ret_user = strdup("(mount)")))
-                return -ENOMEM;
-        return MOAT_IMAGE_USED_RUNNING;
 }

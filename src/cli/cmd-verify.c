@@ -13,7 +13,7 @@
 #include <stdio.h>
 
 #include "base/cleanup.h"
-#include "cli/cli.h"
+#include "cli/image-verbs.h"
 
 static void on_issue(const struct moat_images_verify_issue *issue, void *userdata)
 {

@@ -11,9 +11,11 @@
  *
  * Every verb docker has is a client of the daemon's Docker Engine API
  * (client.h), the image verbs included. Three verbs have no Docker API
- * and run the image library in-process on --root's store: verify
- * (re-hash the store), mount and unmount (an image's root filesystem on
- * the host); cli_open_store and the --platform helpers below are theirs.
+ * and run the image library on --root's store: verify (re-hash the
+ * store), mount and unmount (an image's root filesystem on the host).
+ * moat does not link that library (it is a static executable, exec'd for
+ * every container start): those verbs, and daemon, exec a helper
+ * (helper.c), after their --help has been answered here.
  *
  * The container verbs are clients of `moat daemon` (client.h); their
  * errors are printed as docker prints them: the daemon's own words
@@ -29,7 +31,6 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -38,7 +39,6 @@
 #include "base/parse.h"
 #include "cli/cli.h"
 #include "cli/client.h"
-#include "image/import.h"
 #include "moat-config.h"
 
 #define MOAT_DEFAULT_ROOT "/var/lib/moat"
@@ -83,12 +83,12 @@ static const struct {
         { "save", cmd_save, "write images to a docker-archive or OCI tarball", false },
         { "import", cmd_import, "make a one-layer image from a root filesystem tarball", false },
         { "history", cmd_history, "show an image's layers and how they were made", false },
-        { "verify", cmd_verify, "re-hash every blob and layer of the image store", false },
+        { "verify", cmd_image_helper, "re-hash every blob and layer of the image store", false },
         { "prune", cmd_prune, "remove unused images and unreferenced data", false },
         { "image prune", cmd_prune, NULL, false },
         { "image inspect", cmd_image_inspect, NULL, false },
-        { "mount", cmd_mount, "mount an image's root filesystem read-only and print where", false },
-        { "unmount", cmd_unmount, "unmount what mount mounted", false },
+        { "mount", cmd_image_helper, "mount an image's root filesystem read-only and print where", false },
+        { "unmount", cmd_image_helper, "unmount what mount mounted", false },
         { "daemon", cmd_daemon, "run the moat daemon", false },
 };
 
@@ -110,20 +110,6 @@ static const struct {
         { "image", "inspect", "image inspect" },
         { "image", "prune", "image prune" },
 };
-
-int cli_open_store(const struct moat_cli *cli, bool create, struct moat_store **ret, struct moat_error **reterr)
-{
-        _cleanup_free_ char *path = NULL;
-
-        if (create && mkdir(cli->root, 0700) < 0 && errno != EEXIST)
-                return moat_error_set(reterr, errno, "create %s", cli->root);
-        if (asprintf(&path, "%s/images", cli->root) < 0)
-                return moat_error_set(reterr, -ENOMEM, "store path");
-        int r = moat_store_open(path, create, ret, reterr);
-        if (r < 0)
-                return moat_error_wrap(reterr, r, "image store %s", path);
-        return 0;
-}
 
 const char *cli_short_id(const char *digest, char buf[static 13])
 {
@@ -150,27 +136,6 @@ int cli_parse_time(const char *text, time_t *ret)
                 return -EINVAL;
         *ret = t;
         return 0;
-}
-
-static void human_size_prec(double v, int prec, char *buf, size_t len)
-{
-        static const char *const units[] = { "B", "kB", "MB", "GB", "TB", "PB", "EB" };
-        size_t u = 0;
-        while (v >= 1000.0 && u + 1 < ELEMENTSOF(units)) {
-                v /= 1000.0;
-                u++;
-        }
-        snprintf(buf, len, "%.*g%s", prec, v, units[u]);
-}
-
-void cli_human_size(int64_t size, char *buf, size_t len)
-{
-        human_size_prec((double) size, 3, buf, len);
-}
-
-void cli_human_size4(uint64_t size, char *buf, size_t len)
-{
-        human_size_prec((double) size, 4, buf, len);
 }
 
 char *cli_json_dumps(const json_t *v, size_t flags)
@@ -756,11 +721,6 @@ bool cli_confirm(const char *question)
         return strcasecmp(a, "y") == 0 || strcasecmp(a, "yes") == 0;
 }
 
-int cli_bad_option(const char *verb, const char *arg, struct moat_error **reterr)
-{
-        return moat_error_setx(reterr, -EINVAL, "%s: unknown option \"%s\"", verb, arg);
-}
-
 int cli_client(const struct moat_cli *cli, struct moat_client **ret, struct moat_error **reterr)
 {
         return moat_client_new(cli->host, ret, reterr);
@@ -951,7 +911,6 @@ int main(int argc, char **argv)
         };
         struct moat_cli cli = { .root = MOAT_DEFAULT_ROOT, .error_exit = 1 };
         _cleanup_free_ char *root_abs = NULL;
-        _cleanup_error_ struct moat_error *err = NULL;
         int c;
 
         opterr = 0;
@@ -1029,64 +988,10 @@ int main(int argc, char **argv)
                         return cli_help_print(help_key) < 0;
         } else if (cli_help_requested(verb, argc - first, argv + first))
                 return cli_help_print(verb) < 0;
-        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
-                if (!streq(verbs[i].name, verb))
-                        continue;
-                /* The verb sees its own argv (argv[0] is the verb) and
-                 * parses it with getopt from the start. */
-                optind = 0;
-                opterr = 0;
-                int r = verbs[i].fn(&cli, argc - first, argv + first, &err);
-                if (fflush(stdout) != 0 && r >= 0)
-                        r = moat_error_set(&err, errno, "write standard output");
-                if (r == CLI_FAILED_REPORTED && !err)
-                        return cli.error_exit;
-                if (r < 0) {
-                        const char *msg = err && err->msg ? err->msg : strerror(-r);
-                        if (verbs[i].plain_errors)
-                                fprintf(stderr, "%s\n", msg);
-                        else
-                                fprintf(stderr, "moat: %s\n", msg);
-                        return cli.error_exit;
-                }
-                return cli.exit_code;
-        }
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(verbs[i].name, verb))
+                        return cli_run_verb(&cli, verbs[i].fn, verbs[i].plain_errors, argc - first, argv + first);
         fprintf(stderr, "moat: unknown command \"%s\"\n", verb);
         usage(stderr);
         return 1;
-}
-
-int cli_platform(const char *text, struct oci_platform *ret, struct moat_error **reterr)
-{
-        *ret = (struct oci_platform) {};
-        if (!text)
-                return 0;
-        int r = moat_import_platform(text, ret, reterr);
-        return r < 0 ? moat_error_wrap(reterr, r, "--platform") : 0;
-}
-
-void cli_platform_clear(struct oci_platform *p)
-{
-        free(p->architecture);
-        free(p->os);
-        free(p->variant);
-        *p = (struct oci_platform) {};
-}
-
-int cli_platform_check(const struct moat_image *img, const struct oci_platform *want, const char *ref,
-                       struct moat_error **reterr)
-{
-        const struct oci_image_config *c = img->config;
-
-        if (!want || !want->os)
-                return 0;
-        if (!c->os || !c->architecture || !streq(c->os, want->os) || !streq(c->architecture, want->architecture) ||
-            (want->variant && c->variant && !streq(want->variant, c->variant)))
-                return moat_error_setx(reterr, -ENOENT,
-                                       "image with reference %s was found but its platform (%s/%s%s%s) does not match "
-                                       "the specified platform (%s/%s%s%s)",
-                                       ref, c->os ? c->os : "?", c->architecture ? c->architecture : "?",
-                                       c->variant ? "/" : "", c->variant ? c->variant : "", want->os,
-                                       want->architecture, want->variant ? "/" : "", want->variant ? want->variant : "");
-        return 0;
 }

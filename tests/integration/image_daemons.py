@@ -2,7 +2,7 @@
 image store by its directory (its --root) get a `moat daemon` whose data
 root is that directory, started on first use and stopped at the end of the
 test module (the autouse fixture in tests/conftest.py calls stop_all()).
-verify, mount and unmount have no Docker API and run in-process on --root.
+verify, mount and unmount have no Docker API and work on --root directly (the moat-image helper).
 """
 
 import os
