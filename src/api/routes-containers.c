@@ -323,7 +323,10 @@ static int replay_entry(int stream, const char *data, size_t len, void *userdata
 
 /* ---- joining the replay and the live stream ----
  *
- * When the log grew while the attach connected, the entries between the
+ * A monitor says where its log stood when it registered the connection
+ * (moat_engine_log_attach), and the replay ends exactly there. One started
+ * by an older moat does not; for it: when the log grew while the attach
+ * connected, the entries between the
  * two marks (the window) are partly before and partly after the point
  * where the live stream began. Everything after it was fanned out to this
  * connection before it was logged, so it arrives as the first live bytes:
@@ -524,7 +527,7 @@ static void attach_relay(struct moat_http_hijack *h, void *userdata)
         _cleanup_close_ int mfd = -EBADF;
         struct moat_engine_log_mark *mark = NULL;
         struct moat_error *err = NULL;
-        bool tty = a->tty;
+        bool tty = a->tty, exact = false;
         int r;
 
         a->h = h;
@@ -547,23 +550,45 @@ static void attach_relay(struct moat_http_hijack *h, void *userdata)
                 (void) !moat_http_hijack_close_write(h);
                 return;
         }
-        r = moat_engine_attach_connect(a->ea, hijack_gone, a, &mfd, &tty, &err);
-        if (r == -EBUSY && mark) {
-                /* It exited while this connected: all it wrote is in the log now. */
-                moat_engine_log_mark_free(mark);
-                moat_error_free(err);
-                if (attach_replay(a, NULL, false))
-                        (void) !moat_http_hijack_close_write(h);
-                return;
-        }
-        if (r < 0) {
-                moat_engine_log_mark_free(mark);
-                /* After the 101 the only way to say it is in the stream. */
-                moat_api_stream_message(h, tty, 3, err && err->msg ? err->msg : "attach failed");
-                moat_error_free(err);
-                return;
-        }
         if (mark) {
+                /* A running one: its monitor says where the log stood when
+                 * it registered this connection. */
+                r = moat_engine_log_attach(mark, &a->o, &mfd, &tty, &err);
+                if (r < 0 && r != -ESRCH) {
+                        moat_engine_log_mark_free(mark);
+                        moat_api_stream_message(h, tty, 3, err && err->msg ? err->msg : "attach failed");
+                        moat_error_free(err);
+                        return;
+                }
+                if (r >= 0) {
+                        exact = r > 0;
+                        /* Connected: nothing is pending any more. */
+                        moat_engine_attach_free(TAKE_PTR(a->ea));
+                }
+        }
+        if (mfd < 0) {
+                r = moat_engine_attach_connect(a->ea, hijack_gone, a, &mfd, &tty, &err);
+                if (r == -EBUSY && mark) {
+                        /* It exited while this connected: all it wrote is in the log now. */
+                        moat_engine_log_mark_free(mark);
+                        moat_error_free(err);
+                        if (attach_replay(a, NULL, false))
+                                (void) !moat_http_hijack_close_write(h);
+                        return;
+                }
+                if (r < 0) {
+                        moat_engine_log_mark_free(mark);
+                        /* After the 101 the only way to say it is in the stream. */
+                        moat_api_stream_message(h, tty, 3, err && err->msg ? err->msg : "attach failed");
+                        moat_error_free(err);
+                        return;
+                }
+        }
+        if (mark && exact) {
+                if (!attach_replay(a, TAKE_PTR(mark), false))
+                        return;
+        } else if (mark) {
+                /* A monitor that did not say: join by content. */
                 bool quiet = moat_engine_log_mark_current(mark);
                 if (!attach_replay(a, mark, !quiet)) {
                         if (!quiet)
@@ -581,7 +606,8 @@ static void attach_relay(struct moat_http_hijack *h, void *userdata)
                                 return;
                 }
         }
-        (void) moat_api_relay_detach(h, mfd, a->o.stdin_, a->detach_keys, tty ? a->n_detach_keys : 0);
+        if (moat_api_relay_detach(h, mfd, a->o.stdin_, a->detach_keys, tty ? a->n_detach_keys : 0))
+                (void) !moat_engine_event_detach(a->e, a->id, NULL, NULL);
 }
 
 static struct moat_http_response *attach(struct moat_http_request *req, void *userdata)
@@ -658,7 +684,7 @@ static struct moat_http_response *resize(struct moat_http_request *req, void *us
 struct stats_stream {
         struct moat_engine *e;
         char *id;
-        bool stream, one_shot, done, was_running;
+        bool stream, one_shot, done;
         json_t *prev;
 };
 
@@ -694,9 +720,11 @@ static ssize_t stats_line(json_t *doc, char *buf, size_t max)
         return (ssize_t) len + 1;
 }
 
-/* Docker: a sample a second while streaming; without streaming one sample
- * taken a second after a first, so precpu_stats is filled (the CLI's CPU
- * percentage needs both), unless one-shot. */
+/* Docker: a sample a second while streaming (a container that is not
+ * running gives the empty one, as moby's collector publishes it); without
+ * streaming one sample taken a second after a first, so precpu_stats is
+ * filled (the CLI's CPU percentage needs both), unless one-shot or the
+ * container is not running (moby answers its empty sample at once). */
 static ssize_t stats_produce(struct moat_http_stream *s, void *userdata, char *buf, size_t max)
 {
         struct stats_stream *ss = userdata;
@@ -713,9 +741,12 @@ static ssize_t stats_produce(struct moat_http_stream *s, void *userdata, char *b
         }
         r = moat_engine_stats(ss->e, ss->id, ss->prev, &doc, &err);
         moat_error_free(err);
+        /* Removed: the stream ends, cleanly (the last chunk is sent). */
+        if (r == -ENOENT && ss->prev)
+                return 0;
         if (r < 0)
                 return r;
-        if (!ss->stream && !ss->one_shot && !ss->prev) {
+        if (!ss->stream && !ss->one_shot && !ss->prev && sample_running(doc)) {
                 ss->prev = doc;
                 r = moat_http_stream_wait(s, -1, 0, 1000);
                 if (r < 0)
@@ -726,12 +757,9 @@ static ssize_t stats_produce(struct moat_http_stream *s, void *userdata, char *b
         }
         if (!ss->stream)
                 ss->done = true;
-        /* As moby's collector does, a stream ends when its container stops. */
-        if (ss->stream && ss->was_running && !sample_running(doc)) {
-                json_decref(doc);
-                return 0;
-        }
-        ss->was_running = ss->was_running || sample_running(doc);
+        /* As dockerd's collector does, a stream goes on after its container
+         * stopped, with empty samples; it ends when the container is removed
+         * (moat_engine_stats fails). */
         json_decref(ss->prev);
         ss->prev = json_incref(doc);
         ssize_t n = stats_line(doc, buf, max);

@@ -58,6 +58,8 @@ static struct moat_http_response *exec_create(struct moat_http_request *req, voi
 }
 
 struct exec_stream {
+        struct moat_engine *e;
+        char *id;
         int fd;
         bool stdin_;
         bool tty;
@@ -72,6 +74,7 @@ static void exec_stream_free(void *userdata)
         if (x->fd >= 0)
                 close(x->fd);
         free(x->error);
+        free(x->id);
         free(x);
 }
 
@@ -89,7 +92,8 @@ static void exec_relay(struct moat_http_hijack *h, void *userdata)
                         moat_api_stream_message(h, x->tty, 1, line);
                 return;
         }
-        (void) moat_api_relay_detach(h, x->fd, x->stdin_, x->detach_keys, x->tty ? x->n_detach_keys : 0);
+        if (moat_api_relay_detach(h, x->fd, x->stdin_, x->detach_keys, x->tty ? x->n_detach_keys : 0))
+                (void) !moat_engine_event_detach(x->e, NULL, x->id, NULL);
 }
 
 static struct moat_http_response *exec_start(struct moat_http_request *req, void *userdata)
@@ -146,6 +150,12 @@ static struct moat_http_response *exec_start(struct moat_http_request *req, void
                 return NULL;
         }
         x->fd = fd;
+        x->e = userdata;
+        x->id = strdup(id);
+        if (!x->id) {
+                exec_stream_free(x);
+                return NULL;
+        }
         x->stdin_ = open_stdin;
         x->tty = tty;
         memcpy(x->detach_keys, keys, sizeof(keys));

@@ -6,24 +6,31 @@
  * of the live stream, without a gap or a repeat between the two.
  *
  * The monitor fans a read of the process's output out to its attach
- * clients and logs it in the same turn of its loop, and registers a new
- * client in another turn: the live stream of a client begins exactly at
- * some length of the log. A mark records the log's files and lengths (the
- * rotated files and the live one, opened by fd so a rotation does not move
- * them) just before the attach connects; when the log has not grown by
- * the time the connection is registered, the mark is where the live
- * stream begins, and the replay reads the marked files up to their
- * lengths. A container that was not running at the mark writes nothing
- * until the attach is registered (its start waits for pending attaches).
- * For one that wrote meanwhile, a second mark after the connection gives
- * the entries in between (replay_since), and the caller finds where among
- * them the live stream begins by comparing them with its first bytes.
+ * clients and hands it to the log in the same turn of its loop, and
+ * registers a new client in another turn: at that moment everything read
+ * so far is either logged (the log's live file up to some length) or
+ * waiting in the line splitter for the rest of its line. A client that
+ * asks (moat_monitor_attach_logs) is told that position in the
+ * acknowledgement, and gets the waiting bytes first on its stream. A mark
+ * records the log's files (the rotated files and the live one, opened by
+ * fd so a rotation does not move them) just before the attach connects;
+ * moat_engine_log_attach cuts it at the position (the file is found by its
+ * inode: a rotation renames it), and the replay of the mark and then the
+ * stream carry each byte once. A container that was not running at the
+ * mark writes nothing until the attach is registered (its start waits for
+ * pending attaches): the mark alone is exact.
  *
- * The monitor logs whole lines: the start of a line that was fanned out
- * before the attach, its newline after, is in neither the replay (the
- * line is logged after the mark) nor the live stream (its start went out
- * before); docker, which replays and then attaches, loses all output in
- * between the two.
+ * A monitor of an older moat answers without a position. Then, when the
+ * log has not grown by the time the connection is registered, the mark is
+ * where the live stream begins; for one that wrote meanwhile, a second
+ * mark after the connection gives the entries in between (replay_since),
+ * and the caller finds where among them the live stream begins by
+ * comparing them with its first bytes. The start of a line fanned out
+ * before the attach, its newline after, is then in neither the replay nor
+ * the stream, or (when the comparison fails) twice.
+ *
+ * Limit: with max-file 1 a rotation truncates the live file in place; one
+ * between the attach and the replay leaves the replay short.
  */
 
 #include "engine/engine-internal.h"
@@ -45,9 +52,13 @@ struct marked_file {
         int fd;
         off_t len;
         off_t whole;      /* where the last whole line read by a replay ends */
+        dev_t dev;
+        ino_t ino;
 };
 
 struct moat_engine_log_mark {
+        struct moat_engine *e;
+        char id[65];             /* the container's */
         int dir_fd;              /* the container's directory */
         char name[128];          /* the live log file's name in it (ids are 64 characters) */
         struct marked_file files[MARK_MAX_FILES + 1];   /* oldest first, the live one last */
@@ -81,7 +92,7 @@ static int mark_file(struct moat_engine_log_mark *m, const char *name, bool live
                 close(fd);
                 return moat_error_set(reterr, r, "log file %s", name);
         }
-        m->files[m->n++] = (struct marked_file) { .fd = fd, .len = st.st_size };
+        m->files[m->n++] = (struct marked_file) { .fd = fd, .len = st.st_size, .dev = st.st_dev, .ino = st.st_ino };
         if (live) {
                 m->live = true;
                 m->dev = st.st_dev;
@@ -113,6 +124,8 @@ int moat_engine_log_mark(struct moat_engine *e, const char *ref, struct moat_eng
         pthread_mutex_unlock(&e->lock);
         if (r < 0)
                 return r;
+        m->e = e;
+        snprintf(m->id, sizeof(m->id), "%s", id);
         m->dir_fd = openat(e->containers_fd, id, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (m->dir_fd < 0) {
                 r = moat_error_set(reterr, errno, "opening containers/%s", id);
@@ -217,6 +230,78 @@ static int replay_file(struct marked_file *f, off_t from, size_t index, char *bu
                 n -= p;
         }
         return 0;
+}
+
+/* Cut m at pos: the files older than the one pos names whole, that one up
+ * to pos, none after it. false when m does not hold that file. */
+static bool mark_cut(struct moat_engine_log_mark *m, const struct moat_monitor_log_position *pos)
+{
+        for (size_t i = m->n; i-- > 0;) {
+                struct marked_file *f = &m->files[i];
+                if ((uint64_t) f->dev != pos->dev || (uint64_t) f->ino != pos->ino)
+                        continue;
+                for (size_t j = i + 1; j < m->n; j++)
+                        close(m->files[j].fd);
+                m->n = i + 1;
+                f->len = (off_t) pos->size;
+                return true;
+        }
+        return false;
+}
+
+int moat_engine_log_attach(struct moat_engine_log_mark *m, const struct moat_engine_attach_options *o, int *ret_fd,
+                           bool *ret_tty, struct moat_error **reterr)
+{
+        struct moat_engine *e = m->e;
+        struct moat_monitor_log_position pos;
+        _cleanup_error_ struct moat_error *err = NULL;
+        _cleanup_free_ char *dir = NULL;
+        struct container *c;
+        bool running = false;
+        int r;
+
+        pthread_mutex_lock(&e->lock);
+        r = container_find_locked(e, m->id, &c, reterr);
+        if (r >= 0) {
+                running = container_is_running(c) && !c->busy;
+                *ret_tty = c->tty;
+        }
+        pthread_mutex_unlock(&e->lock);
+        if (r < 0)
+                return r;
+        if (!running)
+                return -ESRCH;
+        r = engine_run_dir_path(e, m->id, &dir, reterr);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int fd = moat_monitor_attach_logs(dir, NULL, o->stdin_, o->stdout_, o->stderr_, &pos, &err);
+        if (fd == -ENOENT || fd == -ECONNREFUSED)
+                return -ESRCH; /* it exited since: its sockets are gone */
+        if (fd < 0) {
+                if (reterr && !*reterr)
+                        *reterr = TAKE_PTR(err);
+                return fd;
+        }
+        if (pos.known && !mark_cut(m, &pos)) {
+                /* The log was rotated between the mark and the attach: the
+                 * file the position names is among the files now. Were it
+                 * gone too (rotated out at once), m stays: what was logged
+                 * between the two is lost, nothing is repeated. */
+                struct moat_engine_log_mark *now = NULL;
+                r = moat_engine_log_mark(e, m->id, &now, reterr);
+                if (r < 0)
+                        return r;
+                if (mark_cut(now, &pos)) {
+                        for (size_t i = 0; i < m->n; i++)
+                                close(m->files[i].fd);
+                        memcpy(m->files, now->files, now->n * sizeof(now->files[0]));
+                        m->n = now->n;
+                        now->n = 0;
+                }
+                moat_engine_log_mark_free(now);
+        }
+        *ret_fd = TAKE_FD(fd);
+        return pos.known ? 1 : 0;
 }
 
 int moat_engine_log_replay(struct moat_engine_log_mark *m, moat_engine_log_fn fn, void *userdata,

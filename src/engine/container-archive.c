@@ -77,6 +77,7 @@ struct croot {
         struct container *c;
         char id[65];
         int dir_fd;
+        int run_fd;         /* the run directory; -EBADF before a first start */
         int root_fd;
         bool mounted_here;
         bool readonly_rootfs;
@@ -95,12 +96,13 @@ static void croot_close(struct croot *cr)
                         engine_log(cr->e, 3, "container %s: %s", cr->id, err->msg);
         }
         cr->dir_fd = safe_close(cr->dir_fd);
+        cr->run_fd = safe_close(cr->run_fd);
         pthread_mutex_lock(&cr->e->lock);
         release_locked(cr->e, cr->c);
         pthread_mutex_unlock(&cr->e->lock);
         json_decref(cr->mounts);
         free(cr->user);
-        *cr = (struct croot) { .dir_fd = -EBADF, .root_fd = -EBADF };
+        *cr = (struct croot) { .dir_fd = -EBADF, .run_fd = -EBADF, .root_fd = -EBADF };
 }
 
 static bool is_mount_root(int dir_fd, const char *name)
@@ -119,7 +121,7 @@ static int croot_open(struct moat_engine *e, const char *ref, struct croot *cr, 
         bool is_running;
         int r;
 
-        *cr = (struct croot) { .dir_fd = -EBADF, .root_fd = -EBADF };
+        *cr = (struct croot) { .dir_fd = -EBADF, .run_fd = -EBADF, .root_fd = -EBADF };
         pthread_mutex_lock(&e->lock);
         r = container_find_locked(e, ref, &c, reterr);
         if (r < 0) {
@@ -154,6 +156,7 @@ static int croot_open(struct moat_engine *e, const char *ref, struct croot *cr, 
                 r = moat_error_set(reterr, errno, "containers/%s", cr->id);
                 goto fail;
         }
+        cr->run_fd = engine_run_dir_open(e, cr->id, false, NULL);
         if (!is_running && !is_mount_root(cr->dir_fd, MOAT_CONTAINER_ROOTFS)) {
                 r = moat_images_lookup(e->store, image_id, NULL, &img, reterr);
                 if (r < 0) {
@@ -293,10 +296,11 @@ static int resolve(struct croot *cr, const char *path, bool follow, struct resol
         for (size_t i = 0; !follow && !trailing && i < ELEMENTSOF(etc_files); i++) {
                 struct stat st;
                 if (!startswith(rs->abs, "/etc/") || !streq(rs->abs + 5, etc_files[i]) ||
-                    fstatat(cr->dir_fd, etc_files[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                    cr->run_fd < 0 || fstatat(cr->run_fd, etc_files[i], &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !S_ISREG(st.st_mode))
                         continue;
-                rs->base_fd = fcntl(cr->dir_fd, F_DUPFD_CLOEXEC, 3);
-                rs->parent_fd = fcntl(cr->dir_fd, F_DUPFD_CLOEXEC, 3);
+                rs->base_fd = fcntl(cr->run_fd, F_DUPFD_CLOEXEC, 3);
+                rs->parent_fd = fcntl(cr->run_fd, F_DUPFD_CLOEXEC, 3);
                 rs->prefix = strdup("/etc");
                 rs->name = strdup(etc_files[i]);
                 rs->leaf = strdup(etc_files[i]);

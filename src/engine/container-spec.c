@@ -231,12 +231,14 @@ static json_t *body_of(const struct container *c)
         return body;
 }
 
-static int make_spec(struct moat_engine *e, struct container *c, const struct moat_image *img, int dir_fd,
+/* run_fd: the run directory for the /etc files (-EBADF with volumes_only). */
+static int make_spec(struct moat_engine *e, struct container *c, const struct moat_image *img, int dir_fd, int run_fd,
                      bool volumes_only, json_t **ret_spec, bool *ret_volume_failed, struct moat_error **reterr)
 {
         _cleanup_docker_create_ struct moat_docker_create *dc = NULL;
         _cleanup_docker_spec_ struct moat_docker_spec *ds = NULL;
-        _cleanup_free_ char *dir = NULL, *hostname_path = NULL, *hosts_path = NULL, *resolv_path = NULL;
+        _cleanup_free_ char *dir = NULL, *hostname_path = NULL, *hosts_path = NULL, *resolv_path = NULL,
+                            *root_path = NULL;
         _cleanup_close_ int root_fd = -EBADF;
         struct moat_docker_host host;
         json_t *body;
@@ -253,9 +255,12 @@ static int make_spec(struct moat_engine *e, struct container *c, const struct mo
         root_fd = openat(dir_fd, MOAT_CONTAINER_ROOTFS, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (root_fd < 0)
                 return moat_error_set(reterr, errno, "opening the root filesystem of %s", c->id);
-        if (asprintf(&dir, "%s/containers/%s", e->data_root, c->id) < 0 ||
-            asprintf(&hostname_path, "%s/hostname", dir) < 0 || asprintf(&hosts_path, "%s/hosts", dir) < 0 ||
-            asprintf(&resolv_path, "%s/resolv.conf", dir) < 0)
+        r = engine_run_dir_path(e, c->id, &dir, reterr);
+        if (r < 0)
+                return r;
+        if (asprintf(&hostname_path, "%s/hostname", dir) < 0 || asprintf(&hosts_path, "%s/hosts", dir) < 0 ||
+            asprintf(&resolv_path, "%s/resolv.conf", dir) < 0 ||
+            asprintf(&root_path, "%s/containers/%s/" MOAT_CONTAINER_ROOTFS, e->data_root, c->id) < 0)
                 return moat_error_set(reterr, -ENOMEM, "paths");
         struct spec_userdata u = { .e = e, .root_fd = root_fd, .pin_dir_fd = volumes_only ? -EBADF : dir_fd };
         pthread_mutex_lock(&e->lock);
@@ -289,7 +294,10 @@ static int make_spec(struct moat_engine *e, struct container *c, const struct mo
         bool host_network = dc->network_mode && streq(dc->network_mode, "host");
         const char *domain = json_string_value(json_object_get(ds->config, "Domainname"));
         if (!volumes_only) {
-                r = moat_container_fs_write_etc(dir_fd, ds->hostname, domain, host_network, reterr);
+                /* The bundle is the run directory; the root stays under the data root. */
+                r = json_object_set_new(json_object_get(ds->spec, "root"), "path", json_string(root_path)) < 0
+                            ? moat_error_set(reterr, -ENOMEM, "root.path")
+                            : moat_container_fs_write_etc(run_fd, ds->hostname, domain, host_network, reterr);
                 if (r < 0) {
                         drop_new_anonymous_volumes(&u);
                         release_volumes(&u);
@@ -329,9 +337,9 @@ static int make_spec(struct moat_engine *e, struct container *c, const struct mo
 }
 
 int container_make_spec(struct moat_engine *e, struct container *c, const struct moat_image *img, int dir_fd,
-                        json_t **ret_spec, struct moat_error **reterr)
+                        int run_fd, json_t **ret_spec, struct moat_error **reterr)
 {
-        return make_spec(e, c, img, dir_fd, false, ret_spec, NULL, reterr);
+        return make_spec(e, c, img, dir_fd, run_fd, false, ret_spec, NULL, reterr);
 }
 
 /* Does the container ask for volumes or bind mounts (which docker resolves at create)? */
@@ -362,7 +370,7 @@ int container_create_volumes(struct moat_engine *e, struct container *c, const s
                 return r;
         _cleanup_error_ struct moat_error *err = NULL;
         bool volume_failed = false;
-        r = make_spec(e, c, img, dir_fd, true, NULL, &volume_failed, &err);
+        r = make_spec(e, c, img, dir_fd, -EBADF, true, NULL, &volume_failed, &err);
         if (r < 0 && !volume_failed) {
                 /* Like docker, what is wrong besides the volumes (a user
                  * the image lacks, say) is the start's error, not create's. */

@@ -588,8 +588,9 @@ static int monitor_ctl(struct moat_engine *e, const char *id, const char *reques
 {
         _cleanup_free_ char *dir = NULL, *reply = NULL;
 
-        if (asprintf(&dir, "%s/containers/%s", e->data_root, id) < 0)
-                return moat_error_set(reterr, -ENOMEM, "path");
+        int r = engine_run_dir_path(e, id, &dir, reterr);
+        if (r < 0)
+                return r;
         return moat_monitor_ctl(dir, NULL, request, &reply, reterr);
 }
 
@@ -620,7 +621,7 @@ static int start_claimed(struct moat_engine *e, struct container *c, struct moat
                          struct moat_error **reterr)
 {
         _cleanup_image_ struct moat_image *img = NULL;
-        _cleanup_close_ int dir_fd = -EBADF;
+        _cleanup_close_ int dir_fd = -EBADF, run_fd = -EBADF;
         _cleanup_free_ char *bundle = NULL, *log_path = NULL;
         json_t *spec = NULL;
         uint64_t log_size = 0;
@@ -630,6 +631,9 @@ static int start_claimed(struct moat_engine *e, struct container *c, struct moat
         dir_fd = open_container_dir(e, c->id, reterr);
         if (dir_fd < 0)
                 return dir_fd;
+        run_fd = engine_run_dir_open(e, c->id, true, reterr);
+        if (run_fd < 0)
+                return run_fd;
         r = moat_images_lookup(e->store, c->image_id, NULL, &img, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "image %s of container %s", c->image_id, c->name);
@@ -639,18 +643,20 @@ static int start_claimed(struct moat_engine *e, struct container *c, struct moat
         r = moat_container_fs_mount(e->store, img, dir_fd, disposable ? MOAT_SNAPSHOT_VOLATILE : 0, reterr);
         if (r < 0)
                 return r;
-        (void) unlinkat(dir_fd, EXIT_FILE, 0);
-        r = container_make_spec(e, c, img, dir_fd, &spec, reterr);
+        (void) unlinkat(run_fd, EXIT_FILE, 0);
+        r = container_make_spec(e, c, img, dir_fd, run_fd, &spec, reterr);
         if (r >= 0) {
-                r = write_spec(dir_fd, spec, reterr);
+                r = write_spec(run_fd, spec, reterr);
                 json_decref(spec);
         }
         if (r >= 0)
                 r = log_options(c, &log_size, &log_files, reterr);
         if (r < 0)
                 goto fail;
-        if (asprintf(&bundle, "%s/containers/%s", e->data_root, c->id) < 0 ||
-            asprintf(&log_path, "%s/%s%s", bundle, c->id, LOG_SUFFIX) < 0) {
+        r = engine_run_dir_path(e, c->id, &bundle, reterr);
+        if (r < 0)
+                goto fail;
+        if (asprintf(&log_path, "%s/containers/%s/%s%s", e->data_root, c->id, c->id, LOG_SUFFIX) < 0) {
                 r = moat_error_set(reterr, -ENOMEM, "paths");
                 goto fail;
         }
@@ -823,7 +829,7 @@ static void read_exit(struct moat_engine *e, const char *id, struct exit_record 
         struct moat_monitor_exit ex;
 
         *ret = (struct exit_record) { .exit_code = 255, .finished_ns = engine_now_ns() };
-        if (asprintf(&dir, "%s/containers/%s", e->data_root, id) < 0 || moat_monitor_read_exit(dir, NULL, &ex, NULL) < 0)
+        if (engine_run_dir_path(e, id, &dir, NULL) < 0 || moat_monitor_read_exit(dir, NULL, &ex, NULL) < 0)
                 return;
         ret->found = true;
         ret->exit_code = ex.exit_code;
@@ -926,8 +932,11 @@ void container_monitor_exited(const char *id, void *userdata)
 
         dir_fd = openat(e->containers_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         read_exit(e, id, &rec);
-        if (dir_fd >= 0)
-                (void) unlinkat(dir_fd, MONITOR_PID_FILE, 0);
+        {
+                _cleanup_close_ int run_fd = engine_run_dir_open(e, id, false, NULL);
+                if (run_fd >= 0)
+                        (void) unlinkat(run_fd, MONITOR_PID_FILE, 0);
+        }
         if (!rec.found)
                 /* The monitor died without recording: clean up what it held. */
                 (void) !moat_container_delete(&rt, id, true, NULL);
@@ -1283,6 +1292,7 @@ static int remove_claimed(struct moat_engine *e, struct container *c, struct moa
         if (r < 0 && r != -ENOENT)
                 return r;
         dir_fd = safe_close(dir_fd);
+        engine_run_dir_remove(e, c->id);
         r = remove_dir_later(e, c->id, reterr);
         if (json_is_true(json_object_get(c->host_config, "AutoRemove")))
                 engine_volumes_remove_anonymous(e, c->mounts);
@@ -1566,8 +1576,8 @@ int moat_engine_attach_connect(struct moat_engine_attach *a, moat_engine_cancell
         *ret_tty = c->tty;
         pthread_mutex_unlock(&e->lock);
 
-        if (r >= 0 && asprintf(&dir, "%s/containers/%s", e->data_root, id) < 0)
-                r = moat_error_set(reterr, -ENOMEM, "path");
+        if (r >= 0)
+                r = engine_run_dir_path(e, id, &dir, reterr);
         if (r >= 0) {
                 r = moat_monitor_attach(dir, NULL, a->o.stdin_, a->o.stdout_, a->o.stderr_, reterr);
                 if (r >= 0)
@@ -1693,12 +1703,13 @@ static bool is_monitor_of(pid_t pid, const char *id)
 static void reap_stray_monitor(struct moat_engine *e, struct container *c)
 {
         _cleanup_close_ int dir_fd = openat(e->containers_fd, c->id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_close_ int run_fd = engine_run_dir_open(e, c->id, false, NULL);
         _cleanup_free_ char *text = NULL;
         struct moat_runtime rt = runtime_of(e);
         size_t len;
         int pid = 0;
 
-        if (dir_fd < 0 || read_full_file_at(dir_fd, MONITOR_PID_FILE, 64, &text, &len) < 0)
+        if (dir_fd < 0 || run_fd < 0 || read_full_file_at(run_fd, MONITOR_PID_FILE, 64, &text, &len) < 0)
                 return;
         if (sscanf(text, "%d", &pid) == 1 && pid > 0 && is_monitor_of(pid, c->id)) {
                 int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
@@ -1711,7 +1722,7 @@ static void reap_stray_monitor(struct moat_engine *e, struct container *c)
                 engine_log(e, 4, "container %s: killed monitor %d left from an interrupted start", c->id, pid);
         }
         (void) !moat_container_delete(&rt, c->id, true, NULL);
-        (void) unlinkat(dir_fd, MONITOR_PID_FILE, 0);
+        (void) unlinkat(run_fd, MONITOR_PID_FILE, 0);
         (void) !moat_container_fs_unmount(dir_fd, NULL);
 }
 
@@ -1748,6 +1759,23 @@ static void reconcile_dirs_locked(struct moat_engine *e)
                         continue;
                 if (moat_container_fs_remove(e->containers_fd, de->d_name, NULL) >= 0)
                         engine_log(e, 4, "removed containers/%s: the database has no such container", de->d_name);
+        }
+
+        /* The same for run directories (a removal killed after its commit). */
+        _cleanup_close_ int run_fd = openat(e->run_containers_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_closedir_ DIR *rd = run_fd >= 0 ? fdopendir(run_fd) : NULL;
+        if (!rd)
+                return;
+        run_fd = -EBADF; /* owned by rd */
+        while ((de = readdir(rd))) {
+                bool known = false;
+                if (strlen(de->d_name) != 64 || strspn(de->d_name, "0123456789abcdef") != 64)
+                        continue;
+                for (struct container *c = e->containers; c && !known; c = c->next)
+                        known = streq(c->id, de->d_name);
+                if (!known && moat_container_fs_remove(e->run_containers_fd, de->d_name, NULL) >= 0)
+                        engine_log(e, 4, "removed the run directory of %s: the database has no such container",
+                                   de->d_name);
         }
 }
 

@@ -46,7 +46,8 @@ struct moat_engine {
         char *monitor_path;
         char *init_path;
         int data_fd;
-        int containers_fd;
+        int containers_fd;         /* <data-root>/containers */
+        int run_containers_fd;     /* <exec-root>/containers */
         struct moat_store *store;
         struct moat_db *db;
         struct moat_watch *watch;
@@ -60,6 +61,20 @@ struct moat_engine {
 };
 
 void engine_log(struct moat_engine *e, int level, const char *fmt, ...) MOAT_PRINTF(3, 4);
+
+/* A container lives in two directories. <data-root>/containers/<id> keeps
+ * what must outlast a reboot: the writable layer (upper/, work/), the
+ * mount point of its root (rootfs/) and its log. The run directory,
+ * <exec-root>/containers/<id> (a tmpfs such as /run in deployments, as
+ * docker's and containerd's state directories are), holds what only
+ * means something while the host is up and is written at every start:
+ * the bundle's config.json, the /etc files bind-mounted into the
+ * container, and the monitor's sockets, pid and exit files. */
+MOAT_NODISCARD int engine_run_dir_path(struct moat_engine *e, const char *id, char **ret_path,
+                                       struct moat_error **reterr);
+MOAT_NODISCARD int engine_run_dir_open(struct moat_engine *e, const char *id, bool create,
+                                       struct moat_error **reterr);
+void engine_run_dir_remove(struct moat_engine *e, const char *id);
 
 /* Under e->lock: the container named by id, name or unique id prefix. */
 MOAT_NODISCARD int container_find_locked(struct moat_engine *e, const char *ref, struct container **ret,
@@ -106,8 +121,9 @@ MOAT_NODISCARD int container_normalize_create(struct moat_engine *e, json_t *bod
                                               json_t **ret_host_config, json_t **ret_warnings,
                                               struct moat_error **reterr);
 /* The OCI config.json of c, its root filesystem mounted at dir/rootfs
- * (users are resolved in it); also sets c->path, c->args and c->mounts. */
+ * (users are resolved in it), the /etc files it mounts written in its run
+ * directory run_fd; also sets c->path, c->args and c->mounts. */
 MOAT_NODISCARD int container_make_spec(struct moat_engine *e, struct container *c, const struct moat_image *img,
-                                       int dir_fd, json_t **ret_spec, struct moat_error **reterr);
+                                       int dir_fd, int run_fd, json_t **ret_spec, struct moat_error **reterr);
 MOAT_NODISCARD int container_create_volumes(struct moat_engine *e, struct container *c, const struct moat_image *img,
                                             int dir_fd, struct moat_error **reterr);

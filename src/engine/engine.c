@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "engine/container-fs.h"
 #include "engine/watch.h"
 
 static int make_dir(const char *path, mode_t mode, struct moat_error **reterr)
@@ -57,12 +58,12 @@ static void monitor_exited(const char *key, void *userdata)
 int moat_engine_open(const struct moat_engine_config *cfg, struct moat_engine **ret, struct moat_error **reterr)
 {
         struct moat_engine *e = calloc(1, sizeof(*e));
-        _cleanup_free_ char *containers = NULL, *images = NULL;
+        _cleanup_free_ char *containers = NULL, *run_containers = NULL, *images = NULL;
         int r;
 
         if (!e)
                 return moat_error_set(reterr, -ENOMEM, "engine");
-        e->data_fd = e->containers_fd = -EBADF;
+        e->data_fd = e->containers_fd = e->run_containers_fd = -EBADF;
         pthread_mutex_init(&e->lock, NULL);
         pthread_cond_init(&e->changed, NULL);
         e->log = cfg->log;
@@ -71,6 +72,7 @@ int moat_engine_open(const struct moat_engine_config *cfg, struct moat_engine **
             (cfg->init_path && !(e->init_path = strdup(cfg->init_path))) ||
             asprintf(&e->runtime_root, "%s/runtime", cfg->exec_root) < 0 ||
             asprintf(&containers, "%s/containers", cfg->data_root) < 0 ||
+            asprintf(&run_containers, "%s/containers", cfg->exec_root) < 0 ||
             asprintf(&images, "%s/images", cfg->data_root) < 0) {
                 r = moat_error_set(reterr, -ENOMEM, "engine");
                 goto fail;
@@ -82,12 +84,19 @@ int moat_engine_open(const struct moat_engine_config *cfg, struct moat_engine **
                 r = make_dir(e->runtime_root, 0700, reterr);
         if (r >= 0)
                 r = make_dir(containers, 0700, reterr);
+        if (r >= 0)
+                r = make_dir(run_containers, 0700, reterr);
         if (r < 0)
                 goto fail;
         e->data_fd = open(e->data_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         e->containers_fd = open(containers, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (e->data_fd < 0 || e->containers_fd < 0) {
                 r = moat_error_set(reterr, errno, "opening %s", e->data_root);
+                goto fail;
+        }
+        e->run_containers_fd = open(run_containers, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (e->run_containers_fd < 0) {
+                r = moat_error_set(reterr, errno, "opening %s", run_containers);
                 goto fail;
         }
         r = moat_store_open(images, true, &e->store, reterr);
@@ -154,6 +163,8 @@ void moat_engine_free(struct moat_engine *e)
                 close(e->data_fd);
         if (e->containers_fd >= 0)
                 close(e->containers_fd);
+        if (e->run_containers_fd >= 0)
+                close(e->run_containers_fd);
         free(e->data_root);
         free(e->exec_root);
         free(e->runtime_root);
@@ -162,6 +173,30 @@ void moat_engine_free(struct moat_engine *e)
         pthread_cond_destroy(&e->changed);
         pthread_mutex_destroy(&e->lock);
         free(e);
+}
+
+int engine_run_dir_path(struct moat_engine *e, const char *id, char **ret_path, struct moat_error **reterr)
+{
+        if (asprintf(ret_path, "%s/containers/%s", e->exec_root, id) < 0)
+                return moat_error_set(reterr, -ENOMEM, "run directory path");
+        return 0;
+}
+
+int engine_run_dir_open(struct moat_engine *e, const char *id, bool create, struct moat_error **reterr)
+{
+        if (create && mkdirat(e->run_containers_fd, id, 0711) < 0 && errno != EEXIST)
+                return moat_error_set(reterr, errno, "creating %s/containers/%s", e->exec_root, id);
+        int fd = openat(e->run_containers_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return moat_error_set(reterr, errno, "%s/containers/%s", e->exec_root, id);
+        return fd;
+}
+
+void engine_run_dir_remove(struct moat_engine *e, const char *id)
+{
+        _cleanup_error_ struct moat_error *err = NULL;
+        if (moat_container_fs_remove(e->run_containers_fd, id, &err) < 0)
+                engine_log(e, 3, "removing the run directory of %s: %s", id, err->msg);
 }
 
 struct moat_store *moat_engine_store(struct moat_engine *e)

@@ -155,6 +155,17 @@ MOAT_NODISCARD int moat_engine_log_replay_since(struct moat_engine_log_mark *m,
                                                 const struct moat_engine_log_mark *since, moat_engine_log_fn fn,
                                                 void *userdata, struct moat_error **reterr);
 void moat_engine_log_mark_free(struct moat_engine_log_mark *m);
+/* attach?logs=1&stream=1 to a running container, its log marked by m just
+ * before: connect to its monitor (as moat_engine_attach_connect would)
+ * asking where the log stood when the monitor registered the connection.
+ * 1: it said, and m now ends exactly there: replay(m) and then the stream
+ * carry every byte of output once (the stream begins with what had been
+ * written but not logged yet, the start of an unfinished line). 0: it did
+ * not (a monitor of an older moat): the stream is live output only and m
+ * is unchanged. -ESRCH: the container is not running (any more), use
+ * moat_engine_attach_connect. */
+MOAT_NODISCARD int moat_engine_log_attach(struct moat_engine_log_mark *m, const struct moat_engine_attach_options *o,
+                                          int *ret_fd, bool *ret_tty, struct moat_error **reterr);
 /* GET /containers/{id}/logs (logs.c): the entries of the container's
  * json-file log at path, oldest first, to fn (stream 1 stdout, 2 stderr;
  * the time in ns since the epoch): only the wanted streams and times
@@ -218,6 +229,12 @@ MOAT_NODISCARD int moat_engine_events_next(struct moat_engine *e, const struct m
 /* Block until an event after cursor exists or timeout_ms passes (0 on
  * timeout, 1 when there is one). */
 int moat_engine_events_wait(struct moat_engine *e, int64_t cursor, int timeout_ms);
+/* A client left a stream with its detach keys, as moby logs it: from an
+ * attach to container ref (exec_id NULL), the container's "detach" event;
+ * from the stream of exec exec_id (ref NULL), its container's
+ * "exec_detach" event with the execID attribute. */
+MOAT_NODISCARD int moat_engine_event_detach(struct moat_engine *e, const char *ref, const char *exec_id,
+                                            struct moat_error **reterr);
 
 /* ---- stats ------------------------------------------------------------------- */
 

@@ -6,7 +6,9 @@
  * happens (event_locked in containers.c); readers page through the
  * database by sequence number and wait on the engine's condition for
  * newer ones, so a slow reader never holds anything up and a daemon
- * restart keeps the history `docker events --since` asks for.
+ * restart keeps the history `docker events --since` asks for. What only
+ * the API sees, a client leaving with its detach keys, is recorded the
+ * same way through moat_engine_event_detach.
  */
 
 #include "engine/engine-internal.h"
@@ -197,4 +199,30 @@ int moat_engine_events_wait(struct moat_engine *e, int64_t cursor, int timeout_m
         found = e->last_event_seq > cursor;
         pthread_mutex_unlock(&e->lock);
         return found;
+}
+
+int moat_engine_event_detach(struct moat_engine *e, const char *ref, const char *exec_id,
+                             struct moat_error **reterr)
+{
+        _cleanup_db_exec_ struct moat_db_exec *rec = NULL;
+        struct container *c;
+        json_t *attrs = NULL;
+        int r;
+
+        if (exec_id) {
+                r = moat_db_exec_get(e->db, exec_id, &rec, reterr);
+                if (r < 0)
+                        return r;
+                ref = rec->container_id;
+                attrs = json_pack("{s:s}", "execID", rec->id);
+                if (!attrs)
+                        return moat_error_set(reterr, -ENOMEM, "event");
+        }
+        pthread_mutex_lock(&e->lock);
+        r = container_find_locked(e, ref, &c, reterr);
+        if (r >= 0)
+                event_locked(e, c, exec_id ? "exec_detach" : "detach", TAKE_PTR(attrs));
+        pthread_mutex_unlock(&e->lock);
+        json_decref(attrs);
+        return r;
 }

@@ -66,6 +66,34 @@ static bool is_string_array(const json_t *a, size_t max)
         return true;
 }
 
+/* moby's exec event actions name the command: "exec_start: sh -c true".
+ * Bounded: a command of many arguments is cut at EXEC_ACTION_MAX bytes. */
+#define EXEC_ACTION_MAX 4096
+
+static char *exec_event_action(const char *verb, const json_t *cmd)
+{
+        size_t len = strlen(verb), i;
+        char *s = malloc(EXEC_ACTION_MAX + 1);
+        json_t *arg;
+
+        if (!s)
+                return NULL;
+        memcpy(s, verb, len);
+        json_array_foreach(cmd, i, arg) {
+                const char *a = json_string_value(arg);
+                size_t al = a ? strlen(a) : 0;
+                const char *sep = i == 0 ? ": " : " ";
+                if (len + strlen(sep) + al > EXEC_ACTION_MAX)
+                        break;
+                memcpy(s + len, sep, strlen(sep));
+                len += strlen(sep);
+                memcpy(s + len, a ? a : "", al);
+                len += al;
+        }
+        s[len] = '\0';
+        return s;
+}
+
 int moat_engine_exec_create(struct moat_engine *e, const char *ref, json_t *body, char **ret_id,
                             struct moat_error **reterr)
 {
@@ -118,8 +146,8 @@ int moat_engine_exec_create(struct moat_engine *e, const char *ref, json_t *body
                 r = moat_db_exec_insert(e->db, &rec, reterr);
         }
         if (r >= 0) {
-                json_t *attrs = json_object();
-                event_locked(e, c, "exec_create", attrs);
+                _cleanup_free_ char *action = exec_event_action("exec_create", cmd);
+                event_locked(e, c, action ? action : "exec_create", json_pack("{s:s}", "execID", rec.id));
         }
         pthread_mutex_unlock(&e->lock);
         if (r < 0)
@@ -131,7 +159,9 @@ int moat_engine_exec_create(struct moat_engine *e, const char *ref, json_t *body
 
 
 /* The exec's process object from the container's. */
-static int make_process(int dir_fd, json_t *doc, json_t **ret, struct moat_error **reterr)
+/* run_fd: the container's run directory (config.json); data_fd: its data
+ * directory (rootfs/, for a user name). */
+static int make_process(int run_fd, int data_fd, json_t *doc, json_t **ret, struct moat_error **reterr)
 {
         _cleanup_free_ char *text = NULL;
         _cleanup_close_ int root_fd = -EBADF;
@@ -139,7 +169,7 @@ static int make_process(int dir_fd, json_t *doc, json_t **ret, struct moat_error
         json_error_t jerr;
         int r;
 
-        r = read_full_file_at(dir_fd, "config.json", SPEC_MAX, &text, &len);
+        r = read_full_file_at(run_fd, "config.json", SPEC_MAX, &text, &len);
         if (r < 0)
                 return moat_error_set(reterr, r, "reading the container's config.json");
         json_t *spec = json_loads(text, 0, &jerr);
@@ -205,7 +235,7 @@ static int make_process(int dir_fd, json_t *doc, json_t **ret, struct moat_error
                 char *const one_arg[] = { (char *) "sh", NULL };
                 struct moat_image_overrides ov = { .cmd = one_arg, .user = user };
 
-                root_fd = openat(dir_fd, MOAT_CONTAINER_ROOTFS, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                root_fd = openat(data_fd, MOAT_CONTAINER_ROOTFS, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (root_fd < 0) {
                         json_decref(process);
                         return moat_error_set(reterr, errno, "opening the container's root filesystem");
@@ -230,8 +260,9 @@ int moat_engine_exec_start(struct moat_engine *e, const char *exec_id, bool deta
                            struct moat_error **reterr)
 {
         _cleanup_db_exec_ struct moat_db_exec *rec = NULL;
-        _cleanup_close_ int dir_fd = -EBADF, stream_fd = -EBADF;
-        _cleanup_free_ char *dir = NULL, *process_path = NULL, *process_text = NULL, *reply = NULL, *key = NULL;
+        _cleanup_close_ int dir_fd = -EBADF, data_fd = -EBADF, stream_fd = -EBADF;
+        _cleanup_free_ char *dir = NULL, *process_path = NULL, *process_text = NULL, *reply = NULL, *key = NULL,
+                            *start_action = NULL;
         struct moat_monitor_started m = { .monitor_pidfd = -EBADF };
         char process_name[128];
         json_error_t jerr;
@@ -246,6 +277,11 @@ int moat_engine_exec_start(struct moat_engine *e, const char *exec_id, bool deta
         if (!json_is_object(doc)) {
                 json_decref(doc);
                 return moat_error_setx(reterr, -EUCLEAN, "exec %s: its record is not JSON", exec_id);
+        }
+        start_action = exec_event_action("exec_start", json_object_get(doc, "Cmd"));
+        if (!start_action) {
+                json_decref(doc);
+                return moat_error_set(reterr, -ENOMEM, "exec %s", exec_id);
         }
         pthread_mutex_lock(&e->lock);
         r = container_find_locked(e, rec->container_id, &c, reterr);
@@ -263,12 +299,17 @@ int moat_engine_exec_start(struct moat_engine *e, const char *exec_id, bool deta
                 goto out;
         *ret_tty = json_is_true(json_object_get(doc, "Tty"));
 
-        dir_fd = openat(e->containers_fd, rec->container_id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        dir_fd = engine_run_dir_open(e, rec->container_id, false, reterr);
         if (dir_fd < 0) {
+                r = dir_fd;
+                goto fail;
+        }
+        data_fd = openat(e->containers_fd, rec->container_id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (data_fd < 0) {
                 r = moat_error_set(reterr, errno, "containers/%s", rec->container_id);
                 goto fail;
         }
-        r = make_process(dir_fd, doc, &process, reterr);
+        r = make_process(dir_fd, data_fd, doc, &process, reterr);
         if (r < 0)
                 goto fail;
         process_text = json_dumps(process, JSON_COMPACT);
@@ -280,8 +321,10 @@ int moat_engine_exec_start(struct moat_engine *e, const char *exec_id, bool deta
                 r = moat_error_set(reterr, r, "writing %s", process_name);
                 goto fail;
         }
-        if (asprintf(&dir, "%s/containers/%s", e->data_root, rec->container_id) < 0 ||
-            asprintf(&process_path, "%s/%s", dir, process_name) < 0 ||
+        r = engine_run_dir_path(e, rec->container_id, &dir, reterr);
+        if (r < 0)
+                goto fail;
+        if (asprintf(&process_path, "%s/%s", dir, process_name) < 0 ||
             asprintf(&key, "%s/%s", rec->container_id, exec_id) < 0) {
                 r = moat_error_set(reterr, -ENOMEM, "paths");
                 goto fail;
@@ -321,7 +364,7 @@ int moat_engine_exec_start(struct moat_engine *e, const char *exec_id, bool deta
         (void) !moat_db_exec_update(e->db, rec, NULL);
         pthread_mutex_lock(&e->lock);
         if (container_find_locked(e, rec->container_id, &c, NULL) >= 0)
-                event_locked(e, c, "exec_start", NULL);
+                event_locked(e, c, start_action, json_pack("{s:s}", "execID", exec_id));
         pthread_mutex_unlock(&e->lock);
         *ret_fd = detach ? -1 : TAKE_FD(stream_fd);
         r = 0;
@@ -348,7 +391,7 @@ void exec_monitor_exited(struct moat_engine *e, const char *container_id, const 
 
         if (moat_db_exec_get(e->db, exec_id, &rec, NULL) < 0)
                 return;
-        if (asprintf(&dir, "%s/containers/%s", e->data_root, container_id) < 0)
+        if (engine_run_dir_path(e, container_id, &dir, NULL) < 0)
                 return;
         rec->running = false;
         rec->exit_code = moat_monitor_read_exit(dir, exec_id, &ex, NULL) >= 0 ? ex.exit_code : 255;
@@ -378,7 +421,7 @@ int moat_engine_exec_inspect(struct moat_engine *e, const char *exec_id, json_t 
         json_t *doc = json_loads(rec->doc, 0, &jerr);
         bool running = rec->running;
         int exit_code = rec->exit_code;
-        if (running && asprintf(&dir, "%s/containers/%s", e->data_root, rec->container_id) >= 0) {
+        if (running && engine_run_dir_path(e, rec->container_id, &dir, NULL) >= 0) {
                 /* The monitor records the exit before it ends the stream; the
                  * watcher may not have seen the monitor go yet. */
                 struct moat_monitor_exit ex;
@@ -422,7 +465,8 @@ int moat_engine_exec_resize(struct moat_engine *e, const char *exec_id, unsigned
                 return r;
         if (!rec->running)
                 return moat_error_setx(reterr, -EBUSY, "exec %s is not running", exec_id);
-        if (asprintf(&dir, "%s/containers/%s", e->data_root, rec->container_id) < 0)
-                return moat_error_set(reterr, -ENOMEM, "path");
+        r = engine_run_dir_path(e, rec->container_id, &dir, reterr);
+        if (r < 0)
+                return r;
         return moat_monitor_resize(dir, exec_id, height, width, reterr);
 }

@@ -80,7 +80,8 @@ static json_t *inspect_locked(struct moat_engine *e, const struct container *c)
         engine_format_time(c->st.started_ns, started);
         engine_format_time(c->st.finished_ns, finished);
         snprintf(name, sizeof(name), "/%s", c->name);
-        if (asprintf(&dir, "%s/containers/%s", e->data_root, c->id) < 0)
+        _cleanup_free_ char *run_dir = NULL;
+        if (asprintf(&dir, "%s/containers/%s", e->data_root, c->id) < 0 || engine_run_dir_path(e, c->id, &run_dir, NULL) < 0)
                 return NULL;
         json_t *state = json_pack("{s:s, s:b, s:b, s:b, s:b, s:b, s:b, s:i, s:i, s:s, s:s, s:s}", "Status",
                                   status_word(c), "Running", running, "Paused",
@@ -101,9 +102,9 @@ static json_t *inspect_locked(struct moat_engine *e, const struct container *c)
         json_object_set_new(doc, "Args", c->args ? json_incref(c->args) : json_array());
         json_object_set_new(doc, "State", state);
         json_object_set_new(doc, "Image", json_string(c->image_id));
-        json_object_set_new(doc, "ResolvConfPath", json_pack("s+", dir, "/resolv.conf"));
-        json_object_set_new(doc, "HostnamePath", json_pack("s+", dir, "/hostname"));
-        json_object_set_new(doc, "HostsPath", json_pack("s+", dir, "/hosts"));
+        json_object_set_new(doc, "ResolvConfPath", json_pack("s+", run_dir, "/resolv.conf"));
+        json_object_set_new(doc, "HostnamePath", json_pack("s+", run_dir, "/hostname"));
+        json_object_set_new(doc, "HostsPath", json_pack("s+", run_dir, "/hosts"));
         json_object_set_new(doc, "LogPath", json_pack("s+++", dir, "/", c->id, "-json.log"));
         json_object_set_new(doc, "Name", json_string(name));
         json_object_set_new(doc, "RestartCount", json_integer(c->st.restart_count));

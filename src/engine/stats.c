@@ -51,19 +51,22 @@ static json_int_t host_memory(void)
         return pages > 0 && size > 0 ? (json_int_t) pages * size : 0;
 }
 
+/* moby's StatsResponse{Name, ID} as Go encodes it: the zero structs are
+ * there, the zero fields tagged omitempty (system_cpu_usage, online_cpus,
+ * the memory and pids numbers) are not. */
 static json_t *empty_stats(const char *name, const char *id)
 {
         return json_pack("{s:s, s:s, s:s, s:s, s:{}, s:{s:n, s:n, s:n, s:n, s:n, s:n, s:n, s:n}, s:i, s:{}, "
-                         "s:{s:{s:i, s:i, s:i}, s:i, s:{s:i, s:i, s:i}}, s:{s:{s:i, s:i, s:i}, s:i, s:{s:i, s:i, s:i}}, s:{}}",
+                         "s:{s:{s:i, s:i, s:i}, s:{s:i, s:i, s:i}}, s:{s:{s:i, s:i, s:i}, s:{s:i, s:i, s:i}}, s:{}}",
                          "name", name, "id", id, "read", "0001-01-01T00:00:00Z", "preread", "0001-01-01T00:00:00Z",
                          "pids_stats", "blkio_stats", "io_service_bytes_recursive", "io_serviced_recursive",
                          "io_queue_recursive", "io_service_time_recursive", "io_wait_time_recursive",
                          "io_merged_recursive", "io_time_recursive", "sectors_recursive", "num_procs", 0,
                          "storage_stats", "cpu_stats", "cpu_usage", "total_usage", 0, "usage_in_kernelmode", 0,
-                         "usage_in_usermode", 0, "system_cpu_usage", 0, "throttling_data", "periods", 0,
-                         "throttled_periods", 0, "throttled_time", 0, "precpu_stats", "cpu_usage", "total_usage", 0,
-                         "usage_in_kernelmode", 0, "usage_in_usermode", 0, "system_cpu_usage", 0, "throttling_data",
-                         "periods", 0, "throttled_periods", 0, "throttled_time", 0, "memory_stats");
+                         "usage_in_usermode", 0, "throttling_data", "periods", 0, "throttled_periods", 0,
+                         "throttled_time", 0, "precpu_stats", "cpu_usage", "total_usage", 0, "usage_in_kernelmode", 0,
+                         "usage_in_usermode", 0, "throttling_data", "periods", 0, "throttled_periods", 0,
+                         "throttled_time", 0, "memory_stats");
 }
 
 static json_t *blkio_entries(const json_t *list)

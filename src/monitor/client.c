@@ -44,38 +44,75 @@ int moat_monitor_connect(const char *dir, const char *name, struct moat_error **
         return TAKE_FD(fd);
 }
 
-int moat_monitor_attach(const char *dir, const char *exec_id, bool in, bool out, bool err,
-                        struct moat_error **reterr)
-{
-        char name[1100], req[128];
+/* The acknowledgement: "{}" (registered), or with the log's position
+ * when it was asked for and the monitor has a log. */
+#define ACK_MAX 256
 
+static int parse_ack(const char *line, struct moat_monitor_log_position *ret_pos)
+{
+        json_t *doc = json_loads(line, 0, NULL);
+        json_t *dev = json_object_get(doc, "log_dev"), *ino = json_object_get(doc, "log_ino"),
+               *size = json_object_get(doc, "log_size");
+        int r = 0;
+
+        if (!json_is_object(doc))
+                r = -EPROTO;
+        else if (ret_pos && json_is_integer(dev) && json_is_integer(ino) && json_is_integer(size) &&
+                 json_integer_value(dev) >= 0 && json_integer_value(ino) >= 0 && json_integer_value(size) >= 0)
+                *ret_pos = (struct moat_monitor_log_position) {
+                        .known = true,
+                        .dev = (uint64_t) json_integer_value(dev),
+                        .ino = (uint64_t) json_integer_value(ino),
+                        .size = (uint64_t) json_integer_value(size),
+                };
+        json_decref(doc);
+        return r;
+}
+
+int moat_monitor_attach_logs(const char *dir, const char *exec_id, bool in, bool out, bool err,
+                             struct moat_monitor_log_position *ret_pos, struct moat_error **reterr)
+{
+        char name[1100], req[128], ack[ACK_MAX + 1];
+        size_t got = 0;
+
+        if (ret_pos)
+                *ret_pos = (struct moat_monitor_log_position) {};
         if (moat_monitor_file_name(exec_id, MOAT_MONITOR_ATTACH_SOCK, name, sizeof(name)) < 0)
                 return moat_error_setx(reterr, -EINVAL, "exec id \"%s\" cannot name a file", exec_id);
         _cleanup_close_ int fd = moat_monitor_connect(dir, name, reterr);
         if (fd < 0)
                 return fd;
-        int n = snprintf(req, sizeof(req), "{\"stdin\":%s,\"stdout\":%s,\"stderr\":%s}\n", in ? "true" : "false",
-                         out ? "true" : "false", err ? "true" : "false");
+        int n = snprintf(req, sizeof(req), "{\"stdin\":%s,\"stdout\":%s,\"stderr\":%s%s}\n", in ? "true" : "false",
+                         out ? "true" : "false", err ? "true" : "false", ret_pos ? ",\"logs\":true" : "");
         int r = write_all(fd, req, (size_t) n);
         if (r < 0)
                 return moat_error_set(reterr, r, "sending the attach request to %s/%s", dir, name);
-        /* "{}\n": the monitor has registered us. Read byte by byte: output
-         * follows at once and belongs to the caller. */
-        char ack[4];
-        size_t got = 0;
-        while (got < 3) {
+        /* One line: the monitor has registered us. Read byte by byte:
+         * output follows at once and belongs to the caller. */
+        for (;;) {
                 ssize_t k = read(fd, ack + got, 1);
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k <= 0)
                         return moat_error_setx(reterr, -EPROTO, "%s/%s closed before acknowledging the attach", dir,
                                                name);
-                got++;
+                if (ack[got] == '\n')
+                        break;
+                if (++got == ACK_MAX)
+                        return moat_error_setx(reterr, -EPROTO, "%s/%s: the attach acknowledgement exceeds %d bytes",
+                                               dir, name, ACK_MAX);
         }
-        if (memcmp(ack, "{}\n", 3) != 0)
-                return moat_error_setx(reterr, -EPROTO, "%s/%s answered the attach request with \"%.3s\"", dir, name,
-                                       ack);
+        ack[got] = '\0';
+        if (parse_ack(ack, ret_pos) < 0)
+                return moat_error_setx(reterr, -EPROTO, "%s/%s answered the attach request with \"%.64s\"", dir,
+                                       name, ack);
         return TAKE_FD(fd);
+}
+
+int moat_monitor_attach(const char *dir, const char *exec_id, bool in, bool out, bool err,
+                        struct moat_error **reterr)
+{
+        return moat_monitor_attach_logs(dir, exec_id, in, out, err, NULL, reterr);
 }
 
 int moat_monitor_ctl(const char *dir, const char *exec_id, const char *request, char **ret_reply,

@@ -374,6 +374,23 @@ int moat_logfile_write(struct moat_logfile *lf, enum moat_stream stream, const v
         return logfile_write(lf, stream, msg, len, false, ts, reterr);
 }
 
+int moat_logfile_position(const struct moat_logfile *lf, struct moat_monitor_log_position *ret)
+{
+        struct stat st;
+
+        if (lf->fd < 0)
+                return -EBADF;
+        if (fstat(lf->fd, &st) < 0)
+                return -errno;
+        *ret = (struct moat_monitor_log_position) {
+                .known = true,
+                .dev = (uint64_t) st.st_dev,
+                .ino = (uint64_t) st.st_ino,
+                .size = (uint64_t) st.st_size,
+        };
+        return 0;
+}
+
 /* ---- line splitting ---------------------------------------------------------- */
 
 void moat_log_stream_init(struct moat_log_stream *s, enum moat_stream stream)

@@ -617,9 +617,35 @@ static void ctl_request(struct client *c, const char *line)
         }
 }
 
+/* What a client that replays the log needs to join the replay to the
+ * stream: the log's position now, and then (before any later output) what
+ * has been read and fanned out but not logged yet, the start of an
+ * unfinished line, which the log has after the position. false: no log. */
+static bool attach_log_position(struct client *c)
+{
+        struct moat_monitor_log_position pos;
+        uint8_t hdr[MOAT_FRAME_HEADER_SIZE];
+        char buf[128];
+
+        if (!M.log || moat_logfile_position(M.log, &pos) < 0)
+                return false;
+        snprintf(buf, sizeof(buf), "{\"log_dev\":%llu,\"log_ino\":%llu,\"log_size\":%llu}",
+                 (unsigned long long) pos.dev, (unsigned long long) pos.ino, (unsigned long long) pos.size);
+        reply(c, buf);
+        const struct moat_log_stream *pending[] = { &M.s_out, &M.s_err };
+        for (size_t i = 0; i < ELEMENTSOF(pending) && c->fd >= 0; i++) {
+                const struct moat_log_stream *ls = pending[i];
+                if (ls->n == 0 || !(ls->stream == MOAT_STREAM_STDERR ? c->want_err : c->want_out))
+                        continue;
+                moat_frame_header(hdr, ls->stream, (uint32_t) ls->n);
+                client_send(c, hdr, M.tty ? 0 : sizeof(hdr), ls->buf, ls->n);
+        }
+        return true;
+}
+
 static void attach_request(struct client *c, const char *line)
 {
-        struct jfield f[] = { { .key = "stdin" }, { .key = "stdout" }, { .key = "stderr" } };
+        struct jfield f[] = { { .key = "stdin" }, { .key = "stdout" }, { .key = "stderr" }, { .key = "logs" } };
         bool bad = json_flat_parse(line, f, ELEMENTSOF(f)) < 0;
         for (size_t i = 0; i < ELEMENTSOF(f); i++)
                 if (f[i].type != J_NONE && f[i].type != J_BOOL)
@@ -637,7 +663,8 @@ static void attach_request(struct client *c, const char *line)
         c->line = NULL;
         /* The acknowledgement: output from now on reaches this client, so a
          * caller that waits for it before starting the process loses none. */
-        reply(c, "{}");
+        if (!(f[3].type == J_BOOL && f[3].b && attach_log_position(c)))
+                reply(c, "{}");
 }
 
 /* Read what a client sent: request bytes (attach: up to the newline,

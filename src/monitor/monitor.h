@@ -100,6 +100,18 @@ MOAT_NODISCARD int moat_logfile_write(struct moat_logfile *lf, enum moat_stream 
                                       const struct timespec *ts, struct moat_error **reterr);
 void moat_logfile_close(struct moat_logfile *lf);
 
+/* Where a log stands: its live file (identified by device and inode, which
+ * a rotation's rename keeps) and that file's length. The entries before
+ * it are complete: the writer appends whole entries. */
+struct moat_monitor_log_position {
+        bool known;        /* false: not reported (no log, or a monitor of an older moat) */
+        uint64_t dev, ino;
+        uint64_t size;
+};
+/* The position of the open log now; -EBADF when no file is open (a
+ * rotation failed: the next write tries again). */
+MOAT_NODISCARD int moat_logfile_position(const struct moat_logfile *lf, struct moat_monitor_log_position *ret);
+
 /*
  * docker's line splitting for one stream: complete lines are logged with
  * their newline, a line that fills MOAT_LOG_LINE_MAX bytes is logged as a
@@ -154,6 +166,15 @@ MOAT_NODISCARD int moat_monitor_connect(const char *dir, const char *name, struc
  * connected socket. Output follows (multiplexed frames without a tty). */
 MOAT_NODISCARD int moat_monitor_attach(const char *dir, const char *exec_id, bool in, bool out, bool err,
                                        struct moat_error **reterr);
+/* The same for a client that replays the log first (attach?logs=1): the
+ * monitor reports in *ret_pos where its log stood when it registered the
+ * connection, and the stream begins with the output it had read but not
+ * logged yet (the start of an unfinished line), so the entries before the
+ * position and then the stream carry every byte once. ret_pos->known is
+ * false when the monitor did not report it (it has no log, or predates
+ * the report): the stream is then live output only. */
+MOAT_NODISCARD int moat_monitor_attach_logs(const char *dir, const char *exec_id, bool in, bool out, bool err,
+                                            struct moat_monitor_log_position *ret_pos, struct moat_error **reterr);
 
 /* Send one control request (a JSON object, one line) and return the reply
  * (newly allocated, no newline). A reply {"error":"..."} is returned as

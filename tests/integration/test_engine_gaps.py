@@ -308,13 +308,15 @@ def test_stats_stream_redraws_on_a_terminal(daemon):
         os.close(master)
 
 
-def test_stats_stream_ends_when_the_container_stops(daemon):
-    """GET /containers/{id}/stats?stream=1 ends once its container stops, as
-    moby's collector ends it (docker-py's iterator returns)."""
+def test_stats_stream_outlives_the_stop_and_ends_at_removal(daemon):
+    """GET /containers/{id}/stats?stream=1 goes on after its container
+    stopped with dockerd's empty samples (name and id, the zero time), as
+    dockerd 20.10 does, and ends when the container is removed (docker-py's
+    iterator returns)."""
     import docker
     client = docker.DockerClient(base_url="unix://" + daemon.sock, version="1.41", timeout=60)
     try:
-        cid = daemon.run_d(IMAGE, "sh", "-c", "sleep 3")
+        cid = daemon.run_d(IMAGE, "sh", "-c", "sleep 2")
         samples = []
         done = threading.Event()
 
@@ -324,9 +326,14 @@ def test_stats_stream_ends_when_the_container_stops(daemon):
             done.set()
         t = threading.Thread(target=read, daemon=True)
         t.start()
-        assert done.wait(30), f"the stream did not end ({len(samples)} samples)"
-        assert samples and samples[0]["read"] != "0001-01-01T00:00:00Z"
-        assert daemon.inspect(cid)["State"]["Status"] == "exited"
+        assert wait_for(lambda: daemon.inspect(cid)["State"]["Status"] == "exited", 30)
+        n = len(samples)
+        assert wait_for(lambda: len(samples) >= n + 2, 10), "no samples after the stop"
+        assert not done.is_set(), "the stream ended at the stop"
+        assert samples[0]["read"] != "0001-01-01T00:00:00Z"
+        last = samples[-1]
+        assert last["read"] == "0001-01-01T00:00:00Z" and last["id"] == cid, last
         daemon.ok("rm", cid)
+        assert done.wait(30), "the stream did not end at the removal"
     finally:
         client.close()

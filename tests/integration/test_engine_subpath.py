@@ -47,8 +47,9 @@ def test_subpath_mounts_only_that_part(daemon):
         assert m and m[0]["Name"] == v and m[0]["Type"] == "volume", m
         # what the runtime bind-mounts is the subpath pinned in the container's
         # own directory, not a path through the volume a container can change
-        cdir = os.path.join(daemon.data, "containers", daemon.inspect(n)["Id"])
-        with open(os.path.join(cdir, "config.json")) as f:
+        cid = daemon.inspect(n)["Id"]
+        cdir = os.path.join(daemon.data, "containers", cid)
+        with open(os.path.join(daemon.exec_root, "containers", cid, "config.json")) as f:
             spec = json.load(f)
         src = [x["source"] for x in spec["mounts"] if x["destination"] == "/m"]
         assert src and src[0].startswith(os.path.join(cdir, "subpaths") + "/"), src

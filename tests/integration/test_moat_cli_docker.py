@@ -22,7 +22,7 @@ import tarfile
 import pytest
 
 import harness
-from daemon_fixture import IMAGE, demo_image_tar, moat_path, new_daemon  # noqa: F401
+from daemon_fixture import IMAGE, demo_image_tar, moat_path, new_daemon, wait_for  # noqa: F401
 
 TIMEOUT = 60
 
@@ -317,8 +317,11 @@ def no_times(text):
 def test_system_df_like_docker(daemon):
     moat(daemon, "volume", "create", "dfvol", check=0)
     try:
-        daemon.run_d("--name", "df-" + os.urandom(3).hex(), "-v", "dfvol:/v", IMAGE, "sh", "-c",
+        n = "df-" + os.urandom(3).hex()
+        daemon.run_d("--name", n, "-v", "dfvol:/v", IMAGE, "sh", "-c",
                      "echo 12345 > /v/x; echo rw > /rw; sleep 300")
+        # both front ends must see the container's writes done
+        assert wait_for(lambda: daemon.docker("exec", n, "test", "-s", "/rw").returncode == 0, 20)
         same_output(*both(daemon, "system", "df"))
         same_output(*both(daemon, "system", "df", "--format", "json"))
         same_output(*both(daemon, "system", "df", "--format", "{{.Type}}: {{.Active}}/{{.TotalCount}} {{.Size}}"))
