@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "base/cleanup.h"
+#include "base/locale.h"
 #include "base/log.h"
 #include "cli/image-verbs.h"
 #include "image/import.h"
@@ -96,6 +97,7 @@ int main(int argc, char **argv)
         struct moat_cli cli = { .error_exit = 1 };
         int c;
 
+        moat_locale_utf8_ctype();
         opterr = 0;
         while ((c = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
                 switch (c) {

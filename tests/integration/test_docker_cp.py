@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from test_docker_volumes import IMAGE, daemon, mounts_under  # noqa: F401 (fixture)
+from test_docker_volumes import IMAGE, daemon, moat_path, mounts_under  # noqa: F401 (fixture)
 
 
 def start(d, script, *extra):
@@ -350,3 +350,30 @@ def test_container_prune(daemon):
         assert live in d.docker("ps", "-q", "--no-trunc").stdout.split()
     finally:
         d.docker("rm", "-f", gone, exited, kept, live, check=False)
+
+
+def test_cp_non_ascii_names(daemon, tmp_path):
+    """Names that are not ASCII (UTF-8, as tar's pax headers carry them)
+    go in and out with the docker CLI and with moat's own cp."""
+    d = daemon
+    cid = start(d, "true")
+    try:
+        src = tmp_path / "dïr"
+        src.mkdir()
+        (src / "fïlé.txt").write_text("ü\n")
+        d.docker("cp", str(src), f"{cid}:/tmp/")
+        m = cp_out(d, cid, "/tmp/dïr")
+        assert m["dïr/fïlé.txt"][1] == "ü\n".encode(), sorted(m)
+        d.docker("cp", f"{cid}:/tmp/dïr", str(tmp_path / "back"))
+        assert (tmp_path / "back" / "fïlé.txt").read_text() == "ü\n"
+        # moat's client: in under a new name, out again
+        run = [moat_path(), "-H", "unix://" + d.sock, "cp"]
+        p = subprocess.run(run + [str(src), f"{cid}:/tmp/ñew"], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert cp_out(d, cid, "/tmp/ñew/fïlé.txt")["fïlé.txt"][1] == "ü\n".encode()
+        p = subprocess.run(run + [f"{cid}:/tmp/ñew", str(tmp_path / "ñback")], capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert (tmp_path / "ñback" / "fïlé.txt").read_text() == "ü\n"
+    finally:
+        d.docker("rm", "-f", cid, check=False)
