@@ -600,11 +600,24 @@ static int zygote(int sock)
                         continue;
                 if (n <= 0)
                         return n < 0 ? 1 : 0;
-                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-                            c->cmsg_len == CMSG_LEN(sizeof(int)))
-                                memcpy(&sync_fd, CMSG_DATA(c), sizeof(int));
-                if (sync_fd < 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || buf[n - 1] != '\0') {
+                /* Exactly one fd is taken; any other that came along is closed. */
+                bool extra_fds = false;
+                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                                continue;
+                        size_t n_fds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                        for (size_t i = 0; i < n_fds; i++) {
+                                int fd;
+                                memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                                if (sync_fd < 0)
+                                        sync_fd = fd;
+                                else {
+                                        close(fd);
+                                        extra_fds = true;
+                                }
+                        }
+                }
+                if (sync_fd < 0 || extra_fds || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || buf[n - 1] != '\0') {
                         if (sync_fd >= 0)
                                 close(sync_fd);
                         zygote_answer(sock, 0, EBADMSG, -1);

@@ -150,6 +150,11 @@ def test_zygote_refuses_malformed_requests(zygote):
         # too many arguments
         (pid, err), nfds = ask(sock, b"moat-monitor\0run\0" + b"x\0" * 40, [w])
         assert (pid, err, nfds) == (0, 22, 0)
+        # more than the one fd
+        (pid, err), nfds = ask(sock, b"moat-monitor\0run\0", [w, r])
+        assert (pid, err, nfds) == (0, 74, 0)
+        # the zygote kept none of the fds it was sent
+        assert len(os.listdir(f"/proc/{p.pid}/fd")) == 4, os.listdir(f"/proc/{p.pid}/fd")
     finally:
         os.close(r)
         os.close(w)
