@@ -75,6 +75,8 @@ def test_restart_removes_unknown_run_directories(session_tmp, demo_image_tar):
         os.makedirs(other)
         assert d.stop() == 0
         d.start()
+        # the socket listens before the engine has restored: wait for an answer
+        d.ok("ps", "-aq")
         assert not os.path.exists(stray), "a run directory of no container survived the restart"
         assert os.path.isdir(other), "only container ids are the daemon's to remove"
         os.rmdir(other)
