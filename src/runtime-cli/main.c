@@ -105,9 +105,12 @@ int main(int argc, char **argv)
 
         /* jansson seeds its hash function from /dev/urandom on first use;
          * the kernel already handed this process 16 random bytes. */
-        const uint32_t *auxv_random = (const uint32_t *) getauxval(AT_RANDOM);
-        if (auxv_random)
-                json_object_seed(auxv_random[0] | 1);
+        const void *auxv_random = (const void *) getauxval(AT_RANDOM);
+        if (auxv_random) {
+                uint32_t seed; /* the bytes need not be aligned */
+                memcpy(&seed, auxv_random, sizeof(seed));
+                json_object_seed(seed | 1);
+        }
         opterr = 0;
         while ((c = getopt_long_only(argc, argv, "+vh", options, NULL)) != -1) {
                 switch (c) {

@@ -4,11 +4,12 @@
 /*
  * Container cgroup placement (see cgroup.h). The hierarchies are whatever
  * cgroup and cgroup2 filesystems are mounted under /sys/fs/cgroup, read once
- * per create from /proc/self/mountinfo; that one list covers unified, legacy
- * and hybrid hosts alike, the layout only decides whether clone3's
- * CLONE_INTO_CGROUP can be used. Each hierarchy remembers how many trailing
- * components of its path create made, so destroy removes exactly those and
- * never a cgroup someone else owns. This runs on every container start, so
+ * per create (listmount/statmount, see moat_cgroup_mounts_read()) and handed
+ * on to the container init for its /sys/fs/cgroup; that one list covers
+ * unified, legacy and hybrid hosts alike, the layout only decides whether
+ * clone3's CLONE_INTO_CGROUP can be used. Each hierarchy remembers how many
+ * trailing components of its path create made, so destroy removes exactly
+ * those and never a cgroup someone else owns. This runs on every container start, so
  * the common case is one mkdir per hierarchy and no other probing.
  */
 
@@ -18,6 +19,8 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,13 +29,13 @@
 #include "base/log.h"
 #include "base/parse.h"
 #include "runtime/cgroup.h"
+#include "runtime/mount.h"
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
 #define CGROUP_MAX_HIERARCHIES 64
 /* Bound on a cgroup path below its mountpoint; leaves room in PATH_MAX for
  * the mountpoint and a control file name. */
 #define CGROUP_PATH_MAX 3072
-#define MOUNTINFO_MAX (16u << 20)
 #define PROC_CGROUP_MAX (256u << 10)
 #define CGROUP_STATE_MAX (256u << 10)
 #define CGROUP_PROCS_MAX (64u << 20)
@@ -54,15 +57,7 @@ struct moat_cgroup {
         char *path;     /* for state and list */
         int unified_fd; /* lazily opened, pure cgroup2 only */
         bool unified;
-};
-
-/* A cgroup mount as read from mountinfo; strings point into the buffer. */
-struct cgroup_mount {
-        char *mountpoint;
-        char *root;
-        char *superopts;
-        char *dev;
-        bool v2;
+        struct moat_cgroup_mounts *mounts; /* what create found; NULL when deserialized */
 };
 
 static bool is_cgroup2(const char *path)
@@ -156,21 +151,6 @@ static size_t ancestor_len(const char *path, size_t len, unsigned up)
         return len;
 }
 
-static void unescape_octal(char *s)
-{
-        char *w = s;
-
-        for (char *p = s; *p; p++) {
-                if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
-                    p[3] <= '7') {
-                        *w++ = (char) (((p[1] - '0') << 6) | ((p[2] - '0') << 3) | (p[3] - '0'));
-                        p += 3;
-                } else
-                        *w++ = *p;
-        }
-        *w = '\0';
-}
-
 static bool comma_list_has(const char *list, const char *tok, size_t toklen)
 {
         for (const char *p = list; *p;) {
@@ -191,87 +171,301 @@ static bool under_cgroup_root(const char *mountpoint)
                (mountpoint[strlen(CGROUP_ROOT)] == '\0' || mountpoint[strlen(CGROUP_ROOT)] == '/');
 }
 
-/* Parse mountinfo in place and collect the cgroup mounts under
- * /sys/fs/cgroup, one per hierarchy. */
-static int parse_mountinfo(char *buf, struct cgroup_mount *mounts, size_t *ret_n)
+/* ---- the cgroup mounts ----------------------------------------------- */
+
+/*
+ * The hierarchies come from the kernel's mount table. /proc/self/mountinfo
+ * has them, but every read formats the text of every mount in the namespace
+ * (overlay roots with their long lowerdir options among them), so its cost
+ * grows with each running container. listmount(2) and statmount(2) (Linux
+ * 6.8; superblock options since 6.11) give the same fields for the mounts
+ * below /sys/fs/cgroup alone: the mount there (statx STATX_MNT_ID_UNIQUE),
+ * the mounts in its subtree, and for each its superblock's magic and device,
+ * its root, mountpoint and options. statfs() of the entries of
+ * /sys/fs/cgroup would not do: it cannot tell the root of a hierarchy
+ * mounted from a subtree, nor the controllers of a mount whose name is not
+ * theirs (the names are a convention). When those calls are missing (older
+ * kernels, a seccomp profile answering ENOSYS or EPERM) or tell less,
+ * mountinfo is read instead.
+ */
+
+#ifndef SYS_statmount
+#define SYS_statmount 457
+#endif
+#ifndef SYS_listmount
+#define SYS_listmount 458
+#endif
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x00004000U
+#endif
+#define CG_STATMOUNT_SB_BASIC 0x00000001U
+#define CG_STATMOUNT_MNT_ROOT 0x00000008U
+#define CG_STATMOUNT_MNT_POINT 0x00000010U
+#define CG_STATMOUNT_MNT_OPTS 0x00000080U
+#define CG_SB_RDONLY 1u
+/* Mounts in the subtree of /sys/fs/cgroup looked at before giving up on
+ * listmount (normally a dozen; more if /sys/fs/cgroup is no mount). */
+#define CG_LISTMOUNT_MAX 4096
+#define CG_STATMOUNT_BUF_MAX (1u << 20)
+
+/* The fixed part of struct statmount (<linux/mount.h> of Linux 6.11 on:
+ * older headers lack it); its size never changes, the strings follow. */
+struct cg_statmount {
+        uint32_t size;
+        uint32_t mnt_opts;
+        uint64_t mask;
+        uint32_t sb_dev_major;
+        uint32_t sb_dev_minor;
+        uint64_t sb_magic;
+        uint32_t sb_flags;
+        uint32_t fs_type;
+        uint64_t mnt_id;
+        uint64_t mnt_parent_id;
+        uint32_t mnt_id_old;
+        uint32_t mnt_parent_id_old;
+        uint64_t mnt_attr;
+        uint64_t mnt_propagation;
+        uint64_t mnt_peer_group;
+        uint64_t mnt_master;
+        uint64_t propagate_from;
+        uint32_t mnt_root;
+        uint32_t mnt_point;
+        uint64_t spare[50];
+        char str[];
+};
+_Static_assert(sizeof(struct cg_statmount) == 512, "struct statmount is 512 bytes");
+
+struct cg_mnt_id_req {
+        uint32_t size;
+        uint32_t spare;
+        uint64_t mnt_id;
+        uint64_t param;
+};
+
+void moat_cgroup_mounts_free(struct moat_cgroup_mounts *ms)
 {
-        size_t n = 0;
-
-        for (char *line = buf, *next; line && *line; line = next) {
-                next = strchr(line, '\n');
-                if (next)
-                        *next++ = '\0';
-
-                char *sep = strstr(line, " - ");
-                if (!sep || !startswith(sep + 3, "cgroup"))
-                        continue;
-                *sep = '\0';
-
-                char *fstype = sep + 3;
-                char *source = strchr(fstype, ' ');
-                if (!source)
-                        continue;
-                *source++ = '\0';
-                char *superopts = strchr(source, ' ');
-                if (!superopts)
-                        continue;
-                superopts++;
-                superopts[strcspn(superopts, " ")] = '\0';
-
-                bool v2 = streq(fstype, "cgroup2");
-                if (!v2 && !streq(fstype, "cgroup"))
-                        continue;
-
-                char *field[5];
-                char *p = line;
-                size_t k;
-                for (k = 0; k < 5 && p; k++) {
-                        field[k] = p;
-                        p = strchr(p, ' ');
-                        if (p)
-                                *p++ = '\0';
-                }
-                if (k < 5)
-                        continue;
-
-                char *mountpoint = field[4];
-                unescape_octal(mountpoint);
-                unescape_octal(field[3]);
-                if (!under_cgroup_root(mountpoint) || has_control_chars(mountpoint) ||
-                    strlen(mountpoint) > PATH_MAX / 4)
-                        continue;
-
-                /* A later mount on the same mountpoint hides the earlier one;
-                 * a second mount of the same hierarchy adds nothing. */
-                bool skip = false;
-                for (size_t i = 0; i < n; i++) {
-                        if (streq(mounts[i].mountpoint, mountpoint)) {
-                                mounts[i] = mounts[--n];
-                                break;
-                        }
-                        if (streq(mounts[i].dev, field[2])) {
-                                skip = true;
-                                break;
-                        }
-                }
-                if (skip)
-                        continue;
-                if (n >= CGROUP_MAX_HIERARCHIES)
-                        return -E2BIG;
-                mounts[n++] = (struct cgroup_mount){
-                        .mountpoint = mountpoint,
-                        .root = field[3],
-                        .superopts = superopts,
-                        .dev = field[2],
-                        .v2 = v2,
-                };
+        if (!ms)
+                return;
+        for (size_t i = 0; i < ms->n; i++) {
+                free(ms->m[i].mountpoint);
+                free(ms->m[i].root);
+                free(ms->m[i].options);
         }
-        *ret_n = n;
+        free(ms->m);
+        free(ms);
+}
+
+static struct moat_cgroup_mounts *mounts_new(void)
+{
+        struct moat_cgroup_mounts *ms = calloc(1, sizeof(*ms));
+
+        if (!ms)
+                return NULL;
+        ms->m = calloc(CGROUP_MAX_HIERARCHIES, sizeof(*ms->m));
+        if (!ms->m) {
+                free(ms);
+                return NULL;
+        }
+        return ms;
+}
+
+static void mount_clear(struct moat_cgroup_mount *m)
+{
+        free(m->mountpoint);
+        free(m->root);
+        free(m->options);
+        *m = (struct moat_cgroup_mount){};
+}
+
+/* Add one cgroup mount in mount order: only mountpoints under
+ * /sys/fs/cgroup count, and a later mount on the same mountpoint hides the
+ * earlier one. */
+static int mounts_add(struct moat_cgroup_mounts *ms, const char *mountpoint, const char *root,
+                      const char *options, dev_t dev, bool v2)
+{
+        if (!under_cgroup_root(mountpoint) || has_control_chars(mountpoint) || strlen(mountpoint) > PATH_MAX / 4)
+                return 0;
+        for (size_t i = 0; i < ms->n; i++)
+                if (streq(ms->m[i].mountpoint, mountpoint)) {
+                        mount_clear(&ms->m[i]);
+                        ms->m[i] = ms->m[--ms->n];
+                        ms->m[ms->n] = (struct moat_cgroup_mount){};
+                        break;
+                }
+        if (ms->n >= CGROUP_MAX_HIERARCHIES)
+                return -E2BIG;
+        struct moat_cgroup_mount *m = &ms->m[ms->n];
+        m->mountpoint = strdup(mountpoint);
+        m->root = strdup(root);
+        m->options = strdup(options);
+        if (!m->mountpoint || !m->root || !m->options) {
+                mount_clear(m);
+                return -ENOMEM;
+        }
+        m->dev = dev;
+        m->v2 = v2;
+        ms->n++;
         return 0;
 }
 
+static int mountinfo_one(const struct moat_mountinfo_entry *e, void *userdata)
+{
+        bool v2 = streq(e->fstype, "cgroup2");
+
+        if (!v2 && !streq(e->fstype, "cgroup"))
+                return 0;
+        return mounts_add(userdata, e->mountpoint, e->root, e->super_options, e->dev, v2);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+
+        return x < y ? -1 : x > y;
+}
+
+/* A string of a statmount() answer, NULL when its offset is out of it. */
+static const char *statmount_str(const struct cg_statmount *sm, size_t size, uint32_t off)
+{
+        size_t len = sm->size < size ? sm->size : size;
+
+        if (len <= sizeof(*sm) || off >= len - sizeof(*sm) || !memchr(sm->str + off, 0, len - sizeof(*sm) - off))
+                return NULL;
+        return sm->str + off;
+}
+
+/* statmount() of one mount into *buf (grown on EOVERFLOW). */
+static int statmount_one(uint64_t id, uint64_t mask, struct cg_statmount **buf, size_t *size)
+{
+        struct cg_mnt_id_req req = { .size = sizeof(req), .mnt_id = id, .param = mask };
+
+        for (;;) {
+                if (syscall(SYS_statmount, &req, *buf, *size, 0) == 0)
+                        return 0;
+                if (errno != EOVERFLOW || *size >= CG_STATMOUNT_BUF_MAX)
+                        return negative_errno();
+                size_t nsize = *size * 2;
+                struct cg_statmount *n = realloc(*buf, nsize);
+                if (!n)
+                        return -ENOMEM;
+                *buf = n;
+                *size = nsize;
+        }
+}
+
+/* The listmount/statmount way; -EOPNOTSUPP (or the calls' errors) when the
+ * kernel cannot answer it all and mountinfo must be read. */
+static int mounts_read_statmount(struct moat_cgroup_mounts *ms)
+{
+        _cleanup_free_ uint64_t *ids = NULL;
+        _cleanup_free_ struct cg_statmount *sm = NULL;
+        size_t n_ids = 0, size = 4096;
+        struct statx stx = {};
+        int r;
+
+        if (statx(AT_FDCWD, CGROUP_ROOT, AT_NO_AUTOMOUNT, STATX_MNT_ID_UNIQUE, &stx) < 0)
+                return errno == ENOENT ? 0 : negative_errno();
+        if (!(stx.stx_mask & STATX_MNT_ID_UNIQUE))
+                return -EOPNOTSUPP;
+
+        ids = malloc(sizeof(*ids) * (CG_LISTMOUNT_MAX + 1));
+        sm = malloc(size);
+        if (!ids || !sm)
+                return -ENOMEM;
+        ids[n_ids++] = stx.stx_mnt_id;
+        for (;;) {
+                struct cg_mnt_id_req req = {
+                        .size = sizeof(req),
+                        .mnt_id = stx.stx_mnt_id,
+                        .param = n_ids > 1 ? ids[n_ids - 1] : 0,
+                };
+                size_t room = CG_LISTMOUNT_MAX + 1 - n_ids;
+                if (room == 0)
+                        return -EOPNOTSUPP;
+                long got = syscall(SYS_listmount, &req, ids + n_ids, room, 0);
+                if (got < 0)
+                        return negative_errno();
+                n_ids += (size_t) got;
+                if ((size_t) got < room)
+                        break;
+        }
+        /* Unique ids grow with each mount: their order is mount order, as
+         * in mountinfo, so a later mount on a mountpoint wins. */
+        qsort(ids, n_ids, sizeof(*ids), cmp_u64);
+
+        const uint64_t want = CG_STATMOUNT_SB_BASIC | CG_STATMOUNT_MNT_ROOT | CG_STATMOUNT_MNT_POINT |
+                              CG_STATMOUNT_MNT_OPTS;
+        for (size_t i = 0; i < n_ids; i++) {
+                r = statmount_one(ids[i], want, &sm, &size);
+                if (r == -ENOENT) /* unmounted meanwhile */
+                        continue;
+                if (r < 0)
+                        return r;
+                if (!(sm->mask & CG_STATMOUNT_SB_BASIC))
+                        return -EOPNOTSUPP;
+                bool v2 = sm->sb_magic == CGROUP2_SUPER_MAGIC;
+                if (!v2 && sm->sb_magic != CGROUP_SUPER_MAGIC)
+                        continue;
+                /* Empty options leave MNT_OPTS out of the mask; a v1
+                 * hierarchy always has some (its controllers or name=). */
+                if ((sm->mask & (CG_STATMOUNT_MNT_ROOT | CG_STATMOUNT_MNT_POINT)) !=
+                            (CG_STATMOUNT_MNT_ROOT | CG_STATMOUNT_MNT_POINT) ||
+                    (!v2 && !(sm->mask & CG_STATMOUNT_MNT_OPTS)))
+                        return -EOPNOTSUPP;
+                const char *opts = sm->mask & CG_STATMOUNT_MNT_OPTS ? statmount_str(sm, size, sm->mnt_opts) : "";
+                const char *point = statmount_str(sm, size, sm->mnt_point);
+                const char *root = statmount_str(sm, size, sm->mnt_root);
+                if (!opts || !point || !root)
+                        return -EBADMSG;
+                /* As mountinfo shows them: the sb's ro/rw, then the rest. */
+                _cleanup_free_ char *superopts = NULL;
+                if (asprintf(&superopts, "%s%s%s", sm->sb_flags & CG_SB_RDONLY ? "ro" : "rw", *opts ? "," : "",
+                             opts) < 0)
+                        return -ENOMEM;
+                r = mounts_add(ms, point, root, superopts, makedev(sm->sb_dev_major, sm->sb_dev_minor), v2);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int moat_cgroup_mounts_read(struct moat_cgroup_mounts **ret, struct moat_error **reterr)
+{
+        _cleanup_(moat_cgroup_mounts_freep) struct moat_cgroup_mounts *ms = mounts_new();
+        int r;
+
+        if (!ms)
+                return -ENOMEM;
+        r = mounts_read_statmount(ms);
+        if (r == -ENOMEM)
+                return r;
+        if (r == -E2BIG)
+                return moat_error_setx(reterr, r, "more than %d cgroup hierarchies under %s",
+                                       CGROUP_MAX_HIERARCHIES, CGROUP_ROOT);
+        if (r < 0) {
+                log_debug("cgroup mounts: listmount/statmount: %s; reading /proc/self/mountinfo", strerror(-r));
+                moat_cgroup_mounts_free(ms);
+                ms = mounts_new();
+                if (!ms)
+                        return -ENOMEM;
+                r = moat_mountinfo_foreach(mountinfo_one, ms);
+                if (r == -E2BIG)
+                        return moat_error_setx(reterr, r, "/proc/self/mountinfo: more than %d cgroup hierarchies",
+                                               CGROUP_MAX_HIERARCHIES);
+                if (r < 0)
+                        return moat_error_set(reterr, r, "reading /proc/self/mountinfo");
+        }
+        *ret = TAKE_PTR(ms);
+        return 0;
+}
+
+const struct moat_cgroup_mounts *moat_cgroup_mounts(const struct moat_cgroup *cg)
+{
+        return cg ? cg->mounts : NULL;
+}
+
 /* The calling process's cgroup in the hierarchy of m, from /proc/self/cgroup. */
-static const char *own_cgroup(const struct cgroup_mount *m, const char *proc_cgroup, size_t size, size_t *ret_len)
+static const char *own_cgroup(const struct moat_cgroup_mount *m, const char *proc_cgroup, size_t size, size_t *ret_len)
 {
         for (const char *line = proc_cgroup; line < proc_cgroup + size && *line;) {
                 const char *end = strchr(line, '\n');
@@ -282,7 +476,7 @@ static const char *own_cgroup(const struct cgroup_mount *m, const char *proc_cgr
                 if (c2) {
                         const char *ctrls = c1 + 1;
                         size_t first = strcspn(ctrls, ",:");
-                        bool match = m->v2 ? c2 == c1 + 1 : first > 0 && comma_list_has(m->superopts, ctrls, first);
+                        bool match = m->v2 ? c2 == c1 + 1 : first > 0 && comma_list_has(m->options, ctrls, first);
 
                         if (match) {
                                 *ret_len = len - (size_t) (c2 + 1 - line);
@@ -545,7 +739,7 @@ static int resolve_spec_path(const char *cgroups_path, const char *id, char **re
 
 /* The container's path in the hierarchy of m: the spec path itself, or for
  * a relative one, the spec path below the caller's own cgroup. */
-static int hierarchy_path(const struct cgroup_mount *m, const char *spec, bool relative, const char *proc_cgroup,
+static int hierarchy_path(const struct moat_cgroup_mount *m, const char *spec, bool relative, const char *proc_cgroup,
                           size_t proc_cgroup_size, char **ret, struct moat_error **reterr)
 {
         _cleanup_free_ char *own = NULL, *raw = NULL;
@@ -602,10 +796,10 @@ static struct moat_cgroup *cgroup_new(size_t n)
 int moat_cgroup_create(const char *cgroups_path, const char *id, struct moat_cgroup **ret,
                        struct moat_error **reterr)
 {
-        _cleanup_free_ char *spec = NULL, *mountinfo = NULL, *proc_cgroup = NULL;
+        _cleanup_free_ char *spec = NULL, *proc_cgroup = NULL;
         _cleanup_(moat_cgroup_freep) struct moat_cgroup *cg = NULL;
-        struct cgroup_mount mounts[CGROUP_MAX_HIERARCHIES];
-        size_t n_mounts = 0, proc_cgroup_size = 0;
+        _cleanup_(moat_cgroup_mounts_freep) struct moat_cgroup_mounts *ms = NULL;
+        size_t proc_cgroup_size = 0;
         bool relative = false;
         int r;
 
@@ -613,14 +807,10 @@ int moat_cgroup_create(const char *cgroups_path, const char *id, struct moat_cgr
         if (r < 0)
                 return r;
 
-        r = read_full_file_at(AT_FDCWD, "/proc/self/mountinfo", MOUNTINFO_MAX, &mountinfo, NULL);
+        r = moat_cgroup_mounts_read(&ms, reterr);
         if (r < 0)
-                return moat_error_set(reterr, r, "reading /proc/self/mountinfo");
-        r = parse_mountinfo(mountinfo, mounts, &n_mounts);
-        if (r < 0)
-                return moat_error_setx(reterr, r, "/proc/self/mountinfo: more than %d cgroup hierarchies",
-                                       CGROUP_MAX_HIERARCHIES);
-        if (n_mounts == 0)
+                return r;
+        if (ms->n == 0)
                 return moat_error_setx(reterr, -ENOENT, "no cgroup filesystem is mounted under %s", CGROUP_ROOT);
 
         if (relative) {
@@ -630,12 +820,19 @@ int moat_cgroup_create(const char *cgroups_path, const char *id, struct moat_cgr
                         return moat_error_set(reterr, r, "reading /proc/self/cgroup");
         }
 
-        cg = cgroup_new(n_mounts);
+        cg = cgroup_new(ms->n);
         if (!cg)
                 return -ENOMEM;
-        for (size_t i = 0; i < n_mounts; i++) {
-                struct hierarchy *h = &cg->h[i];
-                const struct cgroup_mount *m = &mounts[i];
+        for (size_t i = 0; i < ms->n; i++) {
+                struct hierarchy *h = &cg->h[cg->n];
+                const struct moat_cgroup_mount *m = &ms->m[i];
+
+                /* A second mount of a hierarchy adds nothing. */
+                bool again = false;
+                for (size_t k = 0; k < i && !again; k++)
+                        again = ms->m[k].dev == m->dev;
+                if (again)
+                        continue;
 
                 r = hierarchy_path(m, spec, relative, proc_cgroup, proc_cgroup_size, &h->path, reterr);
                 if (r < 0)
@@ -644,8 +841,8 @@ int moat_cgroup_create(const char *cgroups_path, const char *id, struct moat_cgr
                 if (!h->mountpoint)
                         return -ENOMEM;
                 h->v2 = m->v2;
-                h->cpuset = !m->v2 && comma_list_has(m->superopts, "cpuset", 6);
-                h->rank = rank_of(m->v2, m->v2 ? "" : m->superopts);
+                h->cpuset = !m->v2 && comma_list_has(m->options, "cpuset", 6);
+                h->rank = rank_of(m->v2, m->v2 ? "" : m->options);
                 cg->n++;
         }
         cg->unified = cg->n == 1 && cg->h[0].v2 && streq(cg->h[0].mountpoint, CGROUP_ROOT);
@@ -659,6 +856,7 @@ int moat_cgroup_create(const char *cgroups_path, const char *id, struct moat_cgr
         }
 
         cgroup_set_primary_path(cg);
+        cg->mounts = TAKE_PTR(ms);
         *ret = TAKE_PTR(cg);
         return 0;
 }
@@ -1054,6 +1252,7 @@ void moat_cgroup_free(struct moat_cgroup *cg)
                 free(cg->h[i].path);
         }
         safe_close(cg->unified_fd);
+        moat_cgroup_mounts_free(cg->mounts);
         free(cg->h);
         free(cg);
 }

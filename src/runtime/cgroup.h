@@ -25,6 +25,39 @@ enum moat_cgroup_layout {
 
 struct moat_cgroup;
 
+/* A cgroup or cgroup2 filesystem mounted under /sys/fs/cgroup. */
+struct moat_cgroup_mount {
+        char *mountpoint; /* "/sys/fs/cgroup/cpu,cpuacct" */
+        char *root;       /* the hierarchy's directory mounted there: "/" unless a subtree is */
+        char *options;    /* superblock options as mountinfo shows them: "rw,cpu,cpuacct" */
+        dev_t dev;        /* the same for every mount of one hierarchy */
+        bool v2;
+};
+
+/* The visible cgroup mounts, in mount order: a later mount on a mountpoint
+ * replaces the one it hides. At most 64. */
+struct moat_cgroup_mounts {
+        struct moat_cgroup_mount *m;
+        size_t n;
+};
+
+/*
+ * Read the cgroup mounts under /sys/fs/cgroup of the caller's mount
+ * namespace (an empty list when there are none). A create reads them once
+ * in the parent and the container init uses that list (it is a fork):
+ * moat_cgroup_mounts() hands it on.
+ */
+MOAT_NODISCARD int moat_cgroup_mounts_read(struct moat_cgroup_mounts **ret, struct moat_error **reterr);
+void moat_cgroup_mounts_free(struct moat_cgroup_mounts *ms);
+static inline void moat_cgroup_mounts_freep(struct moat_cgroup_mounts **ms)
+{
+        moat_cgroup_mounts_free(*ms);
+        *ms = NULL;
+}
+
+/* The mounts moat_cgroup_create() found; NULL for a deserialized cgroup. */
+const struct moat_cgroup_mounts *moat_cgroup_mounts(const struct moat_cgroup *cg);
+
 /* Detect the host's layout (cached after the first call). */
 MOAT_NODISCARD int moat_cgroup_detect_layout(enum moat_cgroup_layout *ret, struct moat_error **reterr);
 

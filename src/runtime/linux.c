@@ -490,12 +490,16 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
         if (r < 0)
                 child_fail(sync_fd, r, (moat_error_set(&err, r, "/proc is not a procfs"), err));
 
+        /* The parent's cgroup mounts hold for the copy of its mount
+         * namespace the clone made, not for a joined one. */
+        const struct oci_namespace *mntns = oci_config_find_namespace(c, OCI_NS_MOUNT);
         struct moat_mount_context mctx = {
                 .config = c,
                 .rootfs = sp->rootfs,
                 .in_user_ns = oci_config_find_namespace(c, OCI_NS_USER) != NULL,
                 .no_pivot = sp->no_pivot,
                 .new_cgroup_ns = (late | created) & CLONE_NEWCGROUP,
+                .cgroup_mounts = mntns && !mntns->path ? moat_cgroup_mounts(sp->cgroup) : NULL,
         };
         r = moat_mount_prepare_rootfs(&mctx, &err);
         if (r < 0)

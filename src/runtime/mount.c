@@ -44,6 +44,7 @@
 #include "base/cleanup.h"
 #include "base/fileio.h"
 #include "base/log.h"
+#include "runtime/cgroup.h"
 #include "runtime/mount.h"
 #include "runtime/protect.h"
 
@@ -226,20 +227,6 @@ static bool path_is_under_lexically(const char *path, const char *prefix)
 
 /* ---- /proc/self/mountinfo ------------------------------------------- */
 
-struct mountinfo_entry {
-        int id;
-        int parent;
-        char *root;
-        char *mountpoint;
-        char *mount_options;
-        char *optional;     /* "shared:1 master:2", possibly empty */
-        char *fstype;
-        char *source;
-        char *super_options;
-};
-
-typedef int (*mountinfo_cb)(const struct mountinfo_entry *e, void *userdata);
-
 static void unescape_octal(char *s)
 {
         char *w = s;
@@ -269,8 +256,7 @@ static char *next_field(char **p)
         return s;
 }
 
-/* Calls cb for every mount; cb returns < 0 to fail, > 0 to stop. */
-static int mountinfo_foreach(mountinfo_cb cb, void *userdata)
+int moat_mountinfo_foreach(int (*cb)(const struct moat_mountinfo_entry *e, void *userdata), void *userdata)
 {
         _cleanup_free_ char *buf = NULL;
         size_t size;
@@ -286,10 +272,9 @@ static int mountinfo_foreach(mountinfo_cb cb, void *userdata)
                 if (nl)
                         *nl = '\0';
 
-                struct mountinfo_entry e = {};
+                struct moat_mountinfo_entry e = {};
                 char *p = line;
-                char *id = next_field(&p), *parent = next_field(&p);
-                (void) next_field(&p); /* major:minor */
+                char *id = next_field(&p), *parent = next_field(&p), *majmin = next_field(&p);
                 e.root = next_field(&p);
                 e.mountpoint = next_field(&p);
                 e.mount_options = next_field(&p);
@@ -307,9 +292,12 @@ static int mountinfo_foreach(mountinfo_cb cb, void *userdata)
                 e.source = next_field(&p);
                 e.super_options = next_field(&p);
 
-                if (id && parent && e.root && e.mountpoint && e.fstype && e.super_options) {
+                unsigned maj, min;
+                if (id && parent && majmin && sscanf(majmin, "%u:%u", &maj, &min) == 2 && e.root &&
+                    e.mountpoint && e.fstype && e.super_options) {
                         e.id = atoi(id);
                         e.parent = atoi(parent);
+                        e.dev = makedev(maj, min);
                         unescape_octal(e.root);
                         unescape_octal(e.mountpoint);
                         r = cb(&e, userdata);
@@ -770,9 +758,8 @@ static bool is_cgroup_flag_option(const char *opt, size_t len)
         return false;
 }
 
-static int cgroup_v1_one(const struct mountinfo_entry *e, void *userdata)
+static int cgroup_v1_one(const struct moat_cgroup_mount *e, struct cgroup_v1_state *s)
 {
-        struct cgroup_v1_state *s = userdata;
         const struct mount_job *j = s->j;
         _cleanup_free_ char *controllers = NULL, *own = NULL, *source = NULL;
         _cleanup_close_ int sub = -EBADF;
@@ -783,15 +770,14 @@ static int cgroup_v1_one(const struct mountinfo_entry *e, void *userdata)
         const char *name = e->mountpoint + strlen("/sys/fs/cgroup/");
         if (!*name || strchr(name, '/') || streq(name, ".") || streq(name, ".."))
                 return 0;
-        bool v2 = streq(e->fstype, "cgroup2");
-        if (!v2 && !streq(e->fstype, "cgroup"))
-                return 0;
+        bool v2 = e->v2;
+        const char *fstype = v2 ? "cgroup2" : "cgroup";
 
         if (!v2) {
-                controllers = calloc(1, strlen(e->super_options) + 1);
+                controllers = calloc(1, strlen(e->options) + 1);
                 if (!controllers)
                         return -ENOMEM;
-                for (const char *p = e->super_options; *p;) {
+                for (const char *p = e->options; *p;) {
                         size_t len = strcspn(p, ",");
                         if (!is_cgroup_flag_option(p, len)) {
                                 if (*controllers)
@@ -815,9 +801,9 @@ static int cgroup_v1_one(const struct mountinfo_entry *e, void *userdata)
         if (j->ctx->new_cgroup_ns) {
                 /* Inside a cgroup namespace a fresh mount shows only the
                  * container's subtree. */
-                r = mount_fs_at(v2 ? "cgroup2" : "cgroup", sub, e->fstype, s->flags, controllers);
+                r = mount_fs_at(fstype, sub, fstype, s->flags, controllers);
                 if (r < 0)
-                        return moat_error_set(s->reterr, r, "mount %s (%s)", e->fstype, name);
+                        return moat_error_set(s->reterr, r, "mount %s (%s)", fstype, name);
         } else {
                 char first[256] = "";
                 if (controllers) {
@@ -872,11 +858,23 @@ static int mount_cgroup2(const struct mount_job *j, int target_fd, unsigned long
         return bind_onto(j, source, false, flags, 0, 0, 0, target_fd, reterr);
 }
 
+/* The host's v1 layout: a tmpfs holding one mount per hierarchy mounted
+ * directly below /sys/fs/cgroup (and the cgroup2 tree at "unified" on a
+ * hybrid host), with the host's links from each co-mounted controller. */
 static int mount_cgroup_v1_layout(const struct mount_job *j, int target_fd, unsigned long flags,
                                   struct moat_error **reterr)
 {
+        _cleanup_(moat_cgroup_mounts_freep) struct moat_cgroup_mounts *read = NULL;
+        const struct moat_cgroup_mounts *ms = j->ctx->cgroup_mounts;
         _cleanup_close_ int tmpfs_fd = -EBADF;
         int r;
+
+        if (!ms) {
+                r = moat_cgroup_mounts_read(&read, reterr);
+                if (r < 0)
+                        return moat_error_wrap(reterr, r, "cgroup hierarchies");
+                ms = read;
+        }
 
         r = mount_fs_at("tmpfs", target_fd, "tmpfs", (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                         "mode=755");
@@ -892,9 +890,11 @@ static int mount_cgroup_v1_layout(const struct mount_job *j, int target_fd, unsi
                 .flags = flags | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                 .reterr = reterr,
         };
-        r = mountinfo_foreach(cgroup_v1_one, &s);
-        if (r < 0)
-                return moat_error_set(reterr, r, "cgroup hierarchies");
+        for (size_t i = 0; i < ms->n; i++) {
+                r = cgroup_v1_one(&ms->m[i], &s);
+                if (r < 0)
+                        return moat_error_set(reterr, r, "cgroup hierarchies");
+        }
 
         if (flags & MS_RDONLY) {
                 struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
@@ -1207,25 +1207,45 @@ static int rootfs_propagation(const struct oci_config *c, unsigned long *ret)
         return 0;
 }
 
-struct parent_mount {
-        const char *path;
-        char mountpoint[PATH_MAX];
-        bool shared;
-};
-
-static int find_parent_mount(const struct mountinfo_entry *e, void *userdata)
+/*
+ * pivot_root refuses a new root whose parent mount (the mount rootfs sits
+ * on, which its bind onto itself is attached to) is shared. After the
+ * recursive change of "/" in moat_mount_prepare_rootfs() that mount can only
+ * be shared when rootfsPropagation is (r)shared: MS_PRIVATE, MS_SLAVE and
+ * MS_UNBINDABLE with MS_REC leave no mount below "/" shared, and a mount
+ * propagated into a slave or private one later is never shared. With
+ * (r)shared every mount is, and the parent is made private. It is the nearest
+ * directory at or above rootfs that is the root of a mount (statx's
+ * STATX_ATTR_MOUNT_ROOT, as crun walks up with mount(MS_PRIVATE) until one
+ * succeeds): no mountinfo, whose text grows with every mount on the host.
+ */
+static int make_parent_mount_private(const char *rootfs, struct moat_error **reterr)
 {
-        struct parent_mount *pm = userdata;
+        _cleanup_free_ char *dir = strdup(rootfs);
 
-        if (!path_is_under(pm->path, e->mountpoint))
-                return 0;
-        if (strlen(e->mountpoint) >= sizeof(pm->mountpoint))
-                return 0;
-        /* the last match is the topmost mount */
-        if (pm->mountpoint[0] && strlen(e->mountpoint) < strlen(pm->mountpoint))
-                return 0;
-        strcpy(pm->mountpoint, e->mountpoint);
-        pm->shared = strstr(e->optional, "shared:") != NULL;
+        if (!dir)
+                return -ENOMEM;
+        for (;;) {
+                struct statx stx = {};
+
+                if (statx(AT_FDCWD, dir, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_TYPE, &stx) < 0)
+                        return moat_error_set(reterr, -errno, "finding the mount of \"%s\"", rootfs);
+                if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
+                        return moat_error_setx(reterr, -EOPNOTSUPP,
+                                               "finding the mount of \"%s\": the kernel does not report mount "
+                                               "roots (STATX_ATTR_MOUNT_ROOT)",
+                                               rootfs);
+                if ((stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) || streq(dir, "/"))
+                        break;
+                char *slash = strrchr(dir, '/');
+                if (!slash)
+                        return moat_error_setx(reterr, -EINVAL, "root.path \"%s\" is not absolute", rootfs);
+                if (slash == dir)
+                        slash++;
+                *slash = '\0';
+        }
+        if (mount(NULL, dir, NULL, MS_PRIVATE, NULL) < 0)
+                return moat_error_set(reterr, -errno, "making \"%s\" private", dir);
         return 0;
 }
 
@@ -1257,13 +1277,11 @@ int moat_mount_prepare_rootfs(const struct moat_mount_context *ctx, struct moat_
         if (!rootfs)
                 return moat_error_set(reterr, -errno, "root.path \"%s\"", ctx->rootfs);
 
-        /* pivot_root refuses a shared parent mount. */
-        struct parent_mount pm = { .path = rootfs };
-        r = mountinfo_foreach(find_parent_mount, &pm);
-        if (r < 0)
-                return moat_error_set(reterr, r, "reading /proc/self/mountinfo");
-        if (pm.shared && mount(NULL, pm.mountpoint, NULL, MS_PRIVATE, NULL) < 0)
-                return moat_error_set(reterr, -errno, "making \"%s\" private", pm.mountpoint);
+        if (prop & MS_SHARED) {
+                r = make_parent_mount_private(rootfs, reterr);
+                if (r < 0)
+                        return r;
+        }
 
         if (mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
                 return moat_error_set(reterr, -errno, "root.path \"%s\": bind mount onto itself", ctx->rootfs);
@@ -1291,7 +1309,7 @@ struct hide_state {
 /* Before MS_MOVE + chroot the host's full proc and sysfs mounts stay
  * reachable in the namespace (and make the kernel refuse fresh proc
  * mounts later): detach them, or cover them when that is refused. */
-static int hide_one(const struct mountinfo_entry *e, void *userdata)
+static int hide_one(const struct moat_mountinfo_entry *e, void *userdata)
 {
         struct hide_state *s = userdata;
 
@@ -1319,7 +1337,7 @@ static int move_root(const char *rootfs, int new_root, struct moat_error **reter
 
         if (fchdir(new_root) < 0)
                 return moat_error_set(reterr, -errno, "chdir to the rootfs");
-        r = mountinfo_foreach(hide_one, &s);
+        r = moat_mountinfo_foreach(hide_one, &s);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "no-pivot");
         if (mount(rootfs, "/", NULL, MS_MOVE, NULL) < 0)

@@ -27,12 +27,18 @@
 #include "base/error.h"
 #include "oci/runtime-spec.h"
 
+struct moat_cgroup_mounts;
+
 struct moat_mount_context {
         const struct oci_config *config;
         const char *rootfs;     /* absolute host path of root.path (resolved against the bundle) */
         bool in_user_ns;        /* created a user namespace: devices are bind-mounted, not mknod'ed */
         bool no_pivot;          /* --no-pivot */
         bool new_cgroup_ns;     /* a cgroup namespace was created (affects type "cgroup" mounts) */
+        /* The host's cgroup mounts as the parent read them (the init is its
+         * fork, in a copy of the same mount namespace); NULL: read them here
+         * when a "cgroup" mount needs them. */
+        const struct moat_cgroup_mounts *cgroup_mounts;
 };
 
 MOAT_NODISCARD int moat_mount_prepare_rootfs(const struct moat_mount_context *ctx, struct moat_error **reterr);
@@ -69,6 +75,27 @@ struct moat_mount_options {
 MOAT_NODISCARD int moat_mount_options_parse(char *const *options, struct moat_mount_options *ret,
                                             struct moat_error **reterr);
 void moat_mount_options_done(struct moat_mount_options *o);
+
+/* One line of /proc/self/mountinfo, unescaped where paths are. */
+struct moat_mountinfo_entry {
+        int id;
+        int parent;
+        dev_t dev;
+        char *root;
+        char *mountpoint;
+        char *mount_options;
+        char *optional;     /* "shared:1 master:2", possibly empty */
+        char *fstype;
+        char *source;
+        char *super_options;
+};
+
+/* The one parser of /proc/self/mountinfo in the runtime: cb for every
+ * mount; cb returns < 0 to fail, > 0 to stop. Only for what the kernel
+ * offers no cheaper call for: the text of every mount is formatted on
+ * each read, so its cost grows with the mounts on the host. */
+MOAT_NODISCARD int moat_mountinfo_foreach(int (*cb)(const struct moat_mountinfo_entry *e, void *userdata),
+                                          void *userdata);
 
 /* openat2(root_fd, path, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS) with
  * O_CLOEXEC added; retries on EAGAIN. Returns the fd or -errno. */
