@@ -237,26 +237,34 @@ int moat_engine_resolve(struct moat_engine *e, const char *ref, char **ret_id, s
 
 /* ---- persistence --------------------------------------------------------------- */
 
-static char *container_doc(const struct container *c)
+/* The container's document for the database, as JSON and as its text
+ * (the database is given both, so it does not parse the text again). */
+static int container_doc(const struct container *c, json_t **ret_json, char **ret_text)
 {
         json_t *doc = json_pack("{s:O, s:O, s:O, s:s?, s:O?, s:b, s:b, s:O?}", "Config", c->config, "HostConfig",
                                 c->host_config, "Mounts", c->mounts ? c->mounts : json_array(), "Path", c->path,
                                 "Args", c->args, "ManuallyStopped", c->manually_stopped, "Tty", c->tty, "Health",
                                 c->health);
         if (!doc)
-                return NULL;
+                return -ENOMEM;
         char *s = json_dumps(doc, JSON_COMPACT);
-        json_decref(doc);
-        return s;
+        if (!s) {
+                json_decref(doc);
+                return -ENOMEM;
+        }
+        *ret_json = doc;
+        *ret_text = s;
+        return 0;
 }
 
 int container_save_locked(struct moat_engine *e, struct container *c, struct moat_error **reterr)
 {
-        _cleanup_free_ char *doc = container_doc(c);
+        _cleanup_(json_decrefp) json_t *doc = NULL;
+        _cleanup_free_ char *text = NULL;
 
-        if (!doc)
+        if (container_doc(c, &doc, &text) < 0)
                 return moat_error_set(reterr, -ENOMEM, "container %s document", c->id);
-        return moat_db_container_update(e->db, c->id, &c->st, doc, reterr);
+        return moat_db_container_update_parsed(e->db, c->id, &c->st, text, doc, reterr);
 }
 
 static struct container *container_from_db(const struct moat_db_container *d)
@@ -431,6 +439,8 @@ int moat_engine_create(struct moat_engine *e, const char *name, json_t *body, ch
 {
         _cleanup_image_ struct moat_image *img = NULL;
         _cleanup_close_ int dir_fd = -EBADF;
+        _cleanup_(json_decrefp) json_t *doc_json = NULL;
+        _cleanup_free_ char *doc = NULL;
         json_t *config = NULL, *host_config = NULL, *warnings = NULL;
         struct container *c = NULL;
         char id[65];
@@ -503,8 +513,10 @@ int moat_engine_create(struct moat_engine *e, const char *name, json_t *body, ch
                 goto fail_dir;
 
         pthread_mutex_lock(&e->lock);
-        for (unsigned attempt = 0;; attempt++) {
-                _cleanup_free_ char *doc = NULL;
+        r = container_doc(c, &doc_json, &doc);
+        if (r < 0)
+                r = moat_error_set(reterr, r, "container");
+        for (unsigned attempt = 0; doc; attempt++) {
                 struct moat_db_container d = {};
 
                 free(c->name);
@@ -513,8 +525,7 @@ int moat_engine_create(struct moat_engine *e, const char *name, json_t *body, ch
                         c->name = strdup(name);
                 else if (moat_engine_random_name(attempt / 4, &c->name) < 0)
                         c->name = NULL;
-                doc = container_doc(c);
-                if (!c->name || !doc) {
+                if (!c->name) {
                         r = moat_error_set(reterr, -ENOMEM, "container");
                         break;
                 }
@@ -525,7 +536,7 @@ int moat_engine_create(struct moat_engine *e, const char *name, json_t *body, ch
                 d.created_ns = c->created_ns;
                 d.status = c->st;
                 d.doc = doc;
-                r = moat_db_container_insert(e->db, &d, reterr);
+                r = moat_db_container_insert_parsed(e->db, &d, doc_json, reterr);
                 if (r != -EEXIST || (name && *name) || attempt >= NAME_RETRIES)
                         break;
                 moat_error_free(*reterr);

@@ -34,6 +34,16 @@
  *    the handle's other callers wait behind the mutex: the price of not
  *    having connections per thread, paid only when a second process
  *    writes.
+ *  - The statement cache: each text is prepared once per handle
+ *    (SQLITE_PREPARE_PERSISTENT) and kept, BEGIN, COMMIT and ROLLBACK
+ *    included: preparing at every call cost about as much CPU as running
+ *    the statements, in a container's create and start. Texts are
+ *    compared whole, so built ones are safe; at most STMT_CACHE_MAX are
+ *    kept, others are prepared per use, as is a text whose statement is
+ *    in use further up the stack. A statement is given back reset and
+ *    with its bindings cleared (they point into the caller's strings),
+ *    under the handle's lock: a function declares its statements after
+ *    its transaction, so that their cleanups run first.
  *  - Schema versioned with PRAGMA user_version (transactional, in the file
  *    header): migrations[v] takes version v to v + 1, each in its own
  *    BEGIN IMMEDIATE transaction that re-reads the version, so two
@@ -88,11 +98,23 @@
 #define EVENT_ACTOR_MAX 1024u
 #define EVENT_ATTRS_MAX (64u << 10)
 #define VOLUMES_PER_CONTAINER_MAX 1024u
+/* Statements kept prepared: the engine uses about 40 texts. */
+#define STMT_CACHE_MAX 48u
+
+/* A prepared statement kept for the next call with the same text. */
+struct stmt_slot {
+        char *text;
+        uint32_t hash;
+        sqlite3_stmt *st;
+        bool in_use;
+};
 
 struct moat_db {
         pthread_mutex_t lock;
         sqlite3 *sql;
         unsigned events_max;
+        struct stmt_slot cache[STMT_CACHE_MAX];
+        size_t n_cached;
 };
 
 /* ---- schema ---- */
@@ -229,7 +251,110 @@ static int db_fail(sqlite3 *sql, int rc, struct moat_error **reterr, const char 
                                sql ? sqlite3_errmsg(sql) : sqlite3_errstr(rc));
 }
 
-/* ---- transactions and statements ---- */
+/* ---- statements and transactions ---- */
+
+/* A statement for one use: the cache's (slot) or prepared for this use
+ * alone. Released by its cleanup attribute, which must run under the
+ * handle's lock: declare it after the struct txn, so it goes first. */
+struct stmt {
+        sqlite3_stmt *s;
+        struct stmt_slot *slot;
+};
+
+static void stmt_release(struct stmt *q)
+{
+        if (q->slot) {
+                /* Bindings point into the caller's strings: dropped now. */
+                (void) sqlite3_reset(q->s);
+                (void) sqlite3_clear_bindings(q->s);
+                q->slot->in_use = false;
+        } else
+                sqlite3_finalize(q->s);
+        *q = (struct stmt) {};
+}
+#define _cleanup_stmt_ _cleanup_(stmt_release)
+
+static uint32_t text_hash(const char *s)
+{
+        uint32_t h = 2166136261u;
+
+        for (; *s; s++)
+                h = (h ^ (unsigned char) *s) * 16777619u;
+        return h;
+}
+
+/* The cached statement of text, or a new one: cached while the cache has
+ * room, else (or when the cached one is in use further up the stack) for
+ * this use alone. Texts are compared whole, so built texts are fine. */
+static int stmt_get(struct moat_db *db, const char *text, struct stmt *ret)
+{
+        uint32_t h = text_hash(text);
+        bool busy = false;
+        sqlite3_stmt *st = NULL;
+        int rc;
+
+        for (size_t i = 0; i < db->n_cached; i++) {
+                struct stmt_slot *slot = &db->cache[i];
+
+                if (slot->hash != h || !streq(slot->text, text))
+                        continue;
+                if (!slot->in_use) {
+                        slot->in_use = true;
+                        *ret = (struct stmt) { .s = slot->st, .slot = slot };
+                        return SQLITE_OK;
+                }
+                busy = true;
+                break;
+        }
+
+        bool keep = !busy && db->n_cached < STMT_CACHE_MAX;
+        _cleanup_free_ char *copy = keep ? strdup(text) : NULL;
+        rc = sqlite3_prepare_v3(db->sql, text, -1, copy ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL);
+        if (rc != SQLITE_OK)
+                return rc;
+        if (!st)
+                return SQLITE_MISUSE; /* an empty text */
+        *ret = (struct stmt) { .s = st };
+        if (copy) {
+                struct stmt_slot *slot = &db->cache[db->n_cached++];
+
+                *slot = (struct stmt_slot) { .text = TAKE_PTR(copy), .hash = h, .st = st, .in_use = true };
+                ret->slot = slot;
+        }
+        return SQLITE_OK;
+}
+
+static void stmt_cache_clear(struct moat_db *db)
+{
+        for (size_t i = 0; i < db->n_cached; i++) {
+                sqlite3_finalize(db->cache[i].st);
+                free(db->cache[i].text);
+        }
+        db->n_cached = 0;
+}
+
+static int prep(struct moat_db *db, const char *sqltext, struct stmt *ret, struct moat_error **reterr)
+{
+        int rc = stmt_get(db, sqltext, ret);
+
+        if (rc != SQLITE_OK)
+                return db_fail(db->sql, rc, reterr, "preparing a query of the state database");
+        return 0;
+}
+
+/* Runs a statement without parameters or rows (BEGIN, COMMIT, ...). */
+static int run_simple(struct moat_db *db, const char *text, struct moat_error **reterr, const char *what)
+{
+        _cleanup_stmt_ struct stmt q = {};
+        int rc = stmt_get(db, text, &q);
+
+        if (rc == SQLITE_OK) {
+                rc = sqlite3_step(q.s);
+                if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+                        return 0;
+        }
+        return db_fail(db->sql, rc, reterr, "%s", what);
+}
 
 struct txn {
         struct moat_db *db;
@@ -241,7 +366,7 @@ static void txn_end(struct txn *t)
         if (!t->db)
                 return;
         if (t->open)
-                (void) sqlite3_exec(t->db->sql, "ROLLBACK", NULL, NULL, NULL);
+                (void) run_simple(t->db, "ROLLBACK", NULL, "rolling back");
         pthread_mutex_unlock(&t->db->lock);
         t->db = NULL;
 }
@@ -251,12 +376,12 @@ static void txn_end(struct txn *t)
  * write lock now (waiting in the busy handler), a read one is a snapshot. */
 static int txn_begin(struct moat_db *db, bool write, struct txn *t, struct moat_error **reterr)
 {
-        int rc;
+        int r;
 
         pthread_mutex_lock(&db->lock);
-        rc = sqlite3_exec(db->sql, write ? "BEGIN IMMEDIATE" : "BEGIN", NULL, NULL, NULL);
-        if (rc != SQLITE_OK) {
-                int r = db_fail(db->sql, rc, reterr, "starting a transaction on the state database");
+        r = run_simple(db, write ? "BEGIN IMMEDIATE" : "BEGIN", reterr,
+                       "starting a transaction on the state database");
+        if (r < 0) {
                 pthread_mutex_unlock(&db->lock);
                 return r;
         }
@@ -266,27 +391,11 @@ static int txn_begin(struct moat_db *db, bool write, struct txn *t, struct moat_
 
 static int txn_commit(struct txn *t, struct moat_error **reterr)
 {
-        int rc = sqlite3_exec(t->db->sql, "COMMIT", NULL, NULL, NULL);
+        int r = run_simple(t->db, "COMMIT", reterr, "committing to the state database");
 
-        if (rc != SQLITE_OK)
-                return db_fail(t->db->sql, rc, reterr, "committing to the state database");
+        if (r < 0)
+                return r;
         t->open = false;
-        return 0;
-}
-
-static void stmt_finalizep(sqlite3_stmt **st)
-{
-        sqlite3_finalize(*st);
-        *st = NULL;
-}
-#define _cleanup_stmt_ _cleanup_(stmt_finalizep)
-
-static int prep(struct moat_db *db, const char *sqltext, sqlite3_stmt **ret, struct moat_error **reterr)
-{
-        int rc = sqlite3_prepare_v2(db->sql, sqltext, -1, ret, NULL);
-
-        if (rc != SQLITE_OK)
-                return db_fail(db->sql, rc, reterr, "preparing a query of the state database");
         return 0;
 }
 
@@ -490,7 +599,7 @@ static int check_status(const char *id, const struct moat_db_container_status *s
 
 /* The volumes a container document's Mounts name (Docker inspect's shape:
  * [{"Type": "volume", "Name": "x", ...}, ...]), without duplicates. */
-static int doc_volumes(const char *id, json_t *doc, char ***ret, struct moat_error **reterr)
+static int doc_volumes(const char *id, const json_t *doc, char ***ret, struct moat_error **reterr)
 {
         json_t *mounts = json_object_get(doc, "Mounts"), *m;
         _cleanup_strv_free_ char **v = NULL;
@@ -536,17 +645,17 @@ static int doc_volumes(const char *id, json_t *doc, char ***ret, struct moat_err
 
 static int pragma_text(struct moat_db *db, const char *q, char **ret, struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct stmt st = {};
         int r = prep(db, q, &st, reterr);
 
         if (r < 0)
                 return r;
-        r = step(db, st, reterr);
+        r = step(db, st.s, reterr);
         if (r < 0)
                 return r;
         if (r == 0)
                 return moat_error_setx(reterr, -EIO, "state database: \"%s\" returned nothing", q);
-        return col_dup(st, 0, ret);
+        return col_dup(st.s, 0, ret);
 }
 
 static int user_version(struct moat_db *db, int *ret, struct moat_error **reterr)
@@ -595,19 +704,19 @@ static int migrate(struct moat_db *db, const char *path, struct moat_error **ret
 
 static int run_check(struct moat_db *db, bool full, struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct stmt st = {};
         _cleanup_free_ char *first = NULL;
         int r;
 
         r = prep(db, full ? "PRAGMA integrity_check(1)" : "PRAGMA quick_check(1)", &st, reterr);
         if (r < 0)
                 return r;
-        r = step(db, st, reterr);
+        r = step(db, st.s, reterr);
         if (r < 0)
                 return r;
         if (r == 0)
                 return moat_error_setx(reterr, -EIO, "state database: the integrity check returned nothing");
-        r = col_dup(st, 0, &first);
+        r = col_dup(st.s, 0, &first);
         if (r < 0)
                 return r;
         if (!streq(first, "ok"))
@@ -732,7 +841,9 @@ void moat_db_close(struct moat_db *db)
         if (!db)
                 return;
         /* sqlite3_close_v2 checkpoints and removes the WAL when this was
-         * the last connection; statements are all finalized by now. */
+         * the last connection; the callers' statements are all released by
+         * now, the cached ones go here. */
+        stmt_cache_clear(db);
         sqlite3_close_v2(db->sql);
         pthread_mutex_destroy(&db->lock);
         free(db);
@@ -803,7 +914,7 @@ static int read_container(sqlite3_stmt *st, struct moat_db_container *c, struct 
 static int container_query(struct moat_db *db, const char *where, const char *arg, struct moat_db_container **ret,
                            struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct stmt st = {};
         _cleanup_free_ char *q = NULL;
         _cleanup_free_ struct moat_db_container *c = NULL;
         int r;
@@ -813,19 +924,19 @@ static int container_query(struct moat_db *db, const char *where, const char *ar
         r = prep(db, q, &st, reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, st, reterr, "t", arg);
+        r = bindf(db, st.s, reterr, "t", arg);
         if (r < 0)
                 return r;
-        r = step(db, st, reterr);
+        r = step(db, st.s, reterr);
         if (r <= 0)
                 return r;
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
-        r = read_container(st, c, reterr);
+        r = read_container(st.s, c, reterr);
         if (r < 0)
                 return r;
-        r = step(db, st, reterr);
+        r = step(db, st.s, reterr);
         if (r != 0) {
                 moat_db_container_done(c);
                 return r < 0 ? r : 2;
@@ -837,19 +948,19 @@ static int container_query(struct moat_db *db, const char *where, const char *ar
 /* The owner of a name, as its id; 0 if free. */
 static int name_owner(struct moat_db *db, const char *name, char owner[65], struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct stmt st = {};
         int r;
 
         r = prep(db, "SELECT id FROM containers WHERE name = ?", &st, reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, st, reterr, "t", name);
+        r = bindf(db, st.s, reterr, "t", name);
         if (r < 0)
                 return r;
-        r = step(db, st, reterr);
+        r = step(db, st.s, reterr);
         if (r <= 0)
                 return r;
-        if (col_id(st, 0, owner) < 0)
+        if (col_id(st.s, 0, owner) < 0)
                 return moat_error_setx(reterr, -EUCLEAN, "state database: a container id is not 64 characters");
         return 1;
 }
@@ -864,31 +975,31 @@ static int name_conflict(const char *name, const char *owner, struct moat_error 
 
 static int row_exists(struct moat_db *db, const char *q, const char *arg, struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct stmt st = {};
         int r = prep(db, q, &st, reterr);
 
         if (r < 0)
                 return r;
-        r = bindf(db, st, reterr, "t", arg);
+        r = bindf(db, st.s, reterr, "t", arg);
         if (r < 0)
                 return r;
-        return step(db, st, reterr);
+        return step(db, st.s, reterr);
 }
 
 /* Replaces the container's rows in container_volumes with vols; each
  * volume must exist. */
 static int set_container_volumes(struct moat_db *db, const char *id, char **vols, struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *del = NULL, *ins = NULL;
+        _cleanup_stmt_ struct stmt del = {}, ins = {};
         int r;
 
         r = prep(db, "DELETE FROM container_volumes WHERE container_id = ?", &del, reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, del, reterr, "t", id);
+        r = bindf(db, del.s, reterr, "t", id);
         if (r < 0)
                 return r;
-        r = exec_bound(db, del, reterr);
+        r = exec_bound(db, del.s, reterr);
         if (r < 0)
                 return r;
         if (!vols[0])
@@ -903,23 +1014,47 @@ static int set_container_volumes(struct moat_db *db, const char *id, char **vols
                 if (r == 0)
                         return moat_error_setx(reterr, -ENOENT, "container %s mounts volume %s: no such volume", id,
                                                *v);
-                sqlite3_reset(ins);
-                r = bindf(db, ins, reterr, "tt", id, *v);
+                sqlite3_reset(ins.s);
+                r = bindf(db, ins.s, reterr, "tt", id, *v);
                 if (r < 0)
                         return r;
-                r = exec_bound(db, ins, reterr);
+                r = exec_bound(db, ins.s, reterr);
                 if (r < 0)
                         return moat_error_wrap(reterr, r, "container %s: recording its use of volume %s", id, *v);
         }
         return 0;
 }
 
-int moat_db_container_insert(struct moat_db *db, const struct moat_db_container *c, struct moat_error **reterr)
+/* A container document and the volumes its Mounts name: parsed here, or
+ * the caller's parse of it (parsed) trusted to be what the text says. */
+static int container_doc_volumes(const char *id, const char *doc, const json_t *parsed, char ***ret,
+                                 struct moat_error **reterr)
 {
-        _cleanup_(json_decrefp) json_t *doc = NULL;
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        int r;
+
+        if (!parsed) {
+                r = check_json_object("container's document", doc, MOAT_DB_DOC_MAX, &j, reterr);
+                if (r < 0)
+                        return moat_error_wrap(reterr, r, "container %s", id);
+                parsed = j;
+        } else if (!doc)
+                return moat_error_setx(reterr, -EINVAL, "container %s: container's document is missing", id);
+        else if (strnlen(doc, MOAT_DB_DOC_MAX + 1) > MOAT_DB_DOC_MAX)
+                return moat_error_setx(reterr, -E2BIG, "container %s: container's document is larger than %u bytes",
+                                       id, MOAT_DB_DOC_MAX);
+        else if (!json_is_object(parsed))
+                return moat_error_setx(reterr, -EINVAL, "container %s: container's document is not a JSON object",
+                                       id);
+        return doc_volumes(id, parsed, ret, reterr);
+}
+
+static int container_insert(struct moat_db *db, const struct moat_db_container *c, const json_t *parsed,
+                            struct moat_error **reterr)
+{
         _cleanup_strv_free_ char **vols = NULL;
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_txn_ struct txn t = {};
+        _cleanup_stmt_ struct stmt st = {};
         const char *name = strip_slash(c->name);
         char owner[65];
         int r;
@@ -941,10 +1076,7 @@ int moat_db_container_insert(struct moat_db *db, const struct moat_db_container 
         r = check_status(c->id, &c->status, reterr);
         if (r < 0)
                 return r;
-        r = check_json_object("container's document", c->doc, MOAT_DB_DOC_MAX, &doc, reterr);
-        if (r < 0)
-                return moat_error_wrap(reterr, r, "container %s", c->id);
-        r = doc_volumes(c->id, doc, &vols, reterr);
+        r = container_doc_volumes(c->id, c->doc, parsed, &vols, reterr);
         if (r < 0)
                 return r;
 
@@ -966,19 +1098,30 @@ int moat_db_container_insert(struct moat_db *db, const struct moat_db_container 
                  &st, reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, st, reterr, "ttttitdddiiditt", c->id, name, c->image_ref, c->image_id, c->created_ns,
+        r = bindf(db, st.s, reterr, "ttttitdddiiditt", c->id, name, c->image_ref, c->image_id, c->created_ns,
                   state_names[c->status.state], (int) c->status.pid, (int) c->status.monitor_pid, c->status.exit_code,
                   c->status.started_ns, c->status.finished_ns, (int) c->status.oom_killed,
                   (int64_t) c->status.restart_count, c->status.error ? c->status.error : "", c->doc);
         if (r < 0)
                 return r;
-        r = exec_bound(db, st, reterr);
+        r = exec_bound(db, st.s, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "inserting container %s", c->id);
         r = set_container_volumes(db, c->id, vols, reterr);
         if (r < 0)
                 return r;
         return txn_commit(&t, reterr);
+}
+
+int moat_db_container_insert(struct moat_db *db, const struct moat_db_container *c, struct moat_error **reterr)
+{
+        return container_insert(db, c, NULL, reterr);
+}
+
+int moat_db_container_insert_parsed(struct moat_db *db, const struct moat_db_container *c, const json_t *doc,
+                                    struct moat_error **reterr)
+{
+        return container_insert(db, c, doc, reterr);
 }
 
 int moat_db_container_get(struct moat_db *db, const char *id, struct moat_db_container **ret,
@@ -1061,8 +1204,8 @@ int moat_db_container_lookup(struct moat_db *db, const char *id_or_name, struct 
 int moat_db_container_list(struct moat_db *db, unsigned state_mask, struct moat_db_container **ret, size_t *ret_n,
                            struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_txn_ struct txn t = {};
+        _cleanup_stmt_ struct stmt st = {};
         struct moat_db_container *v = NULL;
         size_t n = 0, cap = 0;
         int r;
@@ -1073,8 +1216,8 @@ int moat_db_container_list(struct moat_db *db, unsigned state_mask, struct moat_
         r = prep(db, "SELECT " CONTAINER_COLUMNS " FROM containers ORDER BY created_ns DESC, rowid DESC", &st, reterr);
         if (r < 0)
                 return r;
-        while ((r = step(db, st, reterr)) > 0) {
-                int state = moat_container_state_from_string((const char *) sqlite3_column_text(st, 5));
+        while ((r = step(db, st.s, reterr)) > 0) {
+                int state = moat_container_state_from_string((const char *) sqlite3_column_text(st.s, 5));
 
                 if (state >= 0 && state_mask && !(state_mask & MOAT_DB_STATE_MASK(state)))
                         continue;
@@ -1088,7 +1231,7 @@ int moat_db_container_list(struct moat_db *db, unsigned state_mask, struct moat_
                         v = nv;
                         cap = ncap;
                 }
-                r = read_container(st, &v[n], reterr);
+                r = read_container(st.s, &v[n], reterr);
                 if (r < 0)
                         break;
                 n++;
@@ -1102,13 +1245,12 @@ int moat_db_container_list(struct moat_db *db, unsigned state_mask, struct moat_
         return 0;
 }
 
-int moat_db_container_update(struct moat_db *db, const char *id, const struct moat_db_container_status *s,
-                             const char *doc, struct moat_error **reterr)
+static int container_update(struct moat_db *db, const char *id, const struct moat_db_container_status *s,
+                            const char *doc, const json_t *parsed, struct moat_error **reterr)
 {
-        _cleanup_(json_decrefp) json_t *j = NULL;
         _cleanup_strv_free_ char **vols = NULL;
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_txn_ struct txn t = {};
+        _cleanup_stmt_ struct stmt st = {};
         int r;
 
         r = check_id("container", id, reterr);
@@ -1118,10 +1260,7 @@ int moat_db_container_update(struct moat_db *db, const char *id, const struct mo
         if (r < 0)
                 return r;
         if (doc) {
-                r = check_json_object("container's document", doc, MOAT_DB_DOC_MAX, &j, reterr);
-                if (r < 0)
-                        return moat_error_wrap(reterr, r, "container %s", id);
-                r = doc_volumes(id, j, &vols, reterr);
+                r = container_doc_volumes(id, doc, parsed, &vols, reterr);
                 if (r < 0)
                         return r;
         }
@@ -1135,12 +1274,12 @@ int moat_db_container_update(struct moat_db *db, const char *id, const struct mo
                  &st, reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, st, reterr, "tdddiiditt" "t", state_names[s->state], (int) s->pid, (int) s->monitor_pid,
+        r = bindf(db, st.s, reterr, "tdddiiditt" "t", state_names[s->state], (int) s->pid, (int) s->monitor_pid,
                   s->exit_code, s->started_ns, s->finished_ns, (int) s->oom_killed, (int64_t) s->restart_count,
                   s->error ? s->error : "", doc, id);
         if (r < 0)
                 return r;
-        r = exec_bound(db, st, reterr);
+        r = exec_bound(db, st.s, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "updating container %s", id);
         if (sqlite3_changes(db->sql) == 0)
@@ -1153,10 +1292,22 @@ int moat_db_container_update(struct moat_db *db, const char *id, const struct mo
         return txn_commit(&t, reterr);
 }
 
+int moat_db_container_update(struct moat_db *db, const char *id, const struct moat_db_container_status *s,
+                             const char *doc, struct moat_error **reterr)
+{
+        return container_update(db, id, s, doc, NULL, reterr);
+}
+
+int moat_db_container_update_parsed(struct moat_db *db, const char *id, const struct moat_db_container_status *s,
+                                    const char *doc, const json_t *doc_json, struct moat_error **reterr)
+{
+        return container_update(db, id, s, doc, doc ? doc_json : NULL, reterr);
+}
+
 int moat_db_container_rename(struct moat_db *db, const char *id, const char *new_name, struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_txn_ struct txn t = {};
+        _cleanup_stmt_ struct stmt st = {};
         const char *name = strip_slash(new_name);
         char owner[65];
         int r;
@@ -1186,10 +1337,10 @@ int moat_db_container_rename(struct moat_db *db, const char *id, const char *new
         r = prep(db, "UPDATE containers SET name = ? WHERE id = ?", &st, reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, st, reterr, "tt", name, id);
+        r = bindf(db, st.s, reterr, "tt", name, id);
         if (r < 0)
                 return r;
-        r = exec_bound(db, st, reterr);
+        r = exec_bound(db, st.s, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "renaming container %s", id);
         return txn_commit(&t, reterr);
@@ -1200,8 +1351,8 @@ int moat_db_container_rename(struct moat_db *db, const char *id, const char *new
 static int delete_one(struct moat_db *db, const char *q, const char *arg, const char *missing_fmt,
                       struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_txn_ struct txn t = {};
+        _cleanup_stmt_ struct stmt st = {};
         int r;
 
         r = txn_begin(db, true, &t, reterr);
@@ -1210,10 +1361,10 @@ static int delete_one(struct moat_db *db, const char *q, const char *arg, const 
         r = prep(db, q, &st, reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, st, reterr, "t", arg);
+        r = bindf(db, st.s, reterr, "t", arg);
         if (r < 0)
                 return r;
-        r = exec_bound(db, st, reterr);
+        r = exec_bound(db, st.s, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "removing %s", arg);
         if (sqlite3_changes(db->sql) == 0) {
@@ -1271,8 +1422,8 @@ static int read_exec(sqlite3_stmt *st, struct moat_db_exec *e, struct moat_error
 
 int moat_db_exec_insert(struct moat_db *db, const struct moat_db_exec *e, struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_txn_ struct txn t = {};
+        _cleanup_stmt_ struct stmt st = {};
         int r;
 
         r = check_id("exec", e->id, reterr);
@@ -1303,11 +1454,11 @@ int moat_db_exec_insert(struct moat_db *db, const struct moat_db_exec *e, struct
         r = prep(db, "INSERT INTO execs (" EXEC_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?)", &st, reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, st, reterr, "tttddd", e->id, e->container_id, e->doc, (int) e->running, (int) e->pid,
+        r = bindf(db, st.s, reterr, "tttddd", e->id, e->container_id, e->doc, (int) e->running, (int) e->pid,
                   e->exit_code);
         if (r < 0)
                 return r;
-        r = exec_bound(db, st, reterr);
+        r = exec_bound(db, st.s, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "inserting exec %s", e->id);
         return txn_commit(&t, reterr);
@@ -1315,8 +1466,8 @@ int moat_db_exec_insert(struct moat_db *db, const struct moat_db_exec *e, struct
 
 int moat_db_exec_get(struct moat_db *db, const char *id, struct moat_db_exec **ret, struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_txn_ struct txn t = {};
+        _cleanup_stmt_ struct stmt st = {};
         _cleanup_(moat_db_exec_freep) struct moat_db_exec *e = NULL;
         int r;
 
@@ -1328,10 +1479,10 @@ int moat_db_exec_get(struct moat_db *db, const char *id, struct moat_db_exec **r
         r = prep(db, "SELECT " EXEC_COLUMNS " FROM execs WHERE id = ?", &st, reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, st, reterr, "t", id);
+        r = bindf(db, st.s, reterr, "t", id);
         if (r < 0)
                 return r;
-        r = step(db, st, reterr);
+        r = step(db, st.s, reterr);
         if (r < 0)
                 return r;
         if (r == 0)
@@ -1339,7 +1490,7 @@ int moat_db_exec_get(struct moat_db *db, const char *id, struct moat_db_exec **r
         e = calloc(1, sizeof(*e));
         if (!e)
                 return -ENOMEM;
-        r = read_exec(st, e, reterr);
+        r = read_exec(st.s, e, reterr);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(e);
@@ -1348,8 +1499,8 @@ int moat_db_exec_get(struct moat_db *db, const char *id, struct moat_db_exec **r
 
 int moat_db_exec_update(struct moat_db *db, const struct moat_db_exec *e, struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_txn_ struct txn t = {};
+        _cleanup_stmt_ struct stmt st = {};
         int r;
 
         if (!is_hex_id(e->id, 64, 64))
@@ -1362,10 +1513,10 @@ int moat_db_exec_update(struct moat_db *db, const struct moat_db_exec *e, struct
         r = prep(db, "UPDATE execs SET running = ?, pid = ?, exit_code = ? WHERE id = ?", &st, reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, st, reterr, "dddt", (int) e->running, (int) e->pid, e->exit_code, e->id);
+        r = bindf(db, st.s, reterr, "dddt", (int) e->running, (int) e->pid, e->exit_code, e->id);
         if (r < 0)
                 return r;
-        r = exec_bound(db, st, reterr);
+        r = exec_bound(db, st.s, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "updating exec %s", e->id);
         if (sqlite3_changes(db->sql) == 0)
@@ -1376,8 +1527,8 @@ int moat_db_exec_update(struct moat_db *db, const struct moat_db_exec *e, struct
 int moat_db_exec_list(struct moat_db *db, const char *container_id, struct moat_db_exec **ret, size_t *ret_n,
                       struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_txn_ struct txn t = {};
+        _cleanup_stmt_ struct stmt st = {};
         struct moat_db_exec *v = NULL;
         size_t n = 0, cap = 0;
         int r;
@@ -1395,10 +1546,10 @@ int moat_db_exec_list(struct moat_db *db, const char *container_id, struct moat_
         r = prep(db, "SELECT " EXEC_COLUMNS " FROM execs WHERE container_id = ? ORDER BY rowid", &st, reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, st, reterr, "t", container_id);
+        r = bindf(db, st.s, reterr, "t", container_id);
         if (r < 0)
                 return r;
-        while ((r = step(db, st, reterr)) > 0) {
+        while ((r = step(db, st.s, reterr)) > 0) {
                 if (n == cap) {
                         size_t ncap = cap ? cap * 2 : 8;
                         struct moat_db_exec *nv = reallocarray(v, ncap, sizeof(*v));
@@ -1409,7 +1560,7 @@ int moat_db_exec_list(struct moat_db *db, const char *container_id, struct moat_
                         v = nv;
                         cap = ncap;
                 }
-                r = read_exec(st, &v[n], reterr);
+                r = read_exec(st.s, &v[n], reterr);
                 if (r < 0)
                         break;
                 n++;
@@ -1476,8 +1627,8 @@ static int read_volume(sqlite3_stmt *st, struct moat_db_volume *v)
 
 int moat_db_volume_insert(struct moat_db *db, const struct moat_db_volume *v, struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_txn_ struct txn t = {};
+        _cleanup_stmt_ struct stmt st = {};
         const char *labels = v->labels ? v->labels : "{}", *options = v->options ? v->options : "{}";
         int r;
 
@@ -1512,10 +1663,10 @@ int moat_db_volume_insert(struct moat_db *db, const struct moat_db_volume *v, st
                  &st, reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, st, reterr, "tttitt", v->name, v->driver, v->mountpoint, v->created_ns, labels, options);
+        r = bindf(db, st.s, reterr, "tttitt", v->name, v->driver, v->mountpoint, v->created_ns, labels, options);
         if (r < 0)
                 return r;
-        r = exec_bound(db, st, reterr);
+        r = exec_bound(db, st.s, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "inserting volume %s", v->name);
         return txn_commit(&t, reterr);
@@ -1523,8 +1674,8 @@ int moat_db_volume_insert(struct moat_db *db, const struct moat_db_volume *v, st
 
 int moat_db_volume_get(struct moat_db *db, const char *name, struct moat_db_volume **ret, struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_txn_ struct txn t = {};
+        _cleanup_stmt_ struct stmt st = {};
         _cleanup_(moat_db_volume_freep) struct moat_db_volume *v = NULL;
         int r;
 
@@ -1536,10 +1687,10 @@ int moat_db_volume_get(struct moat_db *db, const char *name, struct moat_db_volu
         r = prep(db, "SELECT " VOLUME_COLUMNS " FROM volumes WHERE name = ?", &st, reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, st, reterr, "t", name);
+        r = bindf(db, st.s, reterr, "t", name);
         if (r < 0)
                 return r;
-        r = step(db, st, reterr);
+        r = step(db, st.s, reterr);
         if (r < 0)
                 return r;
         if (r == 0)
@@ -1547,7 +1698,7 @@ int moat_db_volume_get(struct moat_db *db, const char *name, struct moat_db_volu
         v = calloc(1, sizeof(*v));
         if (!v)
                 return -ENOMEM;
-        r = read_volume(st, v);
+        r = read_volume(st.s, v);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(v);
@@ -1556,8 +1707,8 @@ int moat_db_volume_get(struct moat_db *db, const char *name, struct moat_db_volu
 
 int moat_db_volume_list(struct moat_db *db, struct moat_db_volume **ret, size_t *ret_n, struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_txn_ struct txn t = {};
+        _cleanup_stmt_ struct stmt st = {};
         struct moat_db_volume *v = NULL;
         size_t n = 0, cap = 0;
         int r;
@@ -1568,7 +1719,7 @@ int moat_db_volume_list(struct moat_db *db, struct moat_db_volume **ret, size_t 
         r = prep(db, "SELECT " VOLUME_COLUMNS " FROM volumes ORDER BY name", &st, reterr);
         if (r < 0)
                 return r;
-        while ((r = step(db, st, reterr)) > 0) {
+        while ((r = step(db, st.s, reterr)) > 0) {
                 if (n == cap) {
                         size_t ncap = cap ? cap * 2 : 16;
                         struct moat_db_volume *nv = reallocarray(v, ncap, sizeof(*v));
@@ -1579,7 +1730,7 @@ int moat_db_volume_list(struct moat_db *db, struct moat_db_volume **ret, size_t 
                         v = nv;
                         cap = ncap;
                 }
-                r = read_volume(st, &v[n]);
+                r = read_volume(st.s, &v[n]);
                 if (r < 0)
                         break;
                 n++;
@@ -1595,7 +1746,7 @@ int moat_db_volume_list(struct moat_db *db, struct moat_db_volume **ret, size_t 
 
 static int volume_users(struct moat_db *db, const char *name, char ***ret, struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct stmt st = {};
         _cleanup_strv_free_ char **v = NULL;
         size_t n = 0, cap = 0;
         int r;
@@ -1604,13 +1755,13 @@ static int volume_users(struct moat_db *db, const char *name, char ***ret, struc
                  reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, st, reterr, "t", name);
+        r = bindf(db, st.s, reterr, "t", name);
         if (r < 0)
                 return r;
         v = calloc(1, sizeof(char *));
         if (!v)
                 return -ENOMEM;
-        while ((r = step(db, st, reterr)) > 0) {
+        while ((r = step(db, st.s, reterr)) > 0) {
                 if (n + 1 >= cap) {
                         size_t ncap = cap ? cap * 2 : 8;
                         char **nv = reallocarray(v, ncap, sizeof(char *));
@@ -1620,7 +1771,7 @@ static int volume_users(struct moat_db *db, const char *name, char ***ret, struc
                         cap = ncap;
                 }
                 v[n + 1] = NULL;
-                r = col_dup(st, 0, &v[n]);
+                r = col_dup(st.s, 0, &v[n]);
                 if (r < 0)
                         return r;
                 n++;
@@ -1651,9 +1802,9 @@ int moat_db_volume_users(struct moat_db *db, const char *name, char ***ret, stru
 
 int moat_db_volume_delete(struct moat_db *db, const char *name, struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_strv_free_ char **users = NULL;
         _cleanup_txn_ struct txn t = {};
+        _cleanup_stmt_ struct stmt st = {};
         int r;
 
         if (!is_name(name))
@@ -1683,10 +1834,10 @@ int moat_db_volume_delete(struct moat_db *db, const char *name, struct moat_erro
         r = prep(db, "DELETE FROM volumes WHERE name = ?", &st, reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, st, reterr, "t", name);
+        r = bindf(db, st.s, reterr, "t", name);
         if (r < 0)
                 return r;
-        r = exec_bound(db, st, reterr);
+        r = exec_bound(db, st.s, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "removing volume %s", name);
         if (sqlite3_changes(db->sql) == 0)
@@ -1717,8 +1868,8 @@ void moat_db_events_free(struct moat_db_event *v, size_t n)
 int moat_db_event_append(struct moat_db *db, const struct moat_db_event *e, int64_t *ret_seq,
                          struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *ins = NULL, *prune = NULL;
         _cleanup_txn_ struct txn t = {};
+        _cleanup_stmt_ struct stmt ins = {}, prune = {};
         const char *attrs = e->attributes ? e->attributes : "{}";
         int64_t seq;
         int r;
@@ -1743,20 +1894,20 @@ int moat_db_event_append(struct moat_db *db, const struct moat_db_event *e, int6
                  reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, ins, reterr, "itttt", e->time_ns, e->type, e->action, e->actor_id, attrs);
+        r = bindf(db, ins.s, reterr, "itttt", e->time_ns, e->type, e->action, e->actor_id, attrs);
         if (r < 0)
                 return r;
-        r = exec_bound(db, ins, reterr);
+        r = exec_bound(db, ins.s, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "recording event %s %s", e->type, e->action);
         seq = sqlite3_last_insert_rowid(db->sql);
         r = prep(db, "DELETE FROM events WHERE seq <= ?", &prune, reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, prune, reterr, "i", seq - (int64_t) db->events_max);
+        r = bindf(db, prune.s, reterr, "i", seq - (int64_t) db->events_max);
         if (r < 0)
                 return r;
-        r = exec_bound(db, prune, reterr);
+        r = exec_bound(db, prune.s, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "pruning old events");
         r = txn_commit(&t, reterr);
@@ -1771,8 +1922,8 @@ int moat_db_event_list(struct moat_db *db, const struct moat_db_event_query *q, 
                        size_t *ret_n, struct moat_error **reterr)
 {
         static const struct moat_db_event_query all = {};
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_txn_ struct txn t = {};
+        _cleanup_stmt_ struct stmt st = {};
         struct moat_db_event *v = NULL;
         size_t n = 0, cap = 0;
         int r;
@@ -1788,11 +1939,11 @@ int moat_db_event_list(struct moat_db *db, const struct moat_db_event_query *q, 
                  &st, reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, st, reterr, "iiiii", q->since_ns, q->until_ns, q->until_ns, q->after_seq,
+        r = bindf(db, st.s, reterr, "iiiii", q->since_ns, q->until_ns, q->until_ns, q->after_seq,
                   q->limit && q->limit <= INT64_MAX ? (int64_t) q->limit : (int64_t) -1);
         if (r < 0)
                 return r;
-        while ((r = step(db, st, reterr)) > 0) {
+        while ((r = step(db, st.s, reterr)) > 0) {
                 struct moat_db_event *e;
 
                 if (n == cap) {
@@ -1807,11 +1958,11 @@ int moat_db_event_list(struct moat_db *db, const struct moat_db_event_query *q, 
                 }
                 e = &v[n++];
                 *e = (struct moat_db_event) {
-                        .seq = sqlite3_column_int64(st, 0),
-                        .time_ns = sqlite3_column_int64(st, 1),
+                        .seq = sqlite3_column_int64(st.s, 0),
+                        .time_ns = sqlite3_column_int64(st.s, 1),
                 };
-                if (col_dup(st, 2, &e->type) < 0 || col_dup(st, 3, &e->action) < 0 ||
-                    col_dup(st, 4, &e->actor_id) < 0 || col_dup(st, 5, &e->attributes) < 0) {
+                if (col_dup(st.s, 2, &e->type) < 0 || col_dup(st.s, 3, &e->action) < 0 ||
+                    col_dup(st.s, 4, &e->actor_id) < 0 || col_dup(st.s, 5, &e->attributes) < 0) {
                         r = -ENOMEM;
                         break;
                 }
@@ -1834,21 +1985,21 @@ static int check_key(const char *key, struct moat_error **reterr)
 
 static int meta_read(struct moat_db *db, const char *key, char **ret, struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct stmt st = {};
         int r;
 
         r = prep(db, "SELECT value FROM meta WHERE key = ?", &st, reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, st, reterr, "t", key);
+        r = bindf(db, st.s, reterr, "t", key);
         if (r < 0)
                 return r;
-        r = step(db, st, reterr);
+        r = step(db, st.s, reterr);
         if (r < 0)
                 return r;
         if (r == 0)
                 return moat_error_setx(reterr, -ENOENT, "daemon metadata %s is not set", key);
-        return col_dup(st, 0, ret);
+        return col_dup(st.s, 0, ret);
 }
 
 int moat_db_meta_get(struct moat_db *db, const char *key, char **ret, struct moat_error **reterr)
@@ -1868,9 +2019,9 @@ int moat_db_meta_get(struct moat_db *db, const char *key, char **ret, struct moa
 static int meta_write(struct moat_db *db, const char *q, const char *key, const char *value, char **ret,
                       struct moat_error **reterr)
 {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_free_ char *now = NULL;
         _cleanup_txn_ struct txn t = {};
+        _cleanup_stmt_ struct stmt st = {};
         int r;
 
         r = check_key(key, reterr);
@@ -1885,10 +2036,10 @@ static int meta_write(struct moat_db *db, const char *q, const char *key, const 
         r = prep(db, q, &st, reterr);
         if (r < 0)
                 return r;
-        r = bindf(db, st, reterr, "tt", key, value);
+        r = bindf(db, st.s, reterr, "tt", key, value);
         if (r < 0)
                 return r;
-        r = exec_bound(db, st, reterr);
+        r = exec_bound(db, st.s, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "setting daemon metadata %s", key);
         if (ret) {

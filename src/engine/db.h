@@ -47,6 +47,7 @@
 #define MOAT_DB_EVENTS_MAX_DEFAULT 10000u
 
 struct moat_db;
+struct json_t;
 
 enum {
         /* PRAGMA quick_check at open; a failing check fails the open with
@@ -158,6 +159,14 @@ MOAT_NODISCARD int moat_db_container_list(struct moat_db *db, unsigned state_mas
 MOAT_NODISCARD int moat_db_container_update(struct moat_db *db, const char *id,
                                             const struct moat_db_container_status *st, const char *doc,
                                             struct moat_error **reterr);
+/* moat_db_container_insert and _update for a caller holding the document
+ * parsed (the engine dumps its own): the text is stored and doc_json, which
+ * must be what the text says, is read instead of parsing the text again. */
+MOAT_NODISCARD int moat_db_container_insert_parsed(struct moat_db *db, const struct moat_db_container *c,
+                                                   const struct json_t *doc_json, struct moat_error **reterr);
+MOAT_NODISCARD int moat_db_container_update_parsed(struct moat_db *db, const char *id,
+                                                   const struct moat_db_container_status *st, const char *doc,
+                                                   const struct json_t *doc_json, struct moat_error **reterr);
 MOAT_NODISCARD int moat_db_container_rename(struct moat_db *db, const char *id, const char *new_name,
                                             struct moat_error **reterr);
 /* Also deletes its exec sessions and its uses of volumes. */

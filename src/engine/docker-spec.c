@@ -35,6 +35,7 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/capability.h>
@@ -999,7 +1000,10 @@ int moat_docker_capabilities(uint64_t base, uint64_t all, const json_t *add, con
  * process (the daemon) holds in its bounding and permitted sets, as moby
  * grants privileged containers its own bounding set. A host whose root
  * lacks one (CAP_SYS_RESOURCE here) cannot hand it out. */
-uint64_t moat_docker_all_capabilities(void)
+static uint64_t all_capabilities;
+static pthread_once_t all_capabilities_once = PTHREAD_ONCE_INIT;
+
+static void all_capabilities_init(void)
 {
         uint64_t m = 0;
         int max = cap_max_bits();
@@ -1019,7 +1023,14 @@ uint64_t moat_docker_all_capabilities(void)
         }
         if (self)
                 cap_free(self);
-        return m;
+        all_capabilities = m;
+}
+
+/* The daemon's own sets do not change while it runs: read once. */
+uint64_t moat_docker_all_capabilities(void)
+{
+        pthread_once(&all_capabilities_once, all_capabilities_init);
+        return all_capabilities;
 }
 
 json_t *moat_docker_capabilities_json(uint64_t mask)
@@ -1482,9 +1493,12 @@ static int check_resources(json_t *hc, const struct moat_docker_host *host, json
         int64_t memory = iget(hc, "Memory"), swap = iget(hc, "MemorySwap"), reservation = iget(hc, "MemoryReservation");
         json_t *swappiness = json_object_get(hc, "MemorySwappiness");
         int64_t nano = iget(hc, "NanoCpus"), period = iget(hc, "CpuPeriod"), quota = iget(hc, "CpuQuota");
-        unsigned ncpus = host && host->ncpus ? host->ncpus : (unsigned) sysconf(_SC_NPROCESSORS_ONLN);
+        unsigned ncpus = 1;
         int r;
 
+        /* Only NanoCpus and CpusetCpus need it, and sysconf reads a file. */
+        if (nano != 0 || *sget(hc, "CpusetCpus"))
+                ncpus = host && host->ncpus ? host->ncpus : (unsigned) sysconf(_SC_NPROCESSORS_ONLN);
         if (ncpus == 0)
                 ncpus = 1;
         if (memory < 0)
@@ -2894,6 +2908,34 @@ static int seccomp_from_opt(const char *value, uint64_t caps, json_t **ret, stru
         return 0;
 }
 
+/* moat's default seccomp profile for a capability set, built once per set
+ * (a handful of sets in practice; beyond SECCOMP_PROFILES_MAX they are
+ * built per call) and shared: the spec holds a reference, and nothing
+ * modifies a spec's linux.seccomp in place (moat_docker_spec says so). */
+#define SECCOMP_PROFILES_MAX 16u
+static struct {
+        pthread_mutex_t lock;
+        size_t n;
+        uint64_t caps[SECCOMP_PROFILES_MAX];
+        json_t *profile[SECCOMP_PROFILES_MAX];
+} default_profiles = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static json_t *default_seccomp_profile(uint64_t caps)
+{
+        json_t *p = NULL;
+
+        pthread_mutex_lock(&default_profiles.lock);
+        for (size_t i = 0; i < default_profiles.n && !p; i++)
+                if (default_profiles.caps[i] == caps)
+                        p = json_incref(default_profiles.profile[i]);
+        if (!p && moat_seccomp_default_profile(caps, &p) >= 0 && default_profiles.n < SECCOMP_PROFILES_MAX) {
+                default_profiles.caps[default_profiles.n] = caps;
+                default_profiles.profile[default_profiles.n++] = json_incref(p);
+        }
+        pthread_mutex_unlock(&default_profiles.lock);
+        return p;
+}
+
 static int security(struct builder *b, uint64_t caps, json_t *process, json_t *linux_, struct moat_error **reterr)
 {
         const json_t *opts = json_object_get(b->c->host_config, "SecurityOpt");
@@ -2924,7 +2966,7 @@ static int security(struct builder *b, uint64_t caps, json_t *process, json_t *l
                 if ((r = set(linux_, "seccomp", profile)) < 0)
                         return r;
         } else {
-                if (moat_seccomp_default_profile(caps, &profile) < 0)
+                if (!(profile = default_seccomp_profile(caps)))
                         return oom();
                 if ((r = set(linux_, "seccomp", profile)) < 0)
                         return r;
@@ -3232,11 +3274,44 @@ static int process_from_image(struct builder *b, const char *hostname, json_t *p
         return 0;
 }
 
+/* moat_spec_hardened() parsed, built on first use and never modified
+ * after: every spec starts as a deep copy. Its linux.seccomp is a null
+ * placeholder (security() sets or removes it, in the same place among
+ * the keys), so the default profile is not copied only to be replaced. */
+static struct {
+        pthread_mutex_t lock;
+        json_t *doc;
+} hardened_base = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static int hardened_spec(json_t **ret, struct moat_error **reterr)
+{
+        json_t *base;
+        int r = 0;
+
+        pthread_mutex_lock(&hardened_base.lock);
+        if (!hardened_base.doc) {
+                _cleanup_free_ char *text = NULL;
+                _cleanup_(json_decrefp) json_t *doc = NULL;
+
+                r = moat_spec_hardened(&text, reterr);
+                if (r >= 0 && (!(doc = json_loads(text, 0, NULL)) ||
+                               json_object_set_new(json_object_get(doc, "linux"), "seccomp", json_null()) < 0))
+                        r = oom();
+                if (r >= 0)
+                        hardened_base.doc = TAKE_PTR(doc);
+        }
+        base = hardened_base.doc;
+        pthread_mutex_unlock(&hardened_base.lock);
+        if (r < 0)
+                return r;
+        *ret = json_deep_copy(base);
+        return *ret ? 0 : oom();
+}
+
 int moat_docker_create_spec(const struct moat_docker_create *c, const struct moat_docker_spec_context *ctx,
                             struct moat_docker_spec **ret, struct moat_error **reterr)
 {
         _cleanup_(moat_docker_spec_freep) struct moat_docker_spec *s = calloc(1, sizeof(*s));
-        _cleanup_free_ char *hardened = NULL;
         struct builder b = { .c = c, .ctx = ctx };
         const json_t *hc = c->host_config;
         int r;
@@ -3245,11 +3320,9 @@ int moat_docker_create_spec(const struct moat_docker_create *c, const struct moa
                 return oom();
         if (!ctx || !ctx->id || strlen(ctx->id) < 12)
                 return FAIL(-EINVAL, "container id: missing or shorter than 12 characters");
-        r = moat_spec_hardened(&hardened, reterr);
+        r = hardened_spec(&s->spec, reterr);
         if (r < 0)
                 return r;
-        json_error_t jerr;
-        s->spec = json_loads(hardened, 0, &jerr);
         s->warnings = json_deep_copy(c->warnings);
         s->host_config = json_deep_copy(hc);
         s->mounts = json_array();

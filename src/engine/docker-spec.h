@@ -144,7 +144,9 @@ struct moat_docker_spec_context {
 };
 
 struct moat_docker_spec {
-        json_t *spec;               /* the OCI runtime config.json */
+        json_t *spec;               /* the OCI runtime config.json; its linux.seccomp (moat's default
+                                     * profile) may be shared with other specs and other threads:
+                                     * replace or remove it, never modify it in place */
         json_t *config;             /* inspect's Config: merged with the image, Hostname filled */
         json_t *host_config;        /* inspect's HostConfig */
         json_t *mounts;             /* inspect's Mounts[] (Type, Name, Source, Destination, Driver, Mode, RW, Propagation) */
@@ -176,7 +178,7 @@ MOAT_NODISCARD int moat_docker_capabilities(uint64_t base, uint64_t all, const j
 
 /* What "all capabilities" means (privileged containers and execs): those
  * the kernel knows that the daemon holds in its bounding and permitted
- * sets, as moby grants its own bounding set. */
+ * sets, as moby grants its own bounding set. Read at the first call. */
 uint64_t moat_docker_all_capabilities(void);
 /* A capability mask as OCI names ("CAP_CHOWN", ...); NULL on no memory. */
 json_t *moat_docker_capabilities_json(uint64_t mask);

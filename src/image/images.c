@@ -32,6 +32,12 @@
  *    images.lock: decide, rewrite index.json once, collect; whether a
  *    container uses an image is asked of the caller (the engine), never
  *    guessed here.
+ *  - Resolution (list, lookup, resolve) reads index.json and the manifests
+ *    and configs through caches of their parses ("the caches of
+ *    resolution" below): a container's create and start resolve its image
+ *    by walking every entry. index.json is re-read when its inode, size or
+ *    mtime change; documents are content-addressed. Writers, gc and verify
+ *    read the files.
  *  - verify re-hashes every blob, walks every entry as gc marks them
  *    (reporting what is missing or unreadable with who references it) and
  *    checks that each layer tree is named by a ChainID of a present image.
@@ -44,6 +50,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/file.h>
@@ -114,8 +121,8 @@ static bool is_manifest_type(const char *mt)
 }
 
 /* Read and parse a document blob, checking the descriptor's size (size < 0: unknown). */
-static int read_doc(struct moat_store *s, const char *digest, int64_t size, const char *media_type,
-                    struct oci_image_doc **ret, struct moat_error **reterr)
+static int read_doc_len(struct moat_store *s, const char *digest, int64_t size, const char *media_type,
+                        struct oci_image_doc **ret, size_t *ret_len, struct moat_error **reterr)
 {
         _cleanup_free_ char *buf = NULL;
         size_t len;
@@ -130,23 +137,192 @@ static int read_doc(struct moat_store *s, const char *digest, int64_t size, cons
         r = oci_image_doc_parse(buf, len, media_type, ret, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "blob %s", digest);
+        if (ret_len)
+                *ret_len = len;
         return 0;
 }
 
-/* Load index.json: the document and its "manifests" array (borrowed). */
-static int index_load(struct moat_store *s, json_t **ret, json_t **ret_manifests, struct moat_error **reterr)
+static int read_doc(struct moat_store *s, const char *digest, int64_t size, const char *media_type,
+                    struct oci_image_doc **ret, struct moat_error **reterr)
 {
-        _cleanup_free_ char *buf = NULL;
-        _cleanup_json_ *root = NULL;
-        json_error_t jerr;
-        json_t *m;
+        return read_doc_len(s, digest, size, media_type, ret, NULL, reterr);
+}
+
+/* ---- the caches of resolution ---- */
+
+/*
+ * Every container create and start resolves its image, which read and
+ * parsed index.json and, for every entry, the manifest and the config.
+ * Both caches are the process's, under one mutex, and hold parsed
+ * documents that nobody modifies:
+ *  - documents by (digest, the media type asked for): a blob's content is
+ *    its digest, checked when it was read (a later change on disk is
+ *    corruption, which verify finds: it reads the disk). A hit still
+ *    checks that the blob is in the store asked (a collected or removed
+ *    blob is not served). At most DOC_CACHE_MAX documents of at most
+ *    DOC_CACHE_BYTES of blob text, least recently used out first; an
+ *    image holds its documents (a reference count), so one that goes out
+ *    lives until its images are freed.
+ *  - index.json, one per store (at most INDEX_CACHE_MAX stores), valid
+ *    while the file's (device, inode, size, mtime) are those of the file
+ *    read: writers replace it by rename (a new inode), here or in another
+ *    process. Only readers use it (list, find, entries); writers, gc and
+ *    verify read the file under their lock.
+ */
+#define DOC_CACHE_MAX 64u
+#define DOC_CACHE_BYTES (16u * 1024u * 1024u)
+#define INDEX_CACHE_MAX 4u
+
+struct moat_images_doc {
+        unsigned refs;          /* the table's while in it, and each holder's */
+        char *digest;
+        char *media_type;       /* asked for; NULL: none */
+        size_t len;             /* of the blob */
+        uint64_t used;
+        struct oci_image_doc *doc;
+};
+
+/* A parse of index.json; its refs (the slot's, each reader's) are counted
+ * under the mutex, not with jansson's counts, so that readers on several
+ * threads never touch the shared document. */
+struct index_doc {
+        unsigned refs;
+        json_t *root;
+};
+
+struct index_slot {
+        const struct moat_store *store;
+        dev_t dev;
+        ino_t ino;
+        off_t size;
+        struct timespec mtim;
+        uint64_t used;
+        struct index_doc *doc;
+};
+
+static struct {
+        pthread_mutex_t lock;
+        uint64_t clock;
+        struct moat_images_doc *docs[DOC_CACHE_MAX];
+        size_t n_docs;
+        size_t doc_bytes;
+        struct index_slot index[INDEX_CACHE_MAX];
+} cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void doc_unref_locked(struct moat_images_doc *d)
+{
+        if (!d || --d->refs > 0)
+                return;
+        oci_image_doc_free(d->doc);
+        free(d->digest);
+        free(d->media_type);
+        free(d);
+}
+
+static void doc_release(struct moat_images_doc *d)
+{
+        if (!d)
+                return;
+        pthread_mutex_lock(&cache.lock);
+        doc_unref_locked(d);
+        pthread_mutex_unlock(&cache.lock);
+}
+
+static void doc_releasep(struct moat_images_doc **d)
+{
+        doc_release(*d);
+        *d = NULL;
+}
+#define _cleanup_doc_ __attribute__((cleanup(doc_releasep)))
+
+static void doc_evict_locked(size_t i)
+{
+        struct moat_images_doc *d = cache.docs[i];
+
+        cache.docs[i] = cache.docs[--cache.n_docs];
+        cache.doc_bytes -= d->len;
+        doc_unref_locked(d);
+}
+
+static bool same_media_type(const char *a, const char *b)
+{
+        return a ? b && streq(a, b) : !b;
+}
+
+static void doc_insert_locked(struct moat_images_doc *d)
+{
+        for (size_t i = 0; i < cache.n_docs; i++)
+                if (streq(cache.docs[i]->digest, d->digest) && same_media_type(cache.docs[i]->media_type, d->media_type))
+                        return; /* another thread's read of it got there first */
+        if (d->len > DOC_CACHE_BYTES)
+                return;
+        while (cache.n_docs > 0 && (cache.n_docs >= DOC_CACHE_MAX || cache.doc_bytes + d->len > DOC_CACHE_BYTES)) {
+                size_t oldest = 0;
+                for (size_t i = 1; i < cache.n_docs; i++)
+                        if (cache.docs[i]->used < cache.docs[oldest]->used)
+                                oldest = i;
+                doc_evict_locked(oldest);
+        }
+        d->refs++;
+        d->used = ++cache.clock;
+        cache.docs[cache.n_docs++] = d;
+        cache.doc_bytes += d->len;
+}
+
+/* read_doc through the cache: *ret holds the document (doc_release). */
+static int read_doc_cached(struct moat_store *s, const char *digest, int64_t size, const char *media_type,
+                           struct moat_images_doc **ret, struct moat_error **reterr)
+{
+        _cleanup_doc_ struct moat_images_doc *d = NULL;
+        _cleanup_oci_image_doc_ struct oci_image_doc *doc = NULL;
         size_t len;
         int r;
 
-        r = read_full_file_at(moat_store_dir_fd(s), "index.json", MOAT_IMAGES_INDEX_MAX_SIZE, &buf, &len);
+        pthread_mutex_lock(&cache.lock);
+        for (size_t i = 0; i < cache.n_docs; i++)
+                if (streq(cache.docs[i]->digest, digest) && same_media_type(cache.docs[i]->media_type, media_type)) {
+                        d = cache.docs[i];
+                        d->refs++;
+                        d->used = ++cache.clock;
+                        break;
+                }
+        pthread_mutex_unlock(&cache.lock);
+        if (d && moat_store_has_blob(s, digest) > 0) {
+                if (size >= 0 && (uint64_t) size != d->len)
+                        return moat_error_setx(reterr, -EBADMSG, "blob %s is %zu bytes, its descriptor says %lld",
+                                               digest, d->len, (long long) size);
+                *ret = TAKE_PTR(d);
+                return 0;
+        }
+        doc_releasep(&d); /* not in this store (any more): the read says what is wrong */
+
+        r = read_doc_len(s, digest, size, media_type, &doc, &len, reterr);
         if (r < 0)
-                return moat_error_set(reterr, r, "reading the store's index.json (at most %u bytes)",
-                                      MOAT_IMAGES_INDEX_MAX_SIZE);
+                return r;
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return moat_error_set(reterr, -ENOMEM, "blob %s", digest);
+        d->refs = 1;
+        d->len = len;
+        d->doc = TAKE_PTR(doc);
+        d->digest = strdup(digest);
+        d->media_type = media_type ? strdup(media_type) : NULL;
+        if (!d->digest || (media_type && !d->media_type))
+                return moat_error_set(reterr, -ENOMEM, "blob %s", digest);
+        pthread_mutex_lock(&cache.lock);
+        doc_insert_locked(d);
+        pthread_mutex_unlock(&cache.lock);
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
+/* index.json's checks; its "manifests" array is added when missing. */
+static int index_parse(const char *buf, size_t len, json_t **ret, json_t **ret_manifests, struct moat_error **reterr)
+{
+        _cleanup_json_ *root = NULL;
+        json_error_t jerr;
+        json_t *m;
+
         root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
         if (!root)
                 return moat_error_setx(reterr, -EINVAL, "the store's index.json: line %d: %s", jerr.line, jerr.text);
@@ -165,6 +341,121 @@ static int index_load(struct moat_store *s, json_t **ret, json_t **ret_manifests
                                        json_array_size(m), MOAT_IMAGES_MAX_REFS);
         *ret_manifests = m;
         *ret = TAKE_PTR(root);
+        return 0;
+}
+
+/* Load index.json: the document and its "manifests" array (borrowed). */
+static int index_load(struct moat_store *s, json_t **ret, json_t **ret_manifests, struct moat_error **reterr)
+{
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+        int r;
+
+        r = read_full_file_at(moat_store_dir_fd(s), "index.json", MOAT_IMAGES_INDEX_MAX_SIZE, &buf, &len);
+        if (r < 0)
+                return moat_error_set(reterr, r, "reading the store's index.json (at most %u bytes)",
+                                      MOAT_IMAGES_INDEX_MAX_SIZE);
+        return index_parse(buf, len, ret, ret_manifests, reterr);
+}
+
+static bool index_slot_matches(const struct index_slot *slot, const struct stat *st)
+{
+        return slot->doc && slot->dev == st->st_dev && slot->ino == st->st_ino && slot->size == st->st_size &&
+               slot->mtim.tv_sec == st->st_mtim.tv_sec && slot->mtim.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+static void index_unref_locked(struct index_doc *d)
+{
+        if (!d || --d->refs > 0)
+                return;
+        json_decref(d->root);
+        free(d);
+}
+
+static void index_releasep(struct index_doc **d)
+{
+        if (!*d)
+                return;
+        pthread_mutex_lock(&cache.lock);
+        index_unref_locked(*d);
+        pthread_mutex_unlock(&cache.lock);
+        *d = NULL;
+}
+#define _cleanup_index_ __attribute__((cleanup(index_releasep)))
+
+/* index_load for readers: *ret holds the cached parse (index_releasep),
+ * which must not be modified; *ret_manifests is its array. */
+static int index_get(struct moat_store *s, struct index_doc **ret, json_t **ret_manifests,
+                     struct moat_error **reterr)
+{
+        _cleanup_free_ char *buf = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_json_ *root = NULL;
+        struct index_doc *d = NULL;
+        json_t *m;
+        struct stat st;
+        size_t len;
+        int r;
+
+        if (fstatat(moat_store_dir_fd(s), "index.json", &st, 0) == 0) {
+                pthread_mutex_lock(&cache.lock);
+                for (size_t i = 0; i < INDEX_CACHE_MAX && !d; i++)
+                        if (index_slot_matches(&cache.index[i], &st)) {
+                                d = cache.index[i].doc;
+                                d->refs++;
+                                cache.index[i].used = ++cache.clock;
+                        }
+                pthread_mutex_unlock(&cache.lock);
+                if (d) {
+                        *ret_manifests = json_object_get(d->root, "manifests");
+                        *ret = d;
+                        return 0;
+                }
+        }
+
+        /* Read from one descriptor, so the key is that of the file read. */
+        fd = openat(moat_store_dir_fd(s), "index.json", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        r = fd < 0 ? -errno : fstat(fd, &st) < 0 ? -errno : read_full_fd(fd, MOAT_IMAGES_INDEX_MAX_SIZE, &buf, &len);
+        if (r < 0)
+                return moat_error_set(reterr, r, "reading the store's index.json (at most %u bytes)",
+                                      MOAT_IMAGES_INDEX_MAX_SIZE);
+        r = index_parse(buf, len, &root, &m, reterr);
+        if (r < 0)
+                return r;
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return moat_error_set(reterr, -ENOMEM, "index.json");
+        *d = (struct index_doc) { .refs = 1, .root = TAKE_PTR(root) };
+        if (S_ISREG(st.st_mode)) {
+                pthread_mutex_lock(&cache.lock);
+                struct index_slot *slot = NULL;
+                for (size_t i = 0; i < INDEX_CACHE_MAX && !slot; i++)
+                        if (cache.index[i].store == s)
+                                slot = &cache.index[i];
+                for (size_t i = 0; i < INDEX_CACHE_MAX && !slot; i++)
+                        if (!cache.index[i].doc)
+                                slot = &cache.index[i];
+                if (!slot) {
+                        slot = &cache.index[0];
+                        for (size_t i = 1; i < INDEX_CACHE_MAX; i++)
+                                if (cache.index[i].used < slot->used)
+                                        slot = &cache.index[i];
+                }
+                index_unref_locked(slot->doc);
+                d->refs++;
+                *slot = (struct index_slot) {
+                        .store = s,
+                        .dev = st.st_dev,
+                        .ino = st.st_ino,
+                        .size = st.st_size,
+                        .mtim = st.st_mtim,
+                        .used = ++cache.clock,
+                        .doc = d,
+                };
+                pthread_mutex_unlock(&cache.lock);
+        }
+        *ret_manifests = m;
+        *ret = d;
         return 0;
 }
 
@@ -435,13 +726,13 @@ static int entry_fields(json_t *entry, size_t i, const char **ret_mt, const char
 
 int moat_images_list(struct moat_store *s, struct moat_image_ref **ret, size_t *ret_n, struct moat_error **reterr)
 {
-        _cleanup_json_ *root = NULL;
+        _cleanup_index_ struct index_doc *index = NULL;
         struct moat_image_ref *refs = NULL;
         json_t *manifests;
         size_t n = 0;
         int r;
 
-        r = index_load(s, &root, &manifests, reterr);
+        r = index_get(s, &index, &manifests, reterr);
         if (r < 0)
                 return r;
         refs = calloc(json_array_size(manifests) + 1, sizeof(*refs));
@@ -487,8 +778,8 @@ void moat_image_free(struct moat_image *img)
         free(img->manifest_digest);
         free(img->config_digest);
         free(img->target_media_type);
-        oci_image_doc_free(img->manifest_doc);
-        oci_image_doc_free(img->config_doc);
+        doc_release(img->manifest_hold);
+        doc_release(img->config_hold);
         free(img);
 }
 
@@ -496,11 +787,11 @@ void moat_image_free(struct moat_image *img)
 static int index_find(struct moat_store *s, const char *name, char **ret_mt, char **ret_digest, int64_t *ret_size,
                       struct moat_error **reterr)
 {
-        _cleanup_json_ *root = NULL;
+        _cleanup_index_ struct index_doc *index = NULL;
         json_t *manifests;
         int r;
 
-        r = index_load(s, &root, &manifests, reterr);
+        r = index_get(s, &index, &manifests, reterr);
         if (r < 0)
                 return r;
         for (size_t i = json_array_size(manifests); i > 0; i--) {
@@ -554,7 +845,8 @@ static int resolve_target(struct moat_store *s, struct moat_image *img, const ch
                 return moat_error_set(reterr, -ENOMEM, "resolving %s", img->reference);
 
         for (unsigned depth = 0;; depth++) {
-                _cleanup_oci_image_doc_ struct oci_image_doc *doc = NULL;
+                _cleanup_doc_ struct moat_images_doc *held = NULL;
+                const struct oci_image_doc *doc;
                 const struct oci_descriptor *pick;
 
                 if (depth > MOAT_IMAGES_MAX_NESTING)
@@ -564,11 +856,13 @@ static int resolve_target(struct moat_store *s, struct moat_image *img, const ch
                         return moat_error_setx(reterr, -EMEDIUMTYPE,
                                                "resolving %s: %s has media type \"%s\", not a manifest or index",
                                                img->reference, digest, mt);
-                r = read_doc(s, digest, size, mt, &doc, reterr);
+                r = read_doc_cached(s, digest, size, mt, &held, reterr);
                 if (r < 0)
                         return moat_error_wrap(reterr, r, "resolving %s", img->reference);
+                doc = held->doc;
                 if (doc->kind == OCI_DOC_MANIFEST) {
-                        img->manifest_doc = TAKE_PTR(doc);
+                        img->manifest_hold = TAKE_PTR(held);
+                        img->manifest_doc = img->manifest_hold->doc;
                         break;
                 }
                 if (doc->kind != OCI_DOC_INDEX)
@@ -597,10 +891,11 @@ static int resolve_target(struct moat_store *s, struct moat_image *img, const ch
         img->config_digest = strdup(img->manifest->config.digest);
         if (!img->config_digest)
                 return moat_error_set(reterr, -ENOMEM, "resolving %s", img->reference);
-        r = read_doc(s, img->config_digest, img->manifest->config.size, img->manifest->config.media_type,
-                     &img->config_doc, reterr);
+        r = read_doc_cached(s, img->config_digest, img->manifest->config.size, img->manifest->config.media_type,
+                            &img->config_hold, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "resolving %s: config", img->reference);
+        img->config_doc = img->config_hold->doc;
         img->config = oci_image_doc_config(img->config_doc);
         if (!img->config)
                 return moat_error_setx(reterr, -EMEDIUMTYPE, "resolving %s: config %s is not an image config",
@@ -712,13 +1007,13 @@ static int entry_cmp(const void *a, const void *b)
 int moat_images_entries(struct moat_store *s, const struct oci_platform *platform, struct moat_image_entry **ret,
                         size_t *ret_n, struct moat_error **reterr)
 {
-        _cleanup_json_ *root = NULL;
+        _cleanup_index_ struct index_doc *index = NULL;
         struct moat_image_entry *v;
         json_t *manifests;
         size_t n = 0;
         int r;
 
-        r = index_load(s, &root, &manifests, reterr);
+        r = index_get(s, &index, &manifests, reterr);
         if (r < 0)
                 return r;
         v = calloc(json_array_size(manifests) + 1, sizeof(*v));

@@ -104,18 +104,23 @@ MOAT_NODISCARD int moat_images_entries(struct moat_store *s, const struct oci_pl
                                        struct moat_image_entry **ret, size_t *ret_n, struct moat_error **reterr);
 void moat_image_entries_free(struct moat_image_entry *entries, size_t n);
 
+struct moat_images_doc;
+
 struct moat_image {
         char *reference;        /* normalised text of what was resolved */
         char *target_digest;    /* what the reference names (manifest or index) */
         char *manifest_digest;  /* the image manifest chosen for the platform */
         char *config_digest;    /* the image's ID */
-        struct oci_image_doc *manifest_doc;
-        struct oci_image_doc *config_doc;
+        /* The documents, shared with the image database's cache and other
+         * threads' images: read only. */
+        const struct oci_image_doc *manifest_doc;
+        const struct oci_image_doc *config_doc;
         const struct oci_manifest *manifest;     /* views into the docs above */
         const struct oci_image_config *config;
         char *target_media_type;  /* of target_digest */
         int64_t target_size;      /* of target_digest, -1 when found by digest alone */
         bool by_id;               /* found by moat_images_lookup through its ID */
+        struct moat_images_doc *manifest_hold, *config_hold;   /* private: the cache's documents held */
 };
 
 void moat_image_free(struct moat_image *img);

@@ -15,6 +15,7 @@
 
 #include <fcntl.h>
 #include <ftw.h>
+#include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1211,6 +1212,133 @@ static void measure_quick_check(void)
                (double) (b.tv_sec - a.tv_sec) * 1e3 + (double) (b.tv_nsec - a.tv_nsec) / 1e6);
 }
 
+/* ---- the statement cache ---- */
+
+/*
+ * Every text is prepared once per handle and reused: a reused statement
+ * must be reset and rebound (else its bind fails, or it still holds the
+ * previous call's row and snapshot), also after a call that stopped early
+ * (an ambiguous prefix stops at the second row) or failed.
+ */
+static void test_statement_reuse(void)
+{
+        _cleanup_free_ char *dir = subdir("reuse");
+        _cleanup_error_ struct moat_error *e = NULL;
+        _cleanup_db_ struct moat_db *a = NULL, *b = NULL;
+        const unsigned long n = 120;
+        char id[65], name[32];
+        bool good = true;
+        int r;
+
+        if (moat_db_open(dir, NULL, &a, &e) < 0 || moat_db_open(dir, NULL, &b, &e) < 0) {
+                ok(false, "open two handles: %s", msg(e));
+                return;
+        }
+        for (unsigned long i = 0; i < n && good; i++) {
+                snprintf(name, sizeof(name), "r%lu", i);
+                good = insert_container(a, '7', i, name, NULL, (int64_t) i, &e) == 0;
+        }
+        ok(good, "%lu inserts through one statement: %s", n, msg(e));
+
+        good = true;
+        for (unsigned round = 0; round < 3 && good; round++)
+                for (unsigned long k = 0; k < n && good; k++) {
+                        unsigned long i = (k * 7 + round * 13) % n;
+                        _cleanup_db_container_ struct moat_db_container *c1 = NULL, *c2 = NULL, *c3 = NULL;
+                        char env[32];
+
+                        make_id(id, '7', i);
+                        snprintf(name, sizeof(name), "r%lu", i);
+                        snprintf(env, sizeof(env), "\"A=%lu\"", i);
+                        good = moat_db_container_get(a, id, &c1, &e) == 0 && streq(c1->id, id) &&
+                               streq(c1->name, name) && strstr(c1->doc, env) &&
+                               moat_db_container_get_by_name(a, name, &c2, &e) == 0 && streq(c2->id, id) &&
+                               moat_db_container_lookup(a, name, &c3, &e) == 0 && streq(c3->id, id);
+                        if (!good)
+                                printf("# container %lu, round %u: %s\n", i, round, msg(e));
+                }
+        ok(good, "three rounds of get, get by name and lookup of each: always the row asked for");
+
+        {
+                _cleanup_db_container_ struct moat_db_container *c = NULL;
+                struct moat_db_container_status st = { .state = MOAT_CONTAINER_EXITED, .exit_code = 7 };
+
+                make_id(id, '7', 5);
+                ok(moat_db_container_get(a, id, &c, &e) == 0 && c->status.state == MOAT_CONTAINER_CREATED,
+                   "read on the first handle");
+                moat_db_container_freep(&c);
+                is_int(moat_db_container_update(b, id, &st, NULL, &e), 0, "update on the second handle");
+                ok(moat_db_container_get(a, id, &c, &e) == 0 && c->status.state == MOAT_CONTAINER_EXITED &&
+                           c->status.exit_code == 7,
+                   "the first handle sees it: its kept statements hold no snapshot");
+        }
+
+        make_id(id, '9', 0);
+        is_int(insert_container(a, '9', 0, "lone", NULL, 0, &e), 0, "a container whose id starts with 9");
+        for (int i = 0; i < 3; i++) {
+                _cleanup_db_container_ struct moat_db_container *c = NULL;
+                moat_error_freep(&e);
+                r = moat_db_container_lookup(a, "7", &c, &e);
+                ok(r == -EINVAL && strstr(msg(e), "multiple IDs"), "prefix 7 is ambiguous (%d): %s", i, msg(e));
+                r = moat_db_container_lookup(a, "9", &c, &e);
+                ok(r == 0 && c && streq(c->id, id), "prefix 9 is the lone one (%d)", i);
+        }
+
+        moat_error_freep(&e);
+        make_id(id, '7', 3);
+        r = insert_container(a, '7', n + 1, "r3", NULL, 0, &e);
+        ok(r == -EEXIST && strstr(msg(e), "already in use"), "a taken name fails mid-transaction: %s", msg(e));
+        moat_error_freep(&e);
+        r = insert_container(a, '7', 3, "fresh", NULL, 0, &e);
+        ok(r == -EEXIST && strstr(msg(e), "already exists"), "a taken id fails: %s", msg(e));
+        moat_error_freep(&e);
+        is_int(insert_container(a, '7', n + 1, "fresh", NULL, 0, &e), 0, "the next insert works: %s", msg(e));
+        {
+                _cleanup_db_container_ struct moat_db_container *c = NULL;
+                make_id(id, '7', n + 1);
+                ok(moat_db_container_get_by_name(a, "fresh", &c, &e) == 0 && streq(c->id, id), "and reads back");
+        }
+
+        /* The document given parsed: its Mounts are what the database reads. */
+        {
+                const char *text = "{\"Mounts\":[{\"Type\":\"volume\",\"Name\":\"pv\",\"Destination\":\"/d\"}]}";
+                json_t *doc = json_loads(text, 0, NULL);
+                struct moat_db_container c = {
+                        .name = (char *) "parsed",
+                        .image_ref = (char *) "busybox:latest",
+                        .image_id = (char *) "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                        .status = { .state = MOAT_CONTAINER_CREATED },
+                        .doc = (char *) text,
+                };
+                _cleanup_strv_free_ char **users = NULL;
+                _cleanup_db_container_ struct moat_db_container *got = NULL;
+
+                make_id(c.id, '9', 1);
+                moat_error_freep(&e);
+                r = moat_db_container_insert_parsed(a, &c, doc, &e);
+                ok(r == -ENOENT && strstr(msg(e), "no such volume"), "parsed: its volume must exist: %s", msg(e));
+                moat_error_freep(&e);
+                is_int(insert_volume(a, "pv", &e), 0, "volume pv");
+                is_int(moat_db_container_insert_parsed(a, &c, doc, &e), 0, "inserted with its parse: %s", msg(e));
+                ok(moat_db_volume_users(b, "pv", &users, &e) == 0 && users[0] && streq(users[0], c.id) && !users[1],
+                   "it uses pv");
+                ok(moat_db_container_get(b, c.id, &got, &e) == 0 && streq(got->doc, text), "the text is stored");
+                json_decref(doc);
+                doc = json_loads("{\"Mounts\":[]}", 0, NULL);
+                is_int(moat_db_container_update_parsed(a, c.id, &c.status, "{\"Mounts\":[]}", doc, &e), 0,
+                       "updated with its parse");
+                strv_freep(&users);
+                ok(moat_db_volume_users(b, "pv", &users, &e) == 0 && !users[0], "pv is free");
+                json_decref(doc);
+                doc = json_loads("[]", 0, NULL);
+                moat_error_freep(&e);
+                r = moat_db_container_update_parsed(a, c.id, &c.status, "[]", doc, &e);
+                ok(r == -EINVAL && strstr(msg(e), "not a JSON object"), "a parse that is no object: %s", msg(e));
+                json_decref(doc);
+        }
+        is_int(moat_db_check(a, true, &e), 0, "integrity_check");
+}
+
 int main(void)
 {
         _cleanup_error_ struct moat_error *e = NULL;
@@ -1237,6 +1365,7 @@ int main(void)
                 }
         }
         test_events();
+        test_statement_reuse();
         test_threads(true);
         test_threads(false);
         test_processes();

@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <nettle/sha2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -555,6 +556,201 @@ static void test_verify(struct moat_store *s)
         is_int(moat_images_gc(s, &g, NULL), 0, "collect D");
 }
 
+/* ---- the caches of resolution ---- */
+
+#define CACHE_IMAGES 40   /* 80 documents: more than the document cache keeps */
+
+struct lookup_worker {
+        struct moat_store *s;
+        const struct image *imgs;
+        unsigned seed;
+        int failures;
+};
+
+static void *lookup_run(void *arg)
+{
+        struct lookup_worker *w = arg;
+
+        for (int i = 0; i < 300; i++) {
+                unsigned k = (w->seed + (unsigned) i * 7u) % CACHE_IMAGES;
+                _cleanup_image_ struct moat_image *img = NULL;
+                char ref[64];
+
+                snprintf(ref, sizeof(ref), "localhost/cache-%u:1", k);
+                if (moat_images_lookup(w->s, ref, NULL, &img, NULL) < 0 || !streq(img->config_digest, w->imgs[k].config) ||
+                    !streq(img->config->author, ref))
+                        w->failures++;
+        }
+        return NULL;
+}
+
+static bool lookup_is(struct moat_store *s, const char *text, const char *config, struct moat_error **e)
+{
+        _cleanup_image_ struct moat_image *img = NULL;
+
+        moat_error_freep(e);
+        return moat_images_lookup(s, text, NULL, &img, e) == 0 && streq(img->config_digest, config);
+}
+
+/*
+ * Lookups go through a cache of index.json and of parsed documents: what
+ * they answer must follow index.json as it changes (here, by the library,
+ * by another writer's rename, by a rewrite in place) and blobs as they go,
+ * and documents pushed out of the cache stay valid for the images holding
+ * them.
+ */
+static void test_caches(struct moat_store *s)
+{
+        _cleanup_error_ struct moat_error *err = NULL;
+        static struct image imgs[CACHE_IMAGES];
+        struct layer l;
+        const char *ids[1];
+        char ref[64], extra[128], path[8192];
+        int sfd = moat_store_dir_fd(s);
+        bool good = true;
+
+        ok(put_layer(s, "cache", "cached\n", &l), "a layer for the cache's images");
+        ids[0] = l.diff_id;
+        for (unsigned k = 0; k < CACHE_IMAGES && good; k++) {
+                snprintf(ref, sizeof(ref), "localhost/cache-%u:1", k);
+                snprintf(extra, sizeof(extra), "\"author\":\"%s\",", ref);
+                good = put_image_x(s, "amd64", extra, &l, ids, 1, &imgs[k]) &&
+                       tag(s, ref, OCI_MT_MANIFEST, imgs[k].manifest, imgs[k].manifest_size) == 0;
+        }
+        ok(good, "%d images stored and tagged", CACHE_IMAGES);
+
+        /* an image holds its documents after the cache let them go */
+        _cleanup_image_ struct moat_image *held = NULL;
+        is_int(moat_images_lookup(s, "localhost/cache-0:1", NULL, &held, &err), 0, "lookup of image 0, held");
+        for (int round = 0; round < 2 && good; round++)
+                for (unsigned k = 0; k < CACHE_IMAGES && good; k++) {
+                        snprintf(ref, sizeof(ref), "localhost/cache-%u:1", k);
+                        good = lookup_is(s, ref, imgs[k].config, &err) && lookup_is(s, imgs[k].config, imgs[k].config, &err);
+                }
+        ok(good, "every image by reference and by ID, twice: %s", err ? err->msg : "");
+        ok(held && streq(held->config->author, "localhost/cache-0:1") && held->manifest->n_layers == 1 &&
+                   streq(held->manifest->config.digest, imgs[0].config),
+           "the held image's documents are intact");
+
+        /* index.json changed by the library: a re-tag is seen at once */
+        is_int(tag(s, "localhost/cache-moving:1", OCI_MT_MANIFEST, imgs[1].manifest, imgs[1].manifest_size), 0,
+               "tag cache-moving to image 1");
+        ok(lookup_is(s, "localhost/cache-moving:1", imgs[1].config, &err), "it is image 1");
+        is_int(tag(s, "localhost/cache-moving:1", OCI_MT_MANIFEST, imgs[2].manifest, imgs[2].manifest_size), 0,
+               "re-tag it to image 2");
+        ok(lookup_is(s, "localhost/cache-moving:1", imgs[2].config, &err), "it is image 2 now");
+
+        /* index.json replaced by another writer (rename: a new inode, same size) */
+        {
+                _cleanup_free_ char *text = NULL;
+                size_t n;
+                ok(read_full_file_at(sfd, "index.json", 1 << 24, &text, &n) == 0, "read index.json");
+                char *at = text ? strstr(text, imgs[2].manifest) : NULL;
+                ok(at != NULL, "image 2's manifest is in it");
+                if (at) {
+                        for (char *q = strstr(at + 1, imgs[2].manifest); q; q = strstr(q + 1, imgs[2].manifest))
+                                at = q; /* the last entry: cache-moving's */
+                        memcpy(at, imgs[3].manifest, strlen(imgs[3].manifest));
+                        ok(write_file_atomic_at(sfd, "index.json", text, n, 0644) == 0,
+                           "another writer points cache-moving at image 3 (same size)");
+                        ok(lookup_is(s, "localhost/cache-moving:1", imgs[3].config, &err), "it is image 3: %s",
+                           err ? err->msg : "");
+                }
+        }
+        /* ... and rewritten in place, with another size */
+        is_int(tag(s, "localhost/cache-moving:1", OCI_MT_MANIFEST, imgs[4].manifest, imgs[4].manifest_size), 0,
+               "re-tag it to image 4");
+        {
+                _cleanup_free_ char *text = NULL, *shorter = NULL;
+                size_t n;
+                ok(read_full_file_at(sfd, "index.json", 1 << 24, &text, &n) == 0, "read index.json");
+                /* drop the tag-time annotation of cache-moving: the file shrinks */
+                char *name = text ? strstr(text, "\"localhost/cache-moving:1\"") : NULL;
+                char *ann = name ? strstr(text, "\"" MOAT_IMAGES_TAG_TIME_ANNOTATION "\"") : NULL;
+                for (char *q = ann; q && q < name; q = strstr(q + 1, "\"" MOAT_IMAGES_TAG_TIME_ANNOTATION "\""))
+                        ann = q;
+                ok(ann != NULL, "found an annotation to drop");
+                char *at = name ? strstr(text, imgs[4].manifest) : NULL;
+                for (char *q = at; q; q = strstr(q + 1, imgs[4].manifest))
+                        at = q; /* the last entry: cache-moving's */
+                ok(at != NULL, "image 4's manifest is in it");
+                if (at)
+                        memcpy(at, imgs[7].manifest, strlen(imgs[7].manifest));
+                if (ann && at) {
+                        /* ,"io.moat.image.tag-time":"<time>" or "io.moat.image.tag-time":"<time>", */
+                        char *end = strchr(strchr(strchr(ann + 1, '"') + 1, '"') + 1, '"') + 1;
+                        if (*end == ',')
+                                end++;
+                        else if (ann[-1] == ',')
+                                ann--;
+                        shorter = strndup(text, (size_t) (ann - text));
+                        char *joined = NULL;
+                        ok(asprintf(&joined, "%s%s", shorter, end) > 0, "joined");
+                        free(shorter);
+                        shorter = joined;
+                        int fd = openat(sfd, "index.json", O_WRONLY | O_TRUNC | O_CLOEXEC);
+                        ok(fd >= 0 && write(fd, shorter, strlen(shorter)) == (ssize_t) strlen(shorter),
+                           "rewritten in place to image 7 (same inode, %zu bytes instead of %zu)", strlen(shorter),
+                           n);
+                        if (fd >= 0)
+                                close(fd);
+                        ok(lookup_is(s, "localhost/cache-moving:1", imgs[7].config, &err), "it is image 7: %s",
+                           err ? err->msg : "");
+                        is_int(tag(s, "localhost/cache-moving:1", OCI_MT_MANIFEST, imgs[5].manifest,
+                                   imgs[5].manifest_size),
+                               0, "the library reads the rewritten file and re-tags to image 5");
+                        ok(lookup_is(s, "localhost/cache-moving:1", imgs[5].config, &err), "image 5");
+                }
+        }
+
+        /* a blob that goes is not served from the cache */
+        {
+                _cleanup_free_ char *text = NULL;
+                size_t n;
+                _cleanup_image_ struct moat_image *img = NULL;
+                _cleanup_error_ struct moat_error *e = NULL;
+                _cleanup_free_ char *d = NULL;
+
+                snprintf(path, sizeof(path), "blobs/sha256/%.64s", imgs[6].config + 7);
+                ok(lookup_is(s, "localhost/cache-6:1", imgs[6].config, &err), "image 6 is cached");
+                ok(read_full_file_at(sfd, path, 1 << 20, &text, &n) == 0 && unlinkat(sfd, path, 0) == 0,
+                   "its config blob removed");
+                ok(moat_images_resolve(s, "localhost/cache-6:1", NULL, &img, &e) == -ENOENT && e &&
+                           strstr(e->msg, imgs[6].config),
+                   "resolve fails, naming the config: %s", e ? e->msg : "");
+                ok(text && moat_store_put(s, text, n, imgs[6].config, &d, NULL) >= 0, "the blob put back");
+                ok(lookup_is(s, "localhost/cache-6:1", imgs[6].config, &err), "image 6 resolves again");
+        }
+
+        /* threads looking up while index.json is rewritten */
+        {
+                struct lookup_worker w[4];
+                pthread_t t[4];
+                for (int i = 0; i < 4; i++) {
+                        w[i] = (struct lookup_worker) { .s = s, .imgs = imgs, .seed = (unsigned) i * 11u };
+                        pthread_create(&t[i], NULL, lookup_run, &w[i]);
+                }
+                good = true;
+                for (unsigned k = 0; k < 60; k++)
+                        good = good && tag(s, "localhost/cache-moving:1", OCI_MT_MANIFEST, imgs[k % CACHE_IMAGES].manifest,
+                                           imgs[k % CACHE_IMAGES].manifest_size) == 0;
+                for (int i = 0; i < 4; i++)
+                        pthread_join(t[i], NULL);
+                ok(good, "60 re-tags meanwhile");
+                ok(w[0].failures + w[1].failures + w[2].failures + w[3].failures == 0,
+                   "4 threads x 300 lookups, each the image asked for (%d %d %d %d failed)", w[0].failures,
+                   w[1].failures, w[2].failures, w[3].failures);
+        }
+
+        for (unsigned k = 0; k < CACHE_IMAGES; k++) {
+                snprintf(ref, sizeof(ref), "localhost/cache-%u:1", k);
+                (void) !moat_images_untag(s, ref, NULL);
+        }
+        (void) !moat_images_untag(s, "localhost/cache-moving:1", NULL);
+        struct moat_images_gc_result g;
+        is_int(moat_images_gc(s, &g, NULL), 0, "the cache's images collected");
+}
+
 int main(void)
 {
         _cleanup_store_ struct moat_store *s = NULL;
@@ -761,6 +957,7 @@ int main(void)
         test_remove_rules(s);
         test_prune(s);
         test_verify(s);
+        test_caches(s);
 
         char cmd[200];
         snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
