@@ -15,7 +15,7 @@ DOCKER_HOST, like dockerd. Every container runs with `--network none`.
             iteration by iteration; wall time of the CLI process
   detached  per round and engine: start C detached `sleep 1000` containers
             with a sequential loop of `CLI run -d`, measure the monitors'
-            PSS (moat-monitor[-loop], conmon, containerd-shim-runc-v2) and
+            PSS (moat-monitor, conmon, containerd-shim-runc-v2) and
             the daemons' RSS, `CLI rm -f` them all in one call; then start
             C again with P at a time, and `rm -f` again. Engines interleaved
             within each round.
@@ -164,6 +164,13 @@ def wait_until(pred, timeout, interval=0.05):
         time.sleep(interval)
 
 
+def proc_cwd(pid):
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
+
+
 def proc_cmdline(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -286,12 +293,15 @@ class Engine:
         return ["rm", "-f"]
 
     def monitors(self):
-        """pids of this engine's per-container monitors."""
+        """pids of this engine's per-container monitors: named so, and
+        mentioning this engine's directories in their command line or
+        working directory."""
         out = []
         for d in os.listdir("/proc"):
-            if d.isdigit() and proc_comm(d) in self.monitor_comms and \
-                    (self.base in proc_cmdline(d) or self.run in proc_cmdline(d)) and alive(int(d)):
-                out.append(int(d))
+            if d.isdigit() and proc_comm(d) in self.monitor_comms and alive(int(d)):
+                where = proc_cmdline(d) + " " + proc_cwd(d)
+                if self.base in where or self.run in where:
+                    out.append(int(d))
         return out
 
     def daemon_pids(self):
@@ -342,7 +352,7 @@ def wait_ready(eng, tmp, log_path, timeout=60):
 
 class Moat(Engine):
     name = "moat"
-    monitor_comms = ("moat-monitor", "moat-monitor-lo")
+    monitor_comms = ("moat-monitor",)
 
     def __init__(self, base, args):
         super().__init__(base, args)
@@ -405,7 +415,7 @@ class Moat(Engine):
 class MoatCli(Engine):
     """`moat run` (the moat CLI against the same daemon), when it exists."""
     name = "moat-cli"
-    monitor_comms = ("moat-monitor", "moat-monitor-lo")
+    monitor_comms = ("moat-monitor",)
 
     def __init__(self, base, args, daemon):
         super().__init__(base, args)
@@ -934,10 +944,8 @@ PERF_EVENTS = ["sched:sched_process_exec", "sched:sched_process_fork", "sched:sc
 PERF_LINE = re.compile(r"\s*(.*?)\s+(\d+)/(\d+)\s+([\d.]+):\s+(\S+):\s*(.*)")
 PHASES = [
     ("cli", "CLI start-up, until the daemon accepts its first connection"),
-    ("to_monitor", "daemon: create + start until it forks the monitor"),
-    ("monitor_fork", "fork of the monitor from the daemon until its exec"),
-    ("monitor_setup", "monitor exec until it execs its second stage (creates the container)"),
-    ("to_program", "until the container's program is exec'd (state saved, attach, start op)"),
+    ("to_monitor", "daemon: create + start until the zygote forks the monitor"),
+    ("to_program", "monitor fork until the container's program is exec'd (create, attach, start op)"),
     ("program", "the container's program (/bin/true) runs"),
     ("exit", "program exit until the monitor exits"),
     ("tail", "monitor exit until the CLI exits (remove, wait answer)"),
@@ -1011,27 +1019,22 @@ def analyse_perf(text, daemon, clis):
         run = {"total": t9 - t0}
         acc = next((e[0] for e in w if e[4] == "sys_enter_accept4" and e[2] == daemon), None)
         execs = [e for e in w if e[4] == "sched_process_exec"]
-        mon = next((e for e in execs if re.search(r"filename=\S*/moat-monitor pid", e[5])), None)
         prog = next((e for e in execs if "filename=/bin/true " in e[5]), None)
-        forks = {int(re.search(r"child_pid=(\d+)", e[5]).group(1)): e[0]
-                 for e in w if e[4] == "sched_process_fork"}
+        # the zygote forks the monitor (src/monitor/main.c names it moat-zygote)
+        mon = next((e for e in w if e[4] == "sched_process_fork" and e[1] == "moat-zygote"), None)
 
         def exit_of(p):
             return next((e[0] for e in w if e[4] == "sched_process_exit" and e[3] == p), None)
         if acc is not None:
             run["cli"] = acc - t0
         if mon:
-            mpid = mon[2]
-            tf = forks.get(mpid)
+            mpid = int(re.search(r"child_pid=(\d+)", mon[5]).group(1))
+            tf = mon[0]
             tx = exit_of(mpid)
-            if tf is not None and acc is not None:
+            if acc is not None:
                 run["to_monitor"] = tf - acc
-                run["monitor_fork"] = mon[0] - tf
-            stage2 = next((e for e in execs if e[3] == mpid and e[0] > mon[0]), None)
-            if stage2:
-                run["monitor_setup"] = stage2[0] - mon[0]
             if prog:
-                run["to_program"] = prog[0] - (stage2 or mon)[0]
+                run["to_program"] = prog[0] - tf
                 pe = exit_of(prog[2])
                 if pe is not None:
                     run["program"] = pe - prog[0]

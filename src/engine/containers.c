@@ -1684,12 +1684,27 @@ int moat_engine_log_path(struct moat_engine *e, const char *ref, char **ret_path
 
 /* ---- restore -------------------------------------------------------------------------------- */
 
-/* Is pid the monitor of id? Its command line names both. */
-static bool is_monitor_of(pid_t pid, const char *id)
+/* Is pid the monitor of id? A monitor forked by the zygote is named
+ * moat-monitor and works in the container's run directory; one exec'd by
+ * an older moat names both in its command line. */
+static bool is_monitor_of(struct moat_engine *e, pid_t pid, const char *id)
 {
-        char path[64];
+        char path[64], comm[32] = "";
         _cleanup_free_ char *cmdline = NULL;
+        _cleanup_close_ int comm_fd = -EBADF;
+        struct stat cwd_st, run_st;
         size_t len;
+
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int) pid);
+        comm_fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = comm_fd >= 0 ? read(comm_fd, comm, sizeof(comm) - 1) : -1;
+        if (n > 0 && comm[n - 1] == '\n')
+                comm[n - 1] = '\0';
+        snprintf(path, sizeof(path), "/proc/%d/cwd", (int) pid);
+        if (streq(comm, "moat-monitor") && stat(path, &cwd_st) >= 0 &&
+            fstatat(e->run_containers_fd, id, &run_st, AT_SYMLINK_NOFOLLOW) >= 0 && cwd_st.st_dev == run_st.st_dev &&
+            cwd_st.st_ino == run_st.st_ino)
+                return true;
 
         snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) pid);
         if (read_full_file_at(AT_FDCWD, path, 64 * 1024, &cmdline, &len) < 0)
@@ -1698,7 +1713,7 @@ static bool is_monitor_of(pid_t pid, const char *id)
         for (size_t i = 0; i < len; i += strlen(cmdline + i) + 1) {
                 const char *arg = cmdline + i;
                 const char *slash = strrchr(arg, '/');
-                if (streq(slash ? slash + 1 : arg, "moat-monitor"))
+                if (streq(slash ? slash + 1 : arg, "moat-monitor") || streq(slash ? slash + 1 : arg, "moat-monitor-loop"))
                         has_monitor = true;
                 if (streq(arg, id))
                         has_id = true;
@@ -1722,7 +1737,7 @@ static void reap_stray_monitor(struct moat_engine *e, struct container *c)
 
         if (dir_fd < 0 || run_fd < 0 || read_full_file_at(run_fd, MONITOR_PID_FILE, 64, &text, &len) < 0)
                 return;
-        if (sscanf(text, "%d", &pid) == 1 && pid > 0 && is_monitor_of(pid, c->id)) {
+        if (sscanf(text, "%d", &pid) == 1 && pid > 0 && is_monitor_of(e, pid, c->id)) {
                 int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
                 if (pidfd >= 0) {
                         struct pollfd p = { .fd = pidfd, .events = POLLIN };
@@ -1829,7 +1844,7 @@ int containers_restore(struct moat_engine *e, struct moat_error **reterr)
                         continue;
                 }
                 pidfd = c->st.monitor_pid > 0 ? (int) syscall(SYS_pidfd_open, c->st.monitor_pid, 0) : -1;
-                if (pidfd >= 0 && is_monitor_of(c->st.monitor_pid, c->id)) {
+                if (pidfd >= 0 && is_monitor_of(e, c->st.monitor_pid, c->id)) {
                         if (moat_watch_add(e->watch, c->id, pidfd, &err) < 0)
                                 engine_log(e, 3, "watching %s: %s", c->id, err->msg);
                         else {

@@ -2,10 +2,9 @@
 #include "base/compat.h"
 
 /*
- * moat-monitor-loop, the monitor's second stage (docs/monitor.md): a
- * small static program that moat-monitor execs once the container (or the
- * exec'd process) exists, with the same pid, so the process stays its
- * child. It owns, until the process has exited and its output is drained:
+ * The monitor's loop (docs/monitor.md), entered by moat-monitor (main.c)
+ * once the container (or the exec'd process) exists as its child. It owns,
+ * until the process has exited and its output is drained:
  *
  *   - the process's output: read as it comes (never blocking the
  *     container), logged as docker's json-file (run only), copied to every
@@ -22,18 +21,17 @@
  * requests are bounded lines. Buffers are allocated when used and freed
  * when empty, so an idle monitor holds none.
  *
- * Work that needs the runtime library runs in a short-lived child,
- * `moat-monitor start|cleanup` (main.c): the start of a --wait-start
- * container, and after the init exited the OOM count and the forced
+ * Work that needs the runtime library runs in a short-lived forked child
+ * (the helper main.c passes): the start of a --wait-start container with
+ * poststart hooks, and after the init exited the OOM count and the forced
  * delete (which also kills what was left in the cgroup, so the output
- * pipes reach EOF).
+ * pipes reach EOF). Whatever that work touches is gone with the child, so
+ * an idle monitor keeps only the pages the loop itself uses.
  *
  * JSON: requests are flat objects of strings, booleans and integers, and
- * replies are written with snprintf; a small parser here reads them. The
- * loop does not link jansson (or anything but libc) because every shared
- * library costs an idle monitor its relocated pages and the text that no
- * other process shares (measured in docs/monitor.md); jansson would add
- * about 50 KiB to a budget of 200.
+ * replies are written with snprintf; a small parser here reads them, so
+ * that the loop touches none of jansson's pages (every page an idle
+ * monitor touches is private or shared memory it is charged for).
  *
  * Signals: SIGCHLD drives reaping; SIGTERM, SIGINT, SIGHUP, SIGQUIT,
  * SIGUSR1, SIGUSR2 and SIGPIPE are blocked and read away (the daemon stops
@@ -63,6 +61,7 @@
 #include "base/cleanup.h"
 #include "base/fileio.h"
 #include "base/parse.h"
+#include "monitor/loop.h"
 #include "monitor/monitor.h"
 
 /* After the process exited: how long output may still come (another
@@ -90,7 +89,8 @@ struct client {
 
 static struct {
         bool exec;
-        const char *id, *exec_id, *runtime_root, *helper;
+        const char *id, *exec_id, *runtime_root;
+        moat_monitor_helper_fn helper;
         pid_t pid;
         int dir_fd, out_fd, err_fd, pty_fd, in_fd, attach_l, ctl_l, sync_fd, sig_fd;
         bool tty, stdin_once, wait_start, started, had_stdin;
@@ -409,9 +409,9 @@ static void stdin_flush(void)
                 stdin_close();
 }
 
-/* ---- helpers (moat-monitor start|cleanup) ----------------------------------------- */
+/* ---- helpers (the runtime's start and cleanup) -------------------------------------- */
 
-/* Run the first stage's helper verb and return its JSON reply line. */
+/* Run a helper verb in a child and return its JSON reply line. */
 static int run_helper(const char *verb, char *out, size_t size)
 {
         int p[2];
@@ -432,8 +432,7 @@ static int run_helper(const char *verb, char *out, size_t size)
                 sigprocmask(SIG_SETMASK, &none, NULL);
                 if (dup2(p[1], STDOUT_FILENO) < 0)
                         _exit(127);
-                execl(M.helper, "moat-monitor", verb, "--id", M.id, "--runtime-root", M.runtime_root, (char *) NULL);
-                _exit(127);
+                _exit(M.helper(verb, M.id, M.runtime_root));
         }
         close(p[1]);
         for (;;) {
@@ -482,8 +481,8 @@ static void cleanup_container(void)
 
 /*
  * The runtime's start for a container without poststart hooks, done here
- * rather than by a `moat-monitor start` child: the first stage kept O_PATH
- * fds of exec.fifo and of the state directory; opening the fifo for
+ * rather than by a helper child: main.c kept O_PATH fds of exec.fifo and
+ * of the state directory; opening the fifo for
  * reading lets the init write its byte and run its program; the fifo then
  * goes (the runtime's state reads "running" from its absence). Saves a
  * process start on every `docker run` (5-30 ms here). The runtime's own
@@ -585,7 +584,7 @@ static void ctl_request(struct client *c, const char *line)
                 if (!M.wait_start || M.started)
                         reply_error(c, "start: the container is already started");
                 else if (M.exec) {
-                        /* An exec'd process runs from the first stage on; until
+                        /* An exec'd process runs from its create on; until
                          * now its output waited in the pipe (or pty): let it out. */
                         M.started = true;
                         snprintf(buf, sizeof(buf), "{\"pid\":%d}", (int) M.pid);
@@ -961,15 +960,6 @@ static void loop(void)
 
 /* ---- set-up ------------------------------------------------------------------------------------- */
 
-static int fd_arg(const char *s)
-{
-        int fd;
-        if (safe_atoi(s, &fd) < 0 || fd < 0)
-                return -1;
-        (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
-        return fd;
-}
-
 static void nonblock(int fd)
 {
         if (fd >= 0)
@@ -1034,53 +1024,36 @@ static void trim_memory(void)
         (void) dl_iterate_phdr(trim_segment, NULL);
 }
 
-/* argv (from main.c, not for people): run|exec ID EXEC_ID RUNTIME_ROOT
- * HELPER PID DIR_FD OUT_FD ERR_FD PTY_FD IN_FD ATTACH_FD CTL_FD SYNC_FD
- * LOG_PATH LOG_MAX_SIZE LOG_MAX_FILE OOM_BASE STARTED_AT STDIN_ONCE
- * WAIT_START; "-" for none, -1 for no fd. */
-int main(int argc, char **argv)
+int moat_monitor_loop(const struct moat_monitor_loop_args *a)
 {
-        uint64_t max_size;
-        uint32_t max_files;
-        int pid;
-
-        if (argc != 24) {
-                fprintf(stderr, "moat-monitor-loop is started by moat-monitor, not by hand\n");
-                return 2;
-        }
         for (size_t i = 0; i < ELEMENTSOF(M.clients); i++)
                 M.clients[i].fd = -1;
-        M.exec = streq(argv[1], "exec");
-        M.id = argv[2];
-        M.exec_id = argv[3];
-        M.runtime_root = argv[4];
-        M.helper = argv[5];
-        M.dir_fd = fd_arg(argv[7]);
-        M.out_fd = fd_arg(argv[8]);
-        M.err_fd = fd_arg(argv[9]);
-        M.pty_fd = fd_arg(argv[10]);
-        M.in_fd = fd_arg(argv[11]);
-        M.attach_l = fd_arg(argv[12]);
-        M.ctl_l = fd_arg(argv[13]);
-        M.sync_fd = fd_arg(argv[14]);
+        M.exec = a->exec;
+        M.id = a->id;
+        M.exec_id = a->exec_id ? a->exec_id : "-";
+        M.runtime_root = a->runtime_root;
+        M.helper = a->helper;
+        M.pid = a->pid;
+        M.dir_fd = a->dir_fd;
+        M.out_fd = a->out_fd;
+        M.err_fd = a->err_fd;
+        M.pty_fd = a->pty_fd;
+        M.in_fd = a->in_fd;
+        M.attach_l = a->attach_l;
+        M.ctl_l = a->ctl_l;
+        M.sync_fd = a->sync_fd;
         M.sig_fd = -1;
-        if (safe_atoi(argv[6], &pid) < 0 || pid <= 0 || safe_atou64(argv[16], &max_size) < 0 ||
-            safe_atou32(argv[17], &max_files) < 0 || safe_atou64(argv[18], &M.oom_base) < 0 || M.dir_fd < 0 ||
-            M.attach_l < 0 || M.ctl_l < 0) {
-                fprintf(stderr, "moat-monitor-loop: bad arguments\n");
-                return 2;
-        }
-        M.pid = pid;
+        M.oom_base = a->oom_base;
         M.tty = M.pty_fd >= 0;
-        M.stdin_once = streq(argv[20], "1");
-        M.wait_start = streq(argv[21], "1");
+        M.stdin_once = a->stdin_once;
+        M.wait_start = a->wait_start;
         M.started = !M.wait_start;
-        M.fifo_path_fd = fd_arg(argv[22]);
-        M.state_dir_fd = fd_arg(argv[23]);
-        if (!streq(argv[19], "-") && moat_parse_rfc3339nano(argv[19], &M.started_at) < 0)
-                clock_gettime(CLOCK_REALTIME, &M.started_at);
+        M.fifo_path_fd = a->fifo_path_fd;
+        M.state_dir_fd = a->state_dir_fd;
+        if (a->started_at)
+                M.started_at = *a->started_at;
         /* With a terminal, stdin goes to the pty master when asked for. */
-        if (M.tty && M.in_fd < 0 && streq(argv[11], "-2"))
+        if (M.tty && M.in_fd < 0 && a->stdin_to_pty)
                 M.in_fd = M.pty_fd;
         M.had_stdin = M.in_fd >= 0;
         nonblock(M.out_fd);
@@ -1100,9 +1073,10 @@ int main(int argc, char **argv)
         if (M.sig_fd < 0)
                 return fail("signalfd failed");
 
-        if (!streq(argv[15], "-")) {
+        if (a->log_path) {
                 _cleanup_error_ struct moat_error *err = NULL;
-                if (moat_logfile_open(argv[15], max_size, max_files, &M.log, &err) < 0)
+                if (moat_logfile_open(a->log_path, a->log_max_size, a->log_max_file ? a->log_max_file : 1, &M.log,
+                                      &err) < 0)
                         return fail(err->msg);
         }
 

@@ -2,27 +2,25 @@
 #include "base/compat.h"
 
 /*
- * moat-monitor, first stage: everything that needs the runtime library.
+ * moat-monitor: the per-container monitor (docs/monitor.md).
  *
  *   run / exec   set the process up (new session, child subreaper, stdio
  *                pipes or a pty received on a private console socket),
- *                create the container (or exec the process) in-process so
- *                that it is our child, bind the attach and control
- *                sockets, write monitor.pid, then execve() the second
- *                stage, moat-monitor-loop, which keeps the same pid (so
- *                the container stays its child) and answers the sync fd.
- *   start        (internal) the runtime's start, for --wait-start.
+ *                create the container (or exec the process) so that it is
+ *                our child, bind the attach and control sockets, write
+ *                monitor.pid, then run the loop (loop.c), which answers
+ *                the sync fd and stays until the process is gone.
+ *   start        (internal) the runtime's start, for --wait-start;
  *   cleanup      (internal) the OOM kill count and a forced delete, after
- *                the init exited.
+ *                the init exited. Both are what the loop runs in a forked
+ *                child (loop_helper); as verbs they serve the loops of
+ *                monitors an older moat started, which exec them.
  *   zygote       (internal) forks a run or exec monitor per request of
  *                the daemon (see zygote() below, zygote.h).
  *
- * Why two binaries: an idle monitor must cost little memory (docs/
- * monitor.md). This binary carries the runtime and six shared libraries;
- * their relocations and the pages create touched would stay with the
- * process for the container's whole life. The loop is a small static
- * program; the heavy work it needs at the start and the end runs as a
- * short-lived child of it (start, cleanup).
+ * An idle monitor must cost little memory (docs/monitor.md): the create
+ * runs on a thread whose stack and heap are given back before the loop
+ * starts (create_on_thread), so the loop keeps only its own pages.
  *
  * On any failure nothing is left: the runtime undoes a failed create
  * itself, and a failure after it kills and deletes the container before
@@ -45,15 +43,18 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <sys/mman.h>
 
 #include "base/cleanup.h"
 #include "base/fileio.h"
 #include "base/parse.h"
+#include "monitor/loop.h"
 #include "monitor/monitor.h"
 #include "monitor/zygote.h"
 #include "runtime/runtime.h"
 
-#define LOOP_NAME "moat-monitor-loop"
 #define SYNC_FD 3
 
 struct opts {
@@ -220,15 +221,6 @@ static bool has_poststart_hooks(int dir_fd)
         return has;
 }
 
-/* Make fd survive execve at a number the loop is told. */
-static int keep(int fd)
-{
-        int flags = fcntl(fd, F_GETFD);
-        if (flags >= 0)
-                (void) fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
-        return fd;
-}
-
 static void undo(const struct opts *o, const struct moat_runtime *rt, pid_t pid)
 {
         if (pid > 0) {
@@ -243,15 +235,114 @@ static void undo(const struct opts *o, const struct moat_runtime *rt, pid_t pid)
         }
 }
 
+/*
+ * The create runs on a thread of its own, on a stack mapped here and
+ * unmapped after it: what the runtime touches (its stack, its heap arena,
+ * its tcache) is released before the loop starts, so an idle monitor keeps
+ * only the pages the loop uses, without an execve of a second program (a
+ * fresh address space costs 2-3 ms of CPU on this kind of machine).
+ */
+#define CREATE_STACK_SIZE (8u << 20)
+
+struct create_job {
+        const struct opts *o;
+        const char *console_path;
+        pid_t pid;
+        int r;
+        struct moat_error *err;
+        uint64_t oom_base;
+        bool inline_start;
+        struct timespec started;
+};
+
+static void *create_thread(void *userdata)
+{
+        struct create_job *job = userdata;
+        const struct opts *o = job->o;
+        struct moat_runtime rt = { .root = o->runtime_root };
+
+        if (o->exec) {
+                struct moat_exec_options eo = {
+                        .id = o->id,
+                        .process_file = o->process_file,
+                        .tty = o->tty,
+                        .console_socket = job->console_path,
+                        .detach = true,
+                        .ret_pid = &job->pid,
+                };
+                job->r = moat_container_exec(&rt, &eo, NULL, &job->err);
+        } else {
+                struct moat_create_options co = {
+                        .id = o->id,
+                        .bundle = o->dir,
+                        .console_socket = job->console_path,
+                        .mode = o->wait_start ? MOAT_CREATE_ONLY : MOAT_CREATE_RUN_DETACHED,
+                        .ret_pid = &job->pid,
+                };
+                job->r = moat_container_create(&rt, &co, NULL, &job->err);
+        }
+        clock_gettime(CLOCK_REALTIME, &job->started);
+        if (job->r < 0 || o->exec)
+                return NULL;
+        _cleanup_error_ struct moat_error *ignored = NULL;
+        if (moat_container_oom_kills(&rt, o->id, &job->oom_base, &ignored) < 0)
+                job->oom_base = 0;
+        if (o->wait_start) {
+                _cleanup_close_ int dir_fd = open(o->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                job->inline_start = dir_fd >= 0 && !has_poststart_hooks(dir_fd);
+        }
+        return NULL;
+}
+
+static int create_on_thread(struct create_job *job, struct moat_error **reterr)
+{
+        size_t page = (size_t) sysconf(_SC_PAGESIZE);
+        pthread_attr_t attr;
+        pthread_t thread;
+        int r;
+
+        /* One arena: the thread's allocations land in the main heap, whose
+         * top malloc_trim() can give back (a thread arena keeps its top). */
+        (void) mallopt(M_ARENA_MAX, 1);
+        void *map = mmap(NULL, CREATE_STACK_SIZE + page, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+        if (map == MAP_FAILED)
+                return moat_error_set(reterr, errno, "mapping the create thread's stack");
+        /* The lowest page is the guard. */
+        if (mprotect(map, page, PROT_NONE) < 0) {
+                r = moat_error_set(reterr, errno, "the create thread's guard page");
+                (void) munmap(map, CREATE_STACK_SIZE + page);
+                return r;
+        }
+        r = -pthread_attr_init(&attr);
+        if (r == 0)
+                r = -pthread_attr_setstack(&attr, (char *) map + page, CREATE_STACK_SIZE);
+        if (r == 0)
+                r = -pthread_create(&thread, &attr, create_thread, job);
+        (void) pthread_attr_destroy(&attr);
+        if (r == 0)
+                r = -pthread_join(thread, NULL);
+        (void) munmap(map, CREATE_STACK_SIZE + page);
+        if (r < 0)
+                return moat_error_set(reterr, r, "the create thread");
+        /* The thread's tcache went back to the heap at its exit; give the
+         * pages back to the kernel. */
+        (void) malloc_trim(0);
+        return 0;
+}
+
+/* The loop's helper verbs, run in a forked child with stdout on a pipe. */
+static int loop_helper(const char *verb, const char *id, const char *runtime_root);
+
 static int setup(struct opts *o)
 {
         _cleanup_error_ struct moat_error *err = NULL;
         _cleanup_close_ int dir_fd = -EBADF, devnull = -EBADF, console_l = -EBADF, pty = -EBADF, attach_l = -EBADF,
-                            ctl_l = -EBADF;
+                            ctl_l = -EBADF, fifo_fd = -EBADF, state_fd = -EBADF;
         int out_pipe[2] = { -EBADF, -EBADF }, err_pipe[2] = { -EBADF, -EBADF }, in_pipe[2] = { -EBADF, -EBADF };
-        char name[1100], console_path[1200], self[PATH_MAX], loop[PATH_MAX + 32];
+        char name[1100], console_path[1200];
         struct moat_runtime rt = { .root = o->runtime_root };
-        struct timespec started = {};
+        struct create_job job = { .o = o };
         pid_t pid = 0;
         int r;
 
@@ -273,19 +364,6 @@ static int setup(struct opts *o)
         signal(SIGCHLD, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
 
-        ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (sl < 0) {
-                r = moat_error_set(&err, errno, "/proc/self/exe");
-                goto fail;
-        }
-        self[sl] = '\0';
-        char *slash = strrchr(self, '/');
-        snprintf(loop, sizeof(loop), "%.*s/%s", (int) (slash ? slash - self : 1), slash ? self : ".", LOOP_NAME);
-        if (access(loop, X_OK) < 0) {
-                r = moat_error_set(&err, errno, "the monitor's second stage %s", loop);
-                goto fail;
-        }
-
         dir_fd = open(o->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (dir_fd < 0) {
                 r = moat_error_set(&err, errno, "%s '%s'", o->exec ? "--dir" : "--bundle", o->dir);
@@ -303,6 +381,7 @@ static int setup(struct opts *o)
                 /* Blocking accept once the runtime has connected. */
                 (void) fcntl(console_l, F_SETFL, 0);
                 snprintf(console_path, sizeof(console_path), "/proc/self/fd/%d/%s", dir_fd, name);
+                job.console_path = console_path;
         } else if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) {
                 r = moat_error_set(&err, errno, "pipe");
                 goto fail;
@@ -318,27 +397,13 @@ static int setup(struct opts *o)
                 goto fail;
         }
 
-        if (o->exec) {
-                struct moat_exec_options eo = {
-                        .id = o->id,
-                        .process_file = o->process_file,
-                        .tty = o->tty,
-                        .console_socket = o->tty ? console_path : NULL,
-                        .detach = true,
-                        .ret_pid = &pid,
-                };
-                r = moat_container_exec(&rt, &eo, NULL, &err);
-        } else {
-                struct moat_create_options co = {
-                        .id = o->id,
-                        .bundle = o->dir,
-                        .console_socket = o->tty ? console_path : NULL,
-                        .mode = o->wait_start ? MOAT_CREATE_ONLY : MOAT_CREATE_RUN_DETACHED,
-                        .ret_pid = &pid,
-                };
-                r = moat_container_create(&rt, &co, NULL, &err);
+        r = create_on_thread(&job, &err);
+        if (r >= 0) {
+                r = job.r;
+                if (r < 0)
+                        err = TAKE_PTR(job.err);
+                pid = job.pid;
         }
-        clock_gettime(CLOCK_REALTIME, &started);
         /* The container's ends must not stay open here: EOF on the pipes
          * is how the loop learns that the output is complete. */
         (void) dup2(devnull, 0);
@@ -348,7 +413,10 @@ static int setup(struct opts *o)
         safe_close(err_pipe[1]);
         safe_close(in_pipe[0]);
         out_pipe[1] = err_pipe[1] = in_pipe[0] = -EBADF;
-        if (chdir("/") < 0) {
+        /* The run directory is the monitor's working directory: with its
+         * comm, that is how a restarted daemon recognises it (the command
+         * line is the zygote's). */
+        if (fchdir(dir_fd) < 0 && chdir("/") < 0) {
                 /* create entered the bundle; nothing depends on the cwd */
         }
         if (r < 0) {
@@ -366,13 +434,6 @@ static int setup(struct opts *o)
         console_l = safe_close(console_l);
         if (o->tty)
                 (void) unlinkat(dir_fd, name, 0);
-
-        uint64_t oom_base = 0;
-        if (!o->exec) {
-                _cleanup_error_ struct moat_error *ignored = NULL;
-                if (moat_container_oom_kills(&rt, o->id, &oom_base, &ignored) < 0)
-                        oom_base = 0;
-        }
 
         r = moat_monitor_file_name(o->exec ? o->exec_id : NULL, MOAT_MONITOR_ATTACH_SOCK, name, sizeof(name));
         attach_l = r < 0 ? r : listen_at(dir_fd, name, 16, &err);
@@ -396,73 +457,46 @@ static int setup(struct opts *o)
                 }
         }
 
-        /* The second stage. */
-        char a_pid[16], a_dir[16], a_out[16], a_err[16], a_pty[16], a_in[16], a_att[16], a_ctl[16], a_sync[16],
-                a_size[24], a_files[16], a_oom[24], a_started[MOAT_RFC3339NANO_MAX];
-        snprintf(a_pid, sizeof(a_pid), "%d", (int) pid);
-        snprintf(a_dir, sizeof(a_dir), "%d", keep(dir_fd));
-        snprintf(a_att, sizeof(a_att), "%d", keep(attach_l));
-        snprintf(a_ctl, sizeof(a_ctl), "%d", keep(ctl_l));
-        snprintf(a_sync, sizeof(a_sync), "%d", keep(o->sync_fd));
-        snprintf(a_out, sizeof(a_out), "%d", out_pipe[0] >= 0 ? keep(out_pipe[0]) : -1);
-        snprintf(a_err, sizeof(a_err), "%d", err_pipe[0] >= 0 ? keep(err_pipe[0]) : -1);
-        snprintf(a_pty, sizeof(a_pty), "%d", pty >= 0 ? keep(pty) : -1);
-        /* -2: stdin goes to the pty master. */
-        snprintf(a_in, sizeof(a_in), "%d", in_pipe[1] >= 0 ? keep(in_pipe[1]) : (o->tty && o->open_stdin) ? -2 : -1);
-        snprintf(a_size, sizeof(a_size), "%" PRIu64, o->log_max_size);
-        snprintf(a_files, sizeof(a_files), "%u", o->log_max_file ? o->log_max_file : 1);
-        snprintf(a_oom, sizeof(a_oom), "%" PRIu64, oom_base);
-        if (o->wait_start)
-                a_started[0] = '\0';
-        else
-                moat_format_rfc3339nano(&started, a_started);
         /* The start without a helper process (loop.c start_inline) for a
          * container whose config has no poststart hooks. */
-        char a_fifo[16] = "-1", a_state[16] = "-1";
-        if (o->wait_start && !o->exec && !has_poststart_hooks(dir_fd)) {
+        if (job.inline_start) {
                 char state[PATH_MAX];
                 snprintf(state, sizeof(state), "%s/%s", o->runtime_root, o->id);
-                int sfd = open(state, O_PATH | O_DIRECTORY | O_CLOEXEC);
-                int ffd = sfd >= 0 ? openat(sfd, "exec.fifo", O_PATH | O_NOFOLLOW | O_CLOEXEC) : -1;
-                if (sfd >= 0 && ffd >= 0) {
-                        snprintf(a_state, sizeof(a_state), "%d", keep(sfd));
-                        snprintf(a_fifo, sizeof(a_fifo), "%d", keep(ffd));
-                } else {
-                        if (sfd >= 0)
-                                close(sfd);
-                        if (ffd >= 0)
-                                close(ffd);
+                state_fd = open(state, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                fifo_fd = state_fd >= 0 ? openat(state_fd, "exec.fifo", O_PATH | O_NOFOLLOW | O_CLOEXEC) : -EBADF;
+                if (fifo_fd < 0) {
+                        state_fd = safe_close(state_fd);
+                        fifo_fd = -EBADF;
                 }
         }
-        const char *args[64];
-        size_t k = 0;
-        args[k++] = LOOP_NAME;
-        args[k++] = o->exec ? "exec" : "run";
-        args[k++] = o->id;
-        args[k++] = o->exec ? o->exec_id : "-";
-        args[k++] = o->runtime_root;
-        args[k++] = self;
-        args[k++] = a_pid;
-        args[k++] = a_dir;
-        args[k++] = a_out;
-        args[k++] = a_err;
-        args[k++] = a_pty;
-        args[k++] = a_in;
-        args[k++] = a_att;
-        args[k++] = a_ctl;
-        args[k++] = a_sync;
-        args[k++] = o->log_path ? o->log_path : "-";
-        args[k++] = a_size;
-        args[k++] = a_files;
-        args[k++] = a_oom;
-        args[k++] = a_started[0] ? a_started : "-";
-        args[k++] = o->stdin_once ? "1" : "0";
-        args[k++] = o->wait_start ? "1" : "0";
-        args[k++] = a_fifo;
-        args[k++] = a_state;
-        args[k] = NULL;
-        execv(loop, (char *const *) args);
-        r = moat_error_set(&err, errno, "executing %s", loop);
+
+        struct moat_monitor_loop_args la = {
+                .exec = o->exec,
+                .id = o->id,
+                .exec_id = o->exec ? o->exec_id : NULL,
+                .runtime_root = o->runtime_root,
+                .helper = loop_helper,
+                .pid = pid,
+                .dir_fd = TAKE_FD(dir_fd),
+                .out_fd = out_pipe[0],
+                .err_fd = err_pipe[0],
+                .pty_fd = TAKE_FD(pty),
+                .in_fd = in_pipe[1],
+                .stdin_to_pty = o->tty && o->open_stdin,
+                .attach_l = TAKE_FD(attach_l),
+                .ctl_l = TAKE_FD(ctl_l),
+                .sync_fd = o->sync_fd,
+                .log_path = o->log_path,
+                .log_max_size = o->log_max_size,
+                .log_max_file = o->log_max_file ? o->log_max_file : 1,
+                .oom_base = job.oom_base,
+                .started_at = o->wait_start ? NULL : &job.started,
+                .stdin_once = o->stdin_once,
+                .wait_start = o->wait_start,
+                .fifo_path_fd = TAKE_FD(fifo_fd),
+                .state_dir_fd = TAKE_FD(state_fd),
+        };
+        return moat_monitor_loop(&la);
 
 fail_undo:
         undo(o, &rt, pid);
@@ -475,30 +509,33 @@ fail_unlink:
                                 (void) unlinkat(dir_fd, name, 0);
         }
 fail:
+        moat_error_free(job.err);
         sync_reply_error(o->sync_fd, err ? err->msg : strerror(-r));
         return 1;
 }
 
-/* The helpers the loop runs: one JSON line on stdout. */
-static int helper(const char *verb, const struct opts *o)
+/* The helpers the loop runs (and `moat-monitor start|cleanup`, which
+ * loops of an older moat exec): one JSON line on stdout. */
+static int loop_helper(const char *verb, const char *id, const char *runtime_root)
 {
         _cleanup_error_ struct moat_error *err = NULL;
-        struct moat_runtime rt = { .root = o->runtime_root };
+        struct moat_runtime rt = { .root = runtime_root };
         int r;
 
         if (streq(verb, "start")) {
-                r = moat_container_start(&rt, o->id, &err);
+                r = moat_container_start(&rt, id, &err);
                 if (r < 0) {
                         sync_reply_error(STDOUT_FILENO, err ? err->msg : strerror(-r));
                         return 1;
                 }
                 printf("{}\n");
+                fflush(stdout);
                 return 0;
         }
         uint64_t ooms = 0;
         _cleanup_error_ struct moat_error *ignored = NULL;
-        bool have_ooms = moat_container_oom_kills(&rt, o->id, &ooms, &ignored) >= 0;
-        r = moat_container_delete(&rt, o->id, true, &err);
+        bool have_ooms = moat_container_oom_kills(&rt, id, &ooms, &ignored) >= 0;
+        r = moat_container_delete(&rt, id, true, &err);
         if (r < 0 && r != -ENOENT) {
                 sync_reply_error(STDOUT_FILENO, err ? err->msg : strerror(-r));
                 return 1;
@@ -507,6 +544,7 @@ static int helper(const char *verb, const struct opts *o)
                 printf("{\"oom_kills\":%" PRIu64 "}\n", ooms);
         else
                 printf("{}\n");
+        fflush(stdout);
         return 0;
 }
 
@@ -533,7 +571,7 @@ static int run_verb(int argc, char **argv)
                         fprintf(stderr, "moat-monitor: %s needs --runtime-root\n", verb);
                         return 2;
                 }
-                return helper(verb, &o);
+                return loop_helper(verb, o.id, o.runtime_root);
         }
         if (o.sync_fd < 0 || fcntl(o.sync_fd, F_GETFD) < 0) {
                 fprintf(stderr, "moat-monitor: --sync-fd is required and must be open\n");
@@ -641,6 +679,7 @@ static int zygote(int sock)
                 };
                 long pid = syscall(SYS_clone3, &ca, sizeof(ca));
                 if (pid == 0) {
+                        (void) prctl(PR_SET_NAME, "moat-monitor", 0, 0, 0);
                         close(sock);
                         if (sync_fd != SYNC_FD && (dup2(sync_fd, SYNC_FD) < 0 || close(sync_fd) < 0))
                                 _exit(1);
@@ -668,6 +707,9 @@ int main(int argc, char **argv)
                         return 2;
                 }
                 (void) fcntl(SYNC_FD, F_SETFD, FD_CLOEXEC);
+                /* Told apart from the monitors it forks, which share its
+                 * command line. */
+                (void) prctl(PR_SET_NAME, "moat-zygote", 0, 0, 0);
                 return zygote(SYNC_FD);
         }
         return run_verb(argc, argv);

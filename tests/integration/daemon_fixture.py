@@ -89,7 +89,9 @@ def demo_image_tar(session_tmp, rootfs):
 
 
 def procs_mentioning(needle, exclude=()):
-    """(pid, cmdline) of live processes whose command line contains needle."""
+    """(pid, cmdline) of live processes whose command line or working
+    directory contains needle (a monitor forked by the zygote has the
+    zygote's command line and works in its container's run directory)."""
     out = []
     me = os.getpid()
     for d in os.listdir("/proc"):
@@ -100,7 +102,11 @@ def procs_mentioning(needle, exclude=()):
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if needle in cmd and harness.pid_alive(int(d)):
+        try:
+            cwd = os.readlink(f"/proc/{d}/cwd")
+        except OSError:
+            cwd = ""
+        if (needle in cmd or needle in cwd) and harness.pid_alive(int(d)):
             out.append((int(d), cmd.strip()))
     return out
 

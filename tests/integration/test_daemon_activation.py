@@ -39,6 +39,14 @@ def cmdline(pid):
         return b""
 
 
+def ppid_of(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return int(next(l.split()[1] for l in f if l.startswith("PPid:")))
+    except (OSError, StopIteration):
+        return 0
+
+
 @pytest.fixture
 def unix_listener(tmp_path):
     path = str(tmp_path / "activated.sock")
@@ -62,9 +70,14 @@ def test_fd_activation_serves_the_socket(session_tmp, demo_image_tar, unix_liste
         assert d.ok("run", "--rm", "localhost/moat-demo:latest", "echo", "activated").stdout == "activated\n"
         # the daemon's children (a container's monitor) do not inherit the variables
         cid = d.run_d("localhost/moat-demo:latest", "sleep", "1000")
-        monitors = [p for p in os.listdir("/proc") if p.isdigit() and cid.encode() in cmdline(p)]
-        assert monitors
-        for pid in monitors:
+        # the monitor is the parent of the container's init; it was forked by
+        # the zygote, so check both
+        init = d.inspect(cid)["State"]["Pid"]
+        monitor = ppid_of(init)
+        zygote = [p for p in os.listdir("/proc") if p.isdigit() and ppid_of(p) == d.pid and
+                  cmdline(p).split(b"\0")[1:2] == [b"zygote"] and int(p) != monitor]
+        assert monitor > 1 and zygote
+        for pid in [monitor, *zygote]:
             with open(f"/proc/{pid}/environ", "rb") as f:
                 assert b"LISTEN_" not in f.read()
         d.ok("rm", "-f", cid)

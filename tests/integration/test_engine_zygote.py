@@ -51,8 +51,16 @@ def cmdline(pid):
         return []
 
 
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def zygotes_of(daemon_pid):
-    return [p for p in children_of(daemon_pid) if cmdline(p)[1:2] == [b"zygote"]]
+    return [p for p in children_of(daemon_pid) if comm(p) == "moat-zygote"]
 
 
 def monitor_of(d, cid):
@@ -68,10 +76,15 @@ def test_monitor_is_the_daemons_child_forked_by_the_zygote(daemon):
     assert status_field(mon, "PPid") == str(d.pid), "the monitor must be the daemon's child"
     zs = zygotes_of(d.pid)
     assert len(zs) == 1, f"one zygote under the daemon, found {zs}"
-    # forked, not exec'd: the monitor's first stage was the zygote's image;
-    # its second stage (the loop) is exec'd as before
+    # forked, not exec'd: the monitor runs the zygote's image (no second
+    # program), names itself, and works in the container's run directory
     assert os.readlink(f"/proc/{zs[0]}/exe").endswith("/moat-monitor")
-    assert b"moat-monitor-loop" in cmdline(mon)[0]
+    assert os.readlink(f"/proc/{mon}/exe") == os.readlink(f"/proc/{zs[0]}/exe")
+    assert cmdline(mon)[1:2] == [b"zygote"]
+    assert comm(mon) == "moat-monitor"
+    assert os.readlink(f"/proc/{mon}/cwd").endswith(f"/containers/{cid}")
+    # the create ran on a thread that is gone: the monitor has one thread
+    assert status_field(mon, "Threads") == "1"
 
 
 def test_killed_zygote_is_replaced_and_reaped(daemon):

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * The monitor's loop (loop.c), entered by moat-monitor (main.c) once the
+ * container or the exec'd process exists. It takes ownership of every fd
+ * given here and returns only when the process has exited and its output
+ * is drained (the exit code of moat-monitor).
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+/* The runtime's work the loop needs ("start": the runtime's start of a
+ * --wait-start container; "cleanup": the OOM count and the forced delete
+ * after the init exited). Called in a forked child of the monitor with
+ * stdout on a pipe: writes one JSON line and returns the exit status. */
+typedef int (*moat_monitor_helper_fn)(const char *verb, const char *id, const char *runtime_root);
+
+struct moat_monitor_loop_args {
+        bool exec;
+        const char *id, *exec_id; /* exec_id NULL for a container */
+        const char *runtime_root;
+        moat_monitor_helper_fn helper;
+        pid_t pid;                /* the container's init or the exec'd process, our child */
+        int dir_fd;               /* the run directory */
+        int out_fd, err_fd;       /* the pipes' read ends, or -1 */
+        int pty_fd;               /* the pty master, or -1 */
+        int in_fd;                /* the stdin pipe's write end, or -1 */
+        bool stdin_to_pty;        /* stdin goes to the pty master */
+        int attach_l, ctl_l;      /* listening sockets */
+        int sync_fd;              /* answered {"pid":N} or {"error":...} */
+        const char *log_path;     /* NULL: no log (exec) */
+        uint64_t log_max_size;
+        uint32_t log_max_file;
+        uint64_t oom_base;
+        const struct timespec *started_at; /* NULL while waiting for the start */
+        bool stdin_once, wait_start;
+        int fifo_path_fd, state_dir_fd; /* O_PATH: the runtime's exec.fifo and state dir, or -1 */
+};
+
+int moat_monitor_loop(const struct moat_monitor_loop_args *a);
