@@ -205,22 +205,6 @@ static int listen_at(int dir_fd, const char *name, int backlog, struct moat_erro
         return TAKE_FD(fd);
 }
 
-/* Whether the bundle's config.json has poststart hooks (or cannot be
- * read: then the runtime's start runs them, to be safe). */
-static bool has_poststart_hooks(int dir_fd)
-{
-        _cleanup_free_ char *text = NULL;
-        size_t len;
-
-        if (read_full_file_at(dir_fd, "config.json", 4u << 20, &text, &len) < 0)
-                return true;
-        json_t *doc = json_loads(text, 0, NULL);
-        json_t *hooks = json_object_get(json_object_get(doc, "hooks"), "poststart");
-        bool has = !doc || json_array_size(hooks) > 0;
-        json_decref(doc);
-        return has;
-}
-
 static void undo(const struct opts *o, const struct moat_runtime *rt, pid_t pid)
 {
         if (pid > 0) {
@@ -251,7 +235,7 @@ struct create_job {
         int r;
         struct moat_error *err;
         uint64_t oom_base;
-        bool inline_start;
+        bool poststart_hooks, inline_start;
         struct timespec started;
 };
 
@@ -278,6 +262,7 @@ static void *create_thread(void *userdata)
                         .console_socket = job->console_path,
                         .mode = o->wait_start ? MOAT_CREATE_ONLY : MOAT_CREATE_RUN_DETACHED,
                         .ret_pid = &job->pid,
+                        .ret_poststart_hooks = &job->poststart_hooks,
                 };
                 job->r = moat_container_create(&rt, &co, NULL, &job->err);
         }
@@ -287,10 +272,8 @@ static void *create_thread(void *userdata)
         _cleanup_error_ struct moat_error *ignored = NULL;
         if (moat_container_oom_kills(&rt, o->id, &job->oom_base, &ignored) < 0)
                 job->oom_base = 0;
-        if (o->wait_start) {
-                _cleanup_close_ int dir_fd = open(o->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-                job->inline_start = dir_fd >= 0 && !has_poststart_hooks(dir_fd);
-        }
+        /* Poststart hooks are the runtime's start's to run. */
+        job->inline_start = o->wait_start && !job->poststart_hooks;
         return NULL;
 }
 

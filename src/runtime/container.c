@@ -305,6 +305,8 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
                           int *ret_exit_status, struct moat_error **reterr)
 {
         _cleanup_oci_config_ struct oci_config *config = NULL;
+        _cleanup_free_ char *config_text = NULL;
+        size_t config_len = 0;
         _cleanup_close_ int root_fd = -EBADF, dir_fd = -EBADF, bundle_fd = -EBADF, fifo_fd = -EBADF;
         _cleanup_cgroup_ struct moat_cgroup *cg = NULL;
         _cleanup_free_ char *bundle = NULL, *rootfs = NULL, *console = NULL, *created = NULL, *owner = NULL,
@@ -344,9 +346,19 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
         bundle_fd = open(bundle, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (bundle_fd < 0)
                 return moat_error_set(reterr, errno, "bundle '%s'", bundle);
-        r = oci_config_load_at(bundle_fd, "config.json", &config, reterr);
+        /* The text is kept: it is what the state directory keeps as the
+         * config as created (a dump of the parsed document would cost a
+         * fresh process as much as the parse). */
+        r = read_full_file_at(bundle_fd, "config.json", OCI_CONFIG_MAX_SIZE, &config_text, &config_len);
+        if (r == -EFBIG)
+                return moat_error_setx(reterr, r, "%s/config.json: larger than %u bytes", bundle, OCI_CONFIG_MAX_SIZE);
+        if (r < 0)
+                return moat_error_set(reterr, r, "reading %s/config.json", bundle);
+        r = oci_config_parse(config_text, config_len, &config, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "%s/config.json", bundle);
+        if (opts->ret_poststart_hooks)
+                *opts->ret_poststart_hooks = config->hooks[OCI_HOOK_POSTSTART].n_hooks > 0;
         if (!config->has_process)
                 return moat_error_setx(reterr, -EINVAL, "%s/config.json: process: required to create a container",
                                        bundle);
@@ -506,9 +518,7 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
          * defaults and delete's poststop hooks read it, never the bundle's
          * (which may have changed since). */
         {
-                char *text = json_dumps(config->json, JSON_COMPACT);
-                r = text ? write_file_replace_at(dir_fd, MOAT_STATE_CONFIG, text, strlen(text), 0600) : -ENOMEM;
-                free(text);
+                r = write_file_replace_at(dir_fd, MOAT_STATE_CONFIG, config_text, config_len, 0600);
                 if (r < 0) {
                         r = moat_error_set(reterr, r, "saving the configuration");
                         goto fail;

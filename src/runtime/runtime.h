@@ -58,6 +58,7 @@ struct moat_create_options {
         unsigned preserve_fds;
         enum moat_create_mode mode;
         pid_t *ret_pid;              /* optional: where the init's pid goes (a child of the caller) */
+        bool *ret_poststart_hooks;   /* optional: whether the config has poststart hooks */
 };
 
 /*

@@ -337,6 +337,31 @@ def test_wait_start(env):
     assert m.exit_record()["exit_code"] == 0
 
 
+def test_wait_start_runs_poststart_hooks(env):
+    """A container with poststart hooks is started by the runtime's start,
+    run in a forked child of the monitor: the hook runs once, after the
+    program, and the output from the first byte still reaches the client."""
+    marker = env.path("poststart-ran")
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"cat >> {marker}"]}
+    c = sh(env, "echo started; exec sleep 600", {"hooks": {"poststart": [hook]}})
+    m = start_monitor(env, c, "--wait-start")
+    s = m.attach()
+    assert not os.path.exists(marker), "a poststart hook ran before the start"
+    assert m.ctl({"op": "start"}) == {}
+    assert wait_for(lambda: os.path.exists(marker) and os.path.getsize(marker) > 0)
+    with open(marker) as f:
+        state = json.load(f)
+    assert state["status"] == "running" and state["pid"] == m.sync["pid"]
+    assert m.ctl({"op": "status"})["running"] is True
+    c.kill("KILL")
+    frames = read_frames(s)
+    assert frames[1] == b"started\n"
+    m.exit_record()
+    # the cleanup (also a forked child) deleted the runtime's state
+    assert m.wait_exited() == 0
+    assert not os.path.exists(os.path.join(env.rt.root, c.id))
+
+
 def test_idle_pss(env):
     c = sh(env, "echo ready; exec sleep 600")
     m = start_monitor(env, c)
