@@ -13,7 +13,7 @@ packages=(
         # sanitizers and fuzzing
         clang libclang-rt-14-dev llvm
         # tests: the test rootfs, the pytest runner, tools the tests call
-        busybox-static python3 python3-pytest util-linux iproute2 procps
+        busybox-static python3 python3-pytest util-linux iproute2 procps strace
         # peers for side-by-side tests and benchmarks, and the managers
         # that drive moat-runtime in the tests
         crun runc podman containerd docker.io tmux uidmap
