@@ -1674,7 +1674,8 @@ static int check_network(struct moat_docker_create *c, const json_t *body, struc
                             mode);
         if ((r = set(hc, "NetworkMode", json_string(mode))) < 0)
                 return r;
-        c->network_mode = sget(hc, "NetworkMode");
+        /* The set freed the string mode pointed into. */
+        mode = c->network_mode = sget(hc, "NetworkMode");
 
         json_t *pb = json_object_get(hc, "PortBindings");
         if (json_object_size(pb) > 0 || bget(hc, "PublishAllPorts")) {
