@@ -20,6 +20,7 @@ import subprocess
 import pytest
 
 from harness import CGROUP_ROOT, TIMEOUT
+from test_mounts import shared_mount  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.moat_only
 
@@ -122,17 +123,6 @@ def strace():
         pytest.skip("the kernel has no listmount/statmount with mount options (Linux 6.11)")
 
 
-@pytest.fixture
-def shared_dir(env):
-    d = env.path("shared-mnt")
-    os.mkdir(d)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "moat-test-shared", d],
-                   check=True, timeout=30)
-    env.on_cleanup(lambda: subprocess.run(["umount", "-l", d], timeout=30))
-    subprocess.run(["mount", "--make-shared", d], check=True, timeout=30)
-    return d
-
-
 def without_cgroupns(cfg):
     cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "cgroup"]
 
@@ -147,7 +137,7 @@ def test_create_reads_no_mountinfo(request, env, strace, variant):
     if variant == "shared":
         # pivot_root needs the parent mount of the rootfs made private:
         # the case that looked it up in mountinfo.
-        rootfs = os.path.join(request.getfixturevalue("shared_dir"), "rootfs")
+        rootfs = os.path.join(request.getfixturevalue("shared_mount"), "rootfs")
         shutil.copytree(env.rootfs, rootfs, symlinks=True)
         c.config["root"]["path"] = rootfs
     c.write_config()
