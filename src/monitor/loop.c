@@ -71,6 +71,11 @@
 /* An exec started with --wait-start that ended before its start request:
  * how long its output is kept for the client that will ask for it. */
 #define HOLD_MS 30000
+/* When the monitor gives back what set-up and create left behind: this
+ * long after the process started, or after its creation when it waits
+ * for a start request that does not come. */
+#define TRIM_AFTER_START_MS 50
+#define TRIM_WAIT_MS 1000
 #define FLUSH_MS 5000
 #define STDIN_BUFFER 4096u
 #define HELPER_REPLY_MAX 4096u
@@ -93,7 +98,8 @@ static struct {
         moat_monitor_helper_fn helper;
         pid_t pid;
         int dir_fd, out_fd, err_fd, pty_fd, in_fd, attach_l, ctl_l, sync_fd, sig_fd;
-        bool tty, stdin_once, wait_start, started, had_stdin;
+        bool tty, stdin_once, wait_start, started, had_stdin, trimmed;
+        uint64_t trim_at;
         int fifo_path_fd, state_dir_fd;  /* O_PATH: the runtime's exec.fifo and state dir, or -1 */
         struct moat_logfile *log;
         uint64_t oom_base;
@@ -597,6 +603,7 @@ static void ctl_request(struct client *c, const char *line)
                                 reply_error(c, why);
                         else {
                                 M.started = true;
+                                M.trim_at = now_ms() + TRIM_AFTER_START_MS;
                                 clock_gettime(CLOCK_REALTIME, &M.started_at);
                                 reply(c, "{}");
                         }
@@ -606,6 +613,7 @@ static void ctl_request(struct client *c, const char *line)
                                 reply_error(c, helper_error(out));
                         else {
                                 M.started = true;
+                                M.trim_at = now_ms() + TRIM_AFTER_START_MS;
                                 clock_gettime(CLOCK_REALTIME, &M.started_at);
                                 reply(c, "{}");
                         }
@@ -828,13 +836,24 @@ static void remove_files(bool pid_file)
 
 enum slot { S_SIG, S_OUT, S_ERR, S_PTY, S_IN, S_ATTACH, S_CTL, S_CLIENT0 };
 
+static void trim_memory(void);
+
 static void loop(void)
 {
         struct pollfd pfd[S_CLIENT0 + ELEMENTSOF(M.clients)];
         uint64_t drain_deadline = 0, flush_deadline = 0, hold_deadline = 0;
         bool flushing = false;
 
+        M.trim_at = now_ms() + (M.started ? TRIM_AFTER_START_MS : TRIM_WAIT_MS);
+
         for (;;) {
+                /* What set-up and create left behind goes once the process
+                 * runs, a little later than the start and its answer, which
+                 * the caller is waiting for. */
+                if (!M.trimmed && (M.exited || now_ms() >= M.trim_at)) {
+                        trim_memory();
+                        M.trimmed = true;
+                }
                 /* An exec held for its start keeps its output (and so its
                  * end) until then, for a bounded time. */
                 bool held = M.exec && M.wait_start && !M.started;
@@ -902,14 +921,14 @@ static void loop(void)
                             (c->want_in && !c->in_closed && M.in_fd >= 0 && M.in_len == 0))
                                 p->events |= POLLIN;
                 }
-                int timeout = -1;
-                if (held && hold_deadline) {
-                        uint64_t now = now_ms();
-                        timeout = hold_deadline > now ? (int) (hold_deadline - now) : 0;
-                } else if (M.exited) {
-                        uint64_t now = now_ms(), until = flushing ? flush_deadline : drain_deadline;
-                        timeout = until > now ? (int) (until - now) : 0;
-                }
+                uint64_t until = UINT64_MAX, now = now_ms();
+                if (held && hold_deadline)
+                        until = hold_deadline;
+                else if (M.exited)
+                        until = flushing ? flush_deadline : drain_deadline;
+                if (!M.trimmed && M.trim_at < until)
+                        until = M.trim_at;
+                int timeout = until == UINT64_MAX ? -1 : until > now ? (int) (until - now) : 0;
                 int n = poll(pfd, ELEMENTSOF(pfd), timeout);
                 if (n < 0 && errno != EINTR)
                         return;
@@ -1085,7 +1104,6 @@ int moat_monitor_loop(const struct moat_monitor_loop_args *a)
         sync_reply(line);
         /* A process that exited before the signalfd existed. */
         reap();
-        trim_memory();
         loop();
         moat_logfile_close(M.log);
         remove_files(true);

@@ -19,8 +19,9 @@
  *                the daemon (see zygote() below, zygote.h).
  *
  * An idle monitor must cost little memory (docs/monitor.md): the create
- * runs on a thread whose stack and heap are given back before the loop
- * starts (create_on_thread), so the loop keeps only its own pages.
+ * runs on a stack of its own, which with the heap it grew is given back
+ * (create_on_side_stack; the loop trims once the process has started), so
+ * the loop keeps only its own pages.
  *
  * On any failure nothing is left: the runtime undoes a failed create
  * itself, and a failure after it kills and deletes the container before
@@ -44,7 +45,8 @@
 
 #include <jansson.h>
 #include <malloc.h>
-#include <pthread.h>
+#include <sys/auxv.h>
+#include <ucontext.h>
 #include <sys/mman.h>
 
 #include "base/cleanup.h"
@@ -220,11 +222,18 @@ static void undo(const struct opts *o, const struct moat_runtime *rt, pid_t pid)
 }
 
 /*
- * The create runs on a thread of its own, on a stack mapped here and
- * unmapped after it: what the runtime touches (its stack, its heap arena,
- * its tcache) is released before the loop starts, so an idle monitor keeps
- * only the pages the loop uses, without an execve of a second program (a
- * fresh address space costs 2-3 ms of CPU on this kind of machine).
+ * The create runs on a stack mapped here and unmapped after it, entered
+ * with swapcontext() on the one thread: what the runtime touches (that
+ * stack, the heap it grows) is released, the heap by the loop once the
+ * process has started (off the start's critical path), so an idle monitor
+ * keeps only the pages the loop uses, without an execve of a second
+ * program (a fresh address space costs 2-3 ms of CPU on this kind of
+ * machine). Not a thread: a new thread is woken on another CPU (up to 3 ms
+ * of latency on a VM's idle vCPU), and once the address space has run on
+ * two CPUs every copy-on-write fault after the init's fork flushes the
+ * other CPU's TLB by IPI. The zygote runs with glibc's tcache off
+ * (zygote_enter), so the create's small frees go back to the heap that
+ * malloc_trim() returns.
  */
 #define CREATE_STACK_SIZE (8u << 20)
 
@@ -239,9 +248,11 @@ struct create_job {
         struct timespec started;
 };
 
-static void *create_thread(void *userdata)
+static struct create_job *create_job_running;
+
+static void create_entry(void)
 {
-        struct create_job *job = userdata;
+        struct create_job *job = create_job_running;
         const struct opts *o = job->o;
         struct moat_runtime rt = { .root = o->runtime_root };
 
@@ -268,49 +279,42 @@ static void *create_thread(void *userdata)
         }
         clock_gettime(CLOCK_REALTIME, &job->started);
         if (job->r < 0 || o->exec)
-                return NULL;
+                return;
         _cleanup_error_ struct moat_error *ignored = NULL;
         if (moat_container_oom_kills(&rt, o->id, &job->oom_base, &ignored) < 0)
                 job->oom_base = 0;
         /* Poststart hooks are the runtime's start's to run. */
         job->inline_start = o->wait_start && !job->poststart_hooks;
-        return NULL;
 }
 
-static int create_on_thread(struct create_job *job, struct moat_error **reterr)
+static int create_on_side_stack(struct create_job *job, struct moat_error **reterr)
 {
         size_t page = (size_t) sysconf(_SC_PAGESIZE);
-        pthread_attr_t attr;
-        pthread_t thread;
-        int r;
+        ucontext_t caller, side;
 
-        /* One arena: the thread's allocations land in the main heap, whose
-         * top malloc_trim() can give back (a thread arena keeps its top). */
+        /* One arena: everything lands in the main heap, whose top
+         * malloc_trim() can give back. */
         (void) mallopt(M_ARENA_MAX, 1);
         void *map = mmap(NULL, CREATE_STACK_SIZE + page, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
         if (map == MAP_FAILED)
-                return moat_error_set(reterr, errno, "mapping the create thread's stack");
+                return moat_error_set(reterr, errno, "mapping the create's stack");
         /* The lowest page is the guard. */
-        if (mprotect(map, page, PROT_NONE) < 0) {
-                r = moat_error_set(reterr, errno, "the create thread's guard page");
+        if (mprotect(map, page, PROT_NONE) < 0 || getcontext(&side) < 0) {
+                int r = moat_error_set(reterr, errno, "the create's stack");
                 (void) munmap(map, CREATE_STACK_SIZE + page);
                 return r;
         }
-        r = -pthread_attr_init(&attr);
-        if (r == 0)
-                r = -pthread_attr_setstack(&attr, (char *) map + page, CREATE_STACK_SIZE);
-        if (r == 0)
-                r = -pthread_create(&thread, &attr, create_thread, job);
-        (void) pthread_attr_destroy(&attr);
-        if (r == 0)
-                r = -pthread_join(thread, NULL);
+        side.uc_stack.ss_sp = (char *) map + page;
+        side.uc_stack.ss_size = CREATE_STACK_SIZE;
+        side.uc_link = &caller;
+        makecontext(&side, create_entry, 0);
+        create_job_running = job;
+        int r = swapcontext(&caller, &side) < 0 ? -errno : 0;
+        create_job_running = NULL;
         (void) munmap(map, CREATE_STACK_SIZE + page);
         if (r < 0)
-                return moat_error_set(reterr, r, "the create thread");
-        /* The thread's tcache went back to the heap at its exit; give the
-         * pages back to the kernel. */
-        (void) malloc_trim(0);
+                return moat_error_set(reterr, r, "switching to the create's stack");
         return 0;
 }
 
@@ -380,7 +384,7 @@ static int setup(struct opts *o)
                 goto fail;
         }
 
-        r = create_on_thread(&job, &err);
+        r = create_on_side_stack(&job, &err);
         if (r >= 0) {
                 r = job.r;
                 if (r < 0)
@@ -678,6 +682,46 @@ static int zygote(int sock)
         }
 }
 
+/*
+ * glibc reads its tunables once, at startup: the zygote executes itself
+ * again, once, with the thread cache off (see create_on_side_stack), and
+ * then restores the variable as it was, so that nothing it starts inherits
+ * the change. Tunables the operator set are kept; where exec fails, the
+ * zygote runs with the cache (idle monitors then keep ~50 KiB more).
+ */
+#define ZYGOTE_TUNABLE "glibc.malloc.tcache_count=0"
+
+static void zygote_enter(char **argv)
+{
+        const char *was = getenv("GLIBC_TUNABLES");
+        size_t wl = was ? strlen(was) : 0, tl = strlen(ZYGOTE_TUNABLE);
+
+        if (was && wl >= tl && streq(was + wl - tl, ZYGOTE_TUNABLE)) {
+                /* The second start: put the operator's value back. */
+                if (wl == tl)
+                        (void) unsetenv("GLIBC_TUNABLES");
+                else {
+                        _cleanup_free_ char *orig = strndup(was, wl - tl - 1);
+                        if (orig)
+                                (void) setenv("GLIBC_TUNABLES", orig, 1);
+                }
+                return;
+        }
+        if ((was && strstr(was, "tcache_count")) || getauxval(AT_SECURE))
+                return;
+        _cleanup_free_ char *value = NULL;
+        if (asprintf(&value, "%s%s" ZYGOTE_TUNABLE, was ?: "", was ? ":" : "") < 0)
+                return;
+        _cleanup_free_ char *saved = was ? strdup(was) : NULL;
+        if ((was && !saved) || setenv("GLIBC_TUNABLES", value, 1) < 0)
+                return;
+        (void) execv("/proc/self/exe", argv);
+        if (saved)
+                (void) setenv("GLIBC_TUNABLES", saved, 1);
+        else
+                (void) unsetenv("GLIBC_TUNABLES");
+}
+
 int main(int argc, char **argv)
 {
         if (argc < 2) {
@@ -689,6 +733,7 @@ int main(int argc, char **argv)
                         fprintf(stderr, "moat-monitor: zygote takes no arguments and needs its socket as fd 3\n");
                         return 2;
                 }
+                zygote_enter(argv);
                 (void) fcntl(SYNC_FD, F_SETFD, FD_CLOEXEC);
                 /* Told apart from the monitors it forks, which share its
                  * command line. */
