@@ -627,8 +627,9 @@ static int write_spec(int dir_fd, json_t *spec, struct moat_error **reterr)
 static int log_options(const struct container *c, uint64_t *ret_size, unsigned *ret_files,
                        struct moat_error **reterr);
 
-/* The work of start without the lock: c is claimed. */
-static int start_claimed(struct moat_engine *e, struct container *c, struct moat_monitor_started *ret,
+/* The work of start without the lock: c is claimed. With hold, the
+ * monitor creates the container and waits for its start request. */
+static int start_claimed(struct moat_engine *e, struct container *c, bool hold, struct moat_monitor_started *ret,
                          struct moat_error **reterr)
 {
         _cleanup_image_ struct moat_image *img = NULL;
@@ -684,7 +685,7 @@ static int start_claimed(struct moat_engine *e, struct container *c, struct moat
                 /* moby closes stdin at the client's EOF only without a tty:
                  * a detached tty session can be attached again */
                 .stdin_once = json_is_true(json_object_get(c->config, "StdinOnce")) && !c->tty,
-                .wait_start = true,
+                .wait_start = hold,
         };
         r = moat_monitor_start_run(&o, ret, reterr);
         if (r < 0)
@@ -745,9 +746,14 @@ static int start_container(struct moat_engine *e, const char *ref, const unsigne
                 r = moat_error_setx(reterr, -EBUSY, "container is marked for removal and cannot be started");
                 goto out_release;
         }
+        /* With an attach waiting (docker run without -d attaches before it
+         * starts), the program waits until that stream is connected, so it
+         * gets the output from the first byte. Without one the monitor
+         * starts it right away, sparing the start request's round trip. */
+        bool hold = c->attach_pending > 0;
         pthread_mutex_unlock(&e->lock);
 
-        r = start_claimed(e, c, &m, reterr);
+        r = start_claimed(e, c, hold, &m, reterr);
 
         pthread_mutex_lock(&e->lock);
         if (r < 0) {
@@ -787,6 +793,12 @@ static int start_container(struct moat_engine *e, const char *ref, const unsigne
                 c->st.state = MOAT_CONTAINER_CREATED;
                 goto out_release;
         }
+        /* A program already running may end as soon as it is watched:
+         * its start is recorded first, so that "die" comes after it. */
+        if (!hold) {
+                event_locked(e, c, "start", NULL);
+                container_health_start_locked(e, c);
+        }
         /* Let the attach connections waiting for this container connect. */
         c->monitor_ready = true;
         pthread_cond_broadcast(&e->changed);
@@ -797,7 +809,7 @@ static int start_container(struct moat_engine *e, const char *ref, const unsigne
         pthread_mutex_unlock(&e->lock);
 
         r = moat_watch_add(e->watch, c->id, TAKE_FD(m.monitor_pidfd), reterr);
-        if (r >= 0)
+        if (r >= 0 && hold)
                 r = monitor_ctl(e, c->id, "{\"op\":\"start\"}", reterr);
 
         pthread_mutex_lock(&e->lock);
@@ -807,8 +819,10 @@ static int start_container(struct moat_engine *e, const char *ref, const unsigne
                 (void) !moat_container_kill(&rt, c->id, SIGKILL, true, NULL);
                 goto out_release;
         }
-        event_locked(e, c, "start", NULL);
-        container_health_start_locked(e, c);
+        if (hold) {
+                event_locked(e, c, "start", NULL);
+                container_health_start_locked(e, c);
+        }
 out_release:
         container_release_locked(e, c);
 out_unref:
