@@ -83,7 +83,7 @@ def test_monitor_is_the_daemons_child_forked_by_the_zygote(daemon):
     assert cmdline(mon)[1:2] == [b"zygote"]
     assert comm(mon) == "moat-monitor"
     assert os.readlink(f"/proc/{mon}/cwd").endswith(f"/containers/{cid}")
-    # the create ran on a thread that is gone: the monitor has one thread
+    # the create ran on a side stack of the one thread: the monitor has one thread
     assert status_field(mon, "Threads") == "1"
 
 
