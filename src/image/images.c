@@ -62,6 +62,7 @@
 #include "base/cleanup.h"
 #include "base/fileio.h"
 #include "image/reference.h"
+#include "image/snapshot.h"
 
 #define IMAGES_LOCK "images.lock"
 /* Layer trees are at most this deep (layer.c bounds paths to 4096 bytes). */
@@ -1152,6 +1153,17 @@ int moat_images_lookup(struct moat_store *s, const char *text, const struct oci_
 /* ---- layer trees ---- */
 
 /* Remove name in dfd, recursively; never follows symlinks. */
+/* A layer's mount points' tree (snapshot.h): its layer's chain id in base. */
+static bool init_layer_base(const char *name, char base[static MOAT_SNAPSHOT_ID_MAX + 1])
+{
+        size_t l = strlen(name), sl = strlen(MOAT_SNAPSHOT_INIT_SUFFIX);
+        if (l <= sl || l - sl > MOAT_SNAPSHOT_ID_MAX || !streq(name + l - sl, MOAT_SNAPSHOT_INIT_SUFFIX))
+                return false;
+        memcpy(base, name, l - sl);
+        base[l - sl] = '\0';
+        return oci_digest_validate(base, NULL) >= 0;
+}
+
 int moat_images_rm_rf_at(int dfd, const char *name, unsigned depth)
 {
         _cleanup_closedir_ DIR *d = NULL;
@@ -1392,10 +1404,12 @@ static int gc_sweep_layers(struct moat_store *s, const struct strset *keep, stru
                 return moat_error_set(reterr, r, "opening the store's layers/");
         }
         while ((errno = 0, de = readdir(d))) {
+                char base[MOAT_SNAPSHOT_ID_MAX + 1];
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
                 if (startswith(de->d_name, LAYER_TMP_PREFIX) ||
-                    (oci_digest_validate(de->d_name, NULL) >= 0 && !strset_has(keep, de->d_name)))
+                    (oci_digest_validate(de->d_name, NULL) >= 0 && !strset_has(keep, de->d_name)) ||
+                    (init_layer_base(de->d_name, base) && !strset_has(keep, base)))
                         if (strset_add(&doomed, de->d_name) < 0) {
                                 strset_clear(&doomed);
                                 return moat_error_set(reterr, -ENOMEM, "gc");
@@ -2217,13 +2231,17 @@ static int v_layers(struct vctx *c, struct v_report_ctx *rc, size_t *ret_trees, 
 
                 if (streq(de->d_name, ".") || streq(de->d_name, "..") || startswith(de->d_name, LAYER_TMP_PREFIX))
                         continue;
-                trees++;
                 snprintf(subject, sizeof(subject), "layers/%s", de->d_name);
+                /* The mount points' tree of a layer (snapshot.h) goes with it. */
+                char base[MOAT_SNAPSHOT_ID_MAX + 1];
+                bool init = init_layer_base(de->d_name, base);
+                if (!init)
+                        trees++;
                 if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
-                    oci_digest_validate(de->d_name, NULL) < 0)
+                    (!init && oci_digest_validate(de->d_name, NULL) < 0))
                         v_issue(rc, subject, "not a layer tree: the name is not a ChainID or it is not a directory",
                                 NULL);
-                else if (!strset_has(&c->chains, de->d_name))
+                else if (!strset_has(&c->chains, init ? base : de->d_name))
                         v_issue(rc, subject, "stray layer tree: no image in the store has this ChainID", NULL);
         }
         if (errno != 0)

@@ -20,6 +20,10 @@
 #include "base/error.h"
 
 #define MOAT_SNAPSHOT_ID_MAX 255
+/* A tree named <chain id of a layer> + this suffix sits on that layer in
+ * the containers' mounts (the engine's mount points, container-fs.c); the
+ * store's gc removes it with the layer. */
+#define MOAT_SNAPSHOT_INIT_SUFFIX ".init"
 /* overlayfs refuses more lower layers than this (OVL_MAX_STACK). */
 #define MOAT_SNAPSHOT_OVL_MAX_STACK 500
 /* moat_snapshot_mount() nests the lowest layers in a second overlay beyond
