@@ -546,6 +546,25 @@ static const char *start_inline(void)
         return ret;
 }
 
+/* The container's start, for a start request or right after the sync
+ * answer: NULL, or why it failed. */
+static const char *start_container(void)
+{
+        static char out[HELPER_REPLY_MAX];
+        const char *why = NULL;
+
+        if (M.fifo_path_fd >= 0)
+                why = start_inline();
+        else if (run_helper("start", out, sizeof(out)) < 0)
+                why = helper_error(out);
+        if (why)
+                return why;
+        M.started = true;
+        M.trim_at = now_ms() + TRIM_AFTER_START_MS;
+        clock_gettime(CLOCK_REALTIME, &M.started_at);
+        return NULL;
+}
+
 static void ctl_request(struct client *c, const char *line)
 {
         struct jfield f[] = { { .key = "op" }, { .key = "height" }, { .key = "width" } };
@@ -597,26 +616,12 @@ static void ctl_request(struct client *c, const char *line)
                         reply(c, buf);
                 } else if (M.exited)
                         reply_error(c, "start: the container's init has exited");
-                else if (M.fifo_path_fd >= 0) {
-                        const char *why = start_inline();
+                else {
+                        const char *why = start_container();
                         if (why)
                                 reply_error(c, why);
-                        else {
-                                M.started = true;
-                                M.trim_at = now_ms() + TRIM_AFTER_START_MS;
-                                clock_gettime(CLOCK_REALTIME, &M.started_at);
+                        else
                                 reply(c, "{}");
-                        }
-                } else {
-                        char out[HELPER_REPLY_MAX];
-                        if (run_helper("start", out, sizeof(out)) < 0)
-                                reply_error(c, helper_error(out));
-                        else {
-                                M.started = true;
-                                M.trim_at = now_ms() + TRIM_AFTER_START_MS;
-                                clock_gettime(CLOCK_REALTIME, &M.started_at);
-                                reply(c, "{}");
-                        }
                 }
         } else {
                 snprintf(buf, sizeof(buf), "unknown op \"%.64s\" (resize, close-stdin, status, start)", op);
@@ -1104,6 +1109,23 @@ int moat_monitor_loop(const struct moat_monitor_loop_args *a)
         sync_reply(line);
         /* A process that exited before the signalfd existed. */
         reap();
+        /* Started only now: its program's exec, which the scheduler lets
+         * run before us on this CPU, is no longer between the caller and
+         * the answer. A start that fails leaves a container that exited. */
+        if (a->start_after_sync && !M.exited) {
+                const char *why = start_container();
+                if (why) {
+                        /* The caller has its answer: the reason goes to the
+                         * log, where docker logs shows it. */
+                        char rec[512];
+                        int n = snprintf(rec, sizeof(rec), "moat-monitor: %s\n", why);
+                        if (M.log && n > 0)
+                                (void) !moat_logfile_write(M.log, MOAT_STREAM_STDERR, rec,
+                                                           (size_t) n < sizeof(rec) ? (size_t) n : sizeof(rec) - 1, NULL,
+                                                           NULL);
+                        (void) kill(M.pid, SIGKILL);
+                }
+        }
         loop();
         moat_logfile_close(M.log);
         remove_files(true);

@@ -38,6 +38,7 @@ struct moat_monitor_loop_args {
         uint64_t oom_base;
         const struct timespec *started_at; /* NULL while waiting for the start */
         bool stdin_once, wait_start;
+        bool start_after_sync;    /* created only: the loop starts it after the sync answer */
         int fifo_path_fd, state_dir_fd; /* O_PATH: the runtime's exec.fifo and state dir, or -1 */
 };
 

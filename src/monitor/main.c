@@ -271,7 +271,8 @@ static void create_entry(void)
                         .id = o->id,
                         .bundle = o->dir,
                         .console_socket = job->console_path,
-                        .mode = o->wait_start ? MOAT_CREATE_ONLY : MOAT_CREATE_RUN_DETACHED,
+                        /* started by the loop, after the sync answer */
+                        .mode = MOAT_CREATE_ONLY,
                         .ret_pid = &job->pid,
                         .ret_poststart_hooks = &job->poststart_hooks,
                 };
@@ -284,7 +285,7 @@ static void create_entry(void)
         if (moat_container_oom_kills(&rt, o->id, &job->oom_base, &ignored) < 0)
                 job->oom_base = 0;
         /* Poststart hooks are the runtime's start's to run. */
-        job->inline_start = o->wait_start && !job->poststart_hooks;
+        job->inline_start = !job->poststart_hooks;
 }
 
 static int create_on_side_stack(struct create_job *job, struct moat_error **reterr)
@@ -477,9 +478,10 @@ static int setup(struct opts *o)
                 .log_max_size = o->log_max_size,
                 .log_max_file = o->log_max_file ? o->log_max_file : 1,
                 .oom_base = job.oom_base,
-                .started_at = o->wait_start ? NULL : &job.started,
+                .started_at = o->exec && !o->wait_start ? &job.started : NULL,
                 .stdin_once = o->stdin_once,
-                .wait_start = o->wait_start,
+                .wait_start = o->wait_start || !o->exec,
+                .start_after_sync = !o->exec && !o->wait_start,
                 .fifo_path_fd = TAKE_FD(fifo_fd),
                 .state_dir_fd = TAKE_FD(state_fd),
         };
