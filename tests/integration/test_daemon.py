@@ -206,6 +206,17 @@ def test_errors(daemon):
     assert status == 405 and "not allowed" in json.loads(body)["message"]
 
 
+def test_header_bound(daemon):
+    """Request line + headers are bounded (docs/api.md: 32 KiB per
+    connection): 16 KiB of headers pass, 40 KiB get 431 and nothing else
+    changes."""
+    big = "X-Registry-Auth: " + "a" * (16 * 1024)
+    assert http(daemon, "GET", "/_ping", headers=[big])[0] == 200
+    huge = "X-Registry-Auth: " + "a" * (40 * 1024)
+    assert http(daemon, "GET", "/_ping", headers=[huge])[0] == 431
+    assert http(daemon, "GET", "/_ping")[0] == 200
+
+
 def test_info_is_this_host(daemon):
     status, _, body = http(daemon, "GET", "/info")
     assert status == 200
