@@ -63,6 +63,7 @@
 #include "base/parse.h"
 #include "monitor/loop.h"
 #include "monitor/monitor.h"
+#include "runtime/runtime.h"
 
 /* After the process exited: how long output may still come (another
  * process may hold the pipes: a background child of an exec'd process),
@@ -100,6 +101,7 @@ static struct {
         int dir_fd, out_fd, err_fd, pty_fd, in_fd, attach_l, ctl_l, sync_fd, sig_fd;
         bool tty, stdin_once, wait_start, started, had_stdin, trimmed;
         uint64_t trim_at;
+        struct moat_create_leftovers *leftovers;
         int fifo_path_fd, state_dir_fd;  /* O_PATH: the runtime's exec.fifo and state dir, or -1 */
         struct moat_logfile *log;
         uint64_t oom_base;
@@ -1044,6 +1046,8 @@ static int trim_segment(struct dl_phdr_info *info, size_t size, void *userdata)
 
 static void trim_memory(void)
 {
+        /* By now the init has exec'd: these pages are ours alone again. */
+        moat_create_leftovers_free(TAKE_PTR(M.leftovers));
         (void) malloc_trim(0);
         (void) dl_iterate_phdr(trim_segment, NULL);
 }
@@ -1074,6 +1078,7 @@ int moat_monitor_loop(const struct moat_monitor_loop_args *a)
         M.started = !M.wait_start;
         M.fifo_path_fd = a->fifo_path_fd;
         M.state_dir_fd = a->state_dir_fd;
+        M.leftovers = a->leftovers;
         if (a->started_at)
                 M.started_at = *a->started_at;
         /* With a terminal, stdin goes to the pty master when asked for. */

@@ -39,6 +39,7 @@ struct moat_monitor_loop_args {
         const struct timespec *started_at; /* NULL while waiting for the start */
         bool stdin_once, wait_start;
         bool start_after_sync;    /* created only: the loop starts it after the sync answer */
+        struct moat_create_leftovers *leftovers; /* the create's, freed with the trim (owned) */
         int fifo_path_fd, state_dir_fd; /* O_PATH: the runtime's exec.fifo and state dir, or -1 */
 };
 

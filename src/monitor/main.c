@@ -246,6 +246,7 @@ struct create_job {
         uint64_t oom_base;
         bool poststart_hooks, inline_start;
         struct timespec started;
+        struct moat_create_leftovers *leftovers;
 };
 
 static struct create_job *create_job_running;
@@ -275,6 +276,7 @@ static void create_entry(void)
                         .mode = MOAT_CREATE_ONLY,
                         .ret_pid = &job->pid,
                         .ret_poststart_hooks = &job->poststart_hooks,
+                        .ret_leftovers = &job->leftovers,
                 };
                 job->r = moat_container_create(&rt, &co, NULL, &job->err);
         }
@@ -482,6 +484,7 @@ static int setup(struct opts *o)
                 .stdin_once = o->stdin_once,
                 .wait_start = o->wait_start || !o->exec,
                 .start_after_sync = !o->exec && !o->wait_start,
+                .leftovers = TAKE_PTR(job.leftovers),
                 .fifo_path_fd = TAKE_FD(fifo_fd),
                 .state_dir_fd = TAKE_FD(state_fd),
         };

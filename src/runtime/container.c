@@ -301,6 +301,26 @@ static int create_cleanup(struct create_ctx *ctx, int root_fd, struct moat_cgrou
         return r;
 }
 
+struct moat_create_leftovers {
+        struct oci_config *config;
+        char *config_text;
+        struct moat_resources *resources;
+        struct moat_seccomp *seccomp;
+        struct moat_cgroup *cgroup;
+};
+
+void moat_create_leftovers_free(struct moat_create_leftovers *l)
+{
+        if (!l)
+                return;
+        oci_config_free(l->config);
+        free(l->config_text);
+        moat_resources_free(l->resources);
+        moat_seccomp_free(l->seccomp);
+        moat_cgroup_free(l->cgroup);
+        free(l);
+}
+
 int moat_container_create(const struct moat_runtime *rt, const struct moat_create_options *opts,
                           int *ret_exit_status, struct moat_error **reterr)
 {
@@ -650,6 +670,17 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
 
         if (opts->mode == MOAT_CREATE_ONLY) {
                 json_decref(annotations);
+                if (opts->ret_leftovers) {
+                        struct moat_create_leftovers *l = calloc(1, sizeof(*l));
+                        if (l) {
+                                l->config = TAKE_PTR(config);
+                                l->config_text = TAKE_PTR(config_text);
+                                l->resources = TAKE_PTR(resources);
+                                l->seccomp = TAKE_PTR(seccomp);
+                                l->cgroup = TAKE_PTR(cg);
+                        }
+                        *opts->ret_leftovers = l;
+                }
                 return 0;
         }
 

@@ -59,7 +59,16 @@ struct moat_create_options {
         enum moat_create_mode mode;
         pid_t *ret_pid;              /* optional: where the init's pid goes (a child of the caller) */
         bool *ret_poststart_hooks;   /* optional: whether the config has poststart hooks */
+        /* optional, MOAT_CREATE_ONLY: what the create allocated (the parsed
+         * config, its resources, the seccomp program, ...) is handed over
+         * instead of freed, for moat_create_leftovers_free() once the init
+         * has exec'd. The init is a fork: until then every page a free
+         * writes to is copied. */
+        struct moat_create_leftovers **ret_leftovers;
 };
+
+struct moat_create_leftovers;
+void moat_create_leftovers_free(struct moat_create_leftovers *l);
 
 /*
  * Create (and, by mode, start and wait for) a container. For
