@@ -35,7 +35,6 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
-#include "base/locale.h"
 #include "base/log.h"
 #include "base/parse.h"
 #include "cli/cli.h"
@@ -913,8 +912,6 @@ int main(int argc, char **argv)
         struct moat_cli cli = { .root = MOAT_DEFAULT_ROOT, .error_exit = 1 };
         _cleanup_free_ char *root_abs = NULL;
         int c;
-
-        moat_locale_utf8_ctype();
 
         opterr = 0;
         while ((c = getopt_long(argc, argv, "+vhH:D", options, NULL)) != -1) {
