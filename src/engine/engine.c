@@ -19,6 +19,7 @@
 
 #include "base/cleanup.h"
 #include "engine/container-fs.h"
+#include "engine/monitor-spawn.h"
 #include "engine/watch.h"
 
 static int make_dir(const char *path, mode_t mode, struct moat_error **reterr)
@@ -151,6 +152,7 @@ void moat_engine_free(struct moat_engine *e)
         pthread_mutex_unlock(&e->lock);
         if (busy)
                 return;
+        moat_monitor_zygote_stop();
         moat_watch_free(e->watch);
         for (struct container *c = e->containers, *next; c; c = next) {
                 next = c->next;

@@ -211,6 +211,24 @@ static int zygote_start_locked(const char *monitor_path, struct moat_error **ret
         return 0;
 }
 
+void moat_monitor_zygote_stop(void)
+{
+        pthread_mutex_lock(&zygote_lock);
+        pid_t pid = zygote_pid;
+        int pidfd = pid > 0 ? (int) syscall(SYS_pidfd_open, pid, 0) : -EBADF;
+        zygote_drop_locked();
+        if (pidfd >= 0) {
+                /* It exits at the end of its socket; the daemon's SIGCHLD
+                 * handler may reap it first (ECHILD then). */
+                struct pollfd p = { .fd = pidfd, .events = POLLIN };
+                while (poll(&p, 1, 2000) < 0 && errno == EINTR)
+                        ;
+                (void) waitpid(pid, NULL, WNOHANG);
+                close(pidfd);
+        }
+        pthread_mutex_unlock(&zygote_lock);
+}
+
 /* One request; -EPIPE when the zygote is gone (the caller starts another). */
 static int zygote_request_locked(char *const *argv, int sync_fd, pid_t *ret_pid, int *ret_pidfd,
                                  struct moat_error **reterr)

@@ -56,3 +56,8 @@ MOAT_NODISCARD int moat_monitor_start_run(const struct moat_monitor_run *o, stru
                                           struct moat_error **reterr);
 MOAT_NODISCARD int moat_monitor_start_exec(const struct moat_monitor_exec *o, struct moat_monitor_started *ret,
                                            struct moat_error **reterr);
+
+/* Ends the monitor zygote, if one runs, and reaps it (waiting at most
+ * 2 s): the daemon's exit would otherwise leave it to whatever reaper is
+ * above the daemon. Monitors are not touched. */
+void moat_monitor_zygote_stop(void);

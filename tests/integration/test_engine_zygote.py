@@ -110,6 +110,9 @@ def test_zygote_goes_with_the_daemon(session_tmp, demo_image_tar):
         assert d.docker("rm", "-f", cid).returncode == 0
         assert d.stop() == 0
         assert wait_for(lambda: not os.path.exists(f"/proc/{zs[0]}/exe")), "the zygote outlived the daemon"
+        # reaped by the daemon itself: no zombie is left for the reaper
+        # above it (this test is a subreaper and has not reaped yet)
+        assert not os.path.exists(f"/proc/{zs[0]}"), "the daemon left its zygote unreaped"
     finally:
         problems = d.cleanup()
         harness.reap_orphans()
