@@ -184,12 +184,33 @@ static int spawn_with_fd3(char *const *argv, int fd, pid_t *ret_pid)
 static pthread_mutex_t zygote_lock = PTHREAD_MUTEX_INITIALIZER;
 static int zygote_sock = -EBADF;
 static pid_t zygote_pid;
+/* The spare the zygote last announced (zygote.h): our child, which waits
+ * for the next request. */
+static pid_t zygote_spare_pid;
 
-/* Its end closed, the zygote exits; the daemon's SIGCHLD handler reaps it. */
+/* Its end closed, the zygote exits, and so does its spare; the daemon's
+ * SIGCHLD handler reaps both. */
 static void zygote_drop_locked(void)
 {
         zygote_sock = safe_close(zygote_sock);
         zygote_pid = 0;
+        zygote_spare_pid = 0;
+}
+
+/* Reads the announcements waiting on the socket, without blocking. */
+static void zygote_read_announcements_locked(void)
+{
+        struct moat_zygote_reply rep;
+
+        for (;;) {
+                ssize_t k = recv(zygote_sock, &rep, sizeof(rep), MSG_DONTWAIT);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k != (ssize_t) sizeof(rep))
+                        return;
+                if (rep.pid == 0 && rep.error == 0 && rep.next_spare > 0)
+                        zygote_spare_pid = rep.next_spare;
+        }
 }
 
 static int zygote_start_locked(const char *monitor_path, struct moat_error **reterr)
@@ -216,16 +237,24 @@ void moat_monitor_zygote_stop(void)
         pthread_mutex_lock(&zygote_lock);
         pid_t pid = zygote_pid;
         int pidfd = pid > 0 ? (int) syscall(SYS_pidfd_open, pid, 0) : -EBADF;
-        zygote_drop_locked();
+        if (zygote_sock >= 0)
+                (void) shutdown(zygote_sock, SHUT_WR);
         if (pidfd >= 0) {
-                /* It exits at the end of its socket; the daemon's SIGCHLD
-                 * handler may reap it first (ECHILD then). */
+                /* It exits at the end of its socket, once its spare has;
+                 * the daemon's SIGCHLD handler may reap it first (ECHILD
+                 * then). */
                 struct pollfd p = { .fd = pidfd, .events = POLLIN };
                 while (poll(&p, 1, 2000) < 0 && errno == EINTR)
                         ;
                 (void) waitpid(pid, NULL, WNOHANG);
                 close(pidfd);
         }
+        if (zygote_sock >= 0) {
+                zygote_read_announcements_locked();
+                if (zygote_spare_pid > 0)
+                        (void) waitpid(zygote_spare_pid, NULL, WNOHANG);
+        }
+        zygote_drop_locked();
         pthread_mutex_unlock(&zygote_lock);
 }
 
@@ -284,6 +313,13 @@ static int zygote_request_locked(char *const *argv, int sync_fd, pid_t *ret_pid,
                 k = recvmsg(zygote_sock, &rmh, MSG_CMSG_CLOEXEC);
                 if (k < 0 && errno == EINTR)
                         continue;
+                /* A spare announced (it carries no fd): wait on for the answer. */
+                if (k == (ssize_t) sizeof(rep) && rep.pid == 0 && rep.error == 0 && rep.next_spare > 0 &&
+                    !(rmh.msg_controllen > 0 && CMSG_FIRSTHDR(&rmh))) {
+                        zygote_spare_pid = rep.next_spare;
+                        rmh.msg_controllen = sizeof(rctl.buf);
+                        continue;
+                }
                 break;
         }
         if (k <= 0)

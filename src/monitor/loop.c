@@ -1048,6 +1048,8 @@ static void trim_memory(void)
 {
         /* By now the init has exec'd: these pages are ours alone again. */
         moat_create_leftovers_free(TAKE_PTR(M.leftovers));
+        /* glibc's default again: a spare raised it to keep its warmed heap. */
+        (void) mallopt(M_TRIM_THRESHOLD, 128 * 1024);
         (void) malloc_trim(0);
         (void) dl_iterate_phdr(trim_segment, NULL);
 }

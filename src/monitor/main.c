@@ -44,7 +44,10 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <link.h>
 #include <malloc.h>
+#include <poll.h>
+#include <sched.h>
 #include <sys/auxv.h>
 #include <ucontext.h>
 #include <sys/mman.h>
@@ -251,6 +254,9 @@ struct create_job {
 
 static struct create_job *create_job_running;
 
+/* A network namespace the spare made ahead for its container (spare_warm). */
+static int spare_netns_fd = -EBADF;
+
 static void create_entry(void)
 {
         struct create_job *job = create_job_running;
@@ -277,6 +283,7 @@ static void create_entry(void)
                         .ret_pid = &job->pid,
                         .ret_poststart_hooks = &job->poststart_hooks,
                         .ret_leftovers = &job->leftovers,
+                        .fresh_netns_fd = spare_netns_fd >= 0 ? &spare_netns_fd : NULL,
                 };
                 job->r = moat_container_create(&rt, &co, NULL, &job->err);
         }
@@ -290,32 +297,55 @@ static void create_entry(void)
         job->inline_start = !job->poststart_hooks;
 }
 
+/* The create's stack and, below it, a guard page; NULL if it cannot be had. */
+#define CREATE_STACK_MAP_SIZE (CREATE_STACK_SIZE + (size_t) sysconf(_SC_PAGESIZE))
+
+static void *create_stack_map(void)
+{
+        void *map = mmap(NULL, CREATE_STACK_MAP_SIZE, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+        if (map == MAP_FAILED)
+                return NULL;
+        if (mprotect(map, (size_t) sysconf(_SC_PAGESIZE), PROT_NONE) < 0) {
+                (void) munmap(map, CREATE_STACK_MAP_SIZE);
+                return NULL;
+        }
+        return map;
+}
+
+/* Mapped (and its top faulted in) by a spare before its request came. */
+static void *side_stack_ready;
+
+static void *side_stack_get(void)
+{
+        void *map = side_stack_ready;
+        side_stack_ready = NULL;
+        return map ? map : create_stack_map();
+}
+
 static int create_on_side_stack(struct create_job *job, struct moat_error **reterr)
 {
-        size_t page = (size_t) sysconf(_SC_PAGESIZE);
         ucontext_t caller, side;
 
         /* One arena: everything lands in the main heap, whose top
          * malloc_trim() can give back. */
         (void) mallopt(M_ARENA_MAX, 1);
-        void *map = mmap(NULL, CREATE_STACK_SIZE + page, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
-        if (map == MAP_FAILED)
+        void *volatile map = side_stack_get();
+        if (!map)
                 return moat_error_set(reterr, errno, "mapping the create's stack");
-        /* The lowest page is the guard. */
-        if (mprotect(map, page, PROT_NONE) < 0 || getcontext(&side) < 0) {
+        if (getcontext(&side) < 0) {
                 int r = moat_error_set(reterr, errno, "the create's stack");
-                (void) munmap(map, CREATE_STACK_SIZE + page);
+                (void) munmap(map, CREATE_STACK_MAP_SIZE);
                 return r;
         }
-        side.uc_stack.ss_sp = (char *) map + page;
+        side.uc_stack.ss_sp = (char *) map + (CREATE_STACK_MAP_SIZE - CREATE_STACK_SIZE);
         side.uc_stack.ss_size = CREATE_STACK_SIZE;
         side.uc_link = &caller;
         makecontext(&side, create_entry, 0);
         create_job_running = job;
         int r = swapcontext(&caller, &side) < 0 ? -errno : 0;
         create_job_running = NULL;
-        (void) munmap(map, CREATE_STACK_SIZE + page);
+        (void) munmap(map, CREATE_STACK_MAP_SIZE);
         if (r < 0)
                 return moat_error_set(reterr, r, "switching to the create's stack");
         return 0;
@@ -388,6 +418,8 @@ static int setup(struct opts *o)
         }
 
         r = create_on_side_stack(&job, &err);
+        /* Used or not, it is the init's alone now. */
+        spare_netns_fd = safe_close(spare_netns_fd);
         if (r >= 0) {
                 r = job.r;
                 if (r < 0)
@@ -575,19 +607,32 @@ static int run_verb(int argc, char **argv)
 
 /*
  * The zygote (protocol in zygote.h): started once by the daemon with its
- * socket as fd 3. For each request the zygote clones a child with CLONE_PARENT,
- * so the monitor is the daemon's child exactly as if it had been spawned,
- * and answers {pid, errno} with the child's pidfd. The child puts the sync
- * pipe on fd 3, closes everything above, and runs the verb as main()
- * would. What this saves is the execve of this binary for every container
- * (loading it and faulting its pages in: 1.5-3 ms of CPU on this kind of
- * machine). The zygote holds nothing but its socket: the child's memory
- * is a copy of a process that has done nothing yet. It exits when the
- * daemon closes its end.
+ * socket as fd 3. Each request is served by a child cloned with
+ * CLONE_PARENT, so the monitor is the daemon's child exactly as if it had
+ * been spawned, and the answer is {pid, errno} with the child's pidfd. The
+ * child puts the sync pipe on fd 3, closes everything above, and runs the
+ * verb as main() would. What this saves is the execve of this binary for
+ * every container (loading it and faulting its pages in: 1.5-3 ms of CPU
+ * on this kind of machine). The zygote holds nothing but its socket and
+ * its spare: the child's memory is a copy of a process that has done
+ * nothing yet. It exits when the daemon closes its end.
+ *
+ * The child is cloned one request ahead (the spare, spare_main): between
+ * two requests it takes the copy-on-write and first-touch faults a create
+ * would take on its way (1 to 2 ms here, where a fault costs 7-15 us),
+ * and the clone itself is off the start's path too. The request reaches
+ * it on a socket of its own; where there is no spare (it died, or the
+ * clone failed), the zygote clones the monitor for the request as before.
  */
-static void zygote_answer(int sock, pid_t pid, int error, int pidfd)
+struct spare {
+        pid_t pid;
+        int pidfd;
+        int sock;
+};
+
+static void zygote_answer(int sock, pid_t pid, int error, int pidfd, pid_t next_spare)
 {
-        struct moat_zygote_reply rep = { .pid = pid, .error = error };
+        struct moat_zygote_reply rep = { .pid = pid, .error = error, .next_spare = next_spare };
         struct iovec iov = { .iov_base = &rep, .iov_len = sizeof(rep) };
         union {
                 struct cmsghdr h;
@@ -608,83 +653,358 @@ static void zygote_answer(int sock, pid_t pid, int error, int pidfd)
                 ;
 }
 
+/* One message and at most one fd; -errno, 0 at the end of the socket. */
+static ssize_t receive_request(int sock, char *buf, int *ret_fd, bool *ret_malformed)
+{
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } ctl;
+        struct iovec iov = { .iov_base = buf, .iov_len = MOAT_ZYGOTE_REQUEST_MAX };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                             .msg_controllen = sizeof(ctl.buf) };
+        ssize_t n;
+        int fd = -1;
+
+        do
+                n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+                return n < 0 ? -errno : 0;
+        /* Exactly one fd is taken; any other that came along is closed. */
+        bool extra_fds = false;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t n_fds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < n_fds; i++) {
+                        int got;
+                        memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                        if (fd < 0)
+                                fd = got;
+                        else {
+                                close(got);
+                                extra_fds = true;
+                        }
+                }
+        }
+        *ret_fd = fd;
+        *ret_malformed = fd < 0 || extra_fds || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || buf[n - 1] != '\0';
+        return n;
+}
+
+/* The request's NUL-separated words as argv; false if it is not one the zygote serves. */
+static bool split_request(char *buf, size_t n, char **args, int *ret_argc)
+{
+        int argc = 0;
+
+        for (char *p = buf; p < buf + n && argc <= MOAT_ZYGOTE_MAX_ARGS; p += strlen(p) + 1)
+                args[argc++] = p;
+        args[argc] = NULL;
+        *ret_argc = argc;
+        return argc >= 2 && argc <= MOAT_ZYGOTE_MAX_ARGS && (streq(args[1], "run") || streq(args[1], "exec"));
+}
+
+/* In the child that serves a request: the sync pipe on fd 3, nothing above it. */
+static _Noreturn void become_monitor(int sync_fd, int argc, char **args)
+{
+        (void) prctl(PR_SET_NAME, "moat-monitor", 0, 0, 0);
+        if (sync_fd != SYNC_FD && (dup2(sync_fd, SYNC_FD) < 0 || close(sync_fd) < 0))
+                _exit(1);
+        (void) fcntl(SYNC_FD, F_SETFD, 0);
+        if (spare_netns_fd > SYNC_FD) {
+                (void) close_range(SYNC_FD + 1, (unsigned) spare_netns_fd - 1, 0);
+                (void) close_range((unsigned) spare_netns_fd + 1, ~0U, 0);
+        } else
+                (void) close_range(SYNC_FD + 1, ~0U, 0);
+        _exit(run_verb(argc, args));
+}
+
+/*
+ * What a create writes, faulted in ahead: the pages of the program's data
+ * and bss that the zygote shares, the heap the create grows (kept by a
+ * raised trim threshold until the loop's trim), the top of the side stack,
+ * and the page tables of the program's text and read-only data (shared
+ * pages: mapping them costs no memory, and the loop's trim unmaps the
+ * text again).
+ * MADV_POPULATE_* needs Linux 5.14; where it fails, the faults come later
+ * as they used to.
+ */
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#define MADV_POPULATE_WRITE 23
+#endif
+#define SPARE_HEAP_WARM (192u << 10)
+#define SPARE_HEAP_CHUNK (8u << 10)
+#define SPARE_SIDE_STACK_WARM (64u << 10)
+
+/* Only the pages the zygote has (which a write would copy): one it never
+ * touched costs nothing until the monitor does, and may never be. */
+static void populate_resident(uintptr_t start, uintptr_t end, uintptr_t page)
+{
+        unsigned char resident[64];
+
+        while (start < end) {
+                size_t n = (size_t) ((end - start) / page);
+                if (n > sizeof(resident))
+                        n = sizeof(resident);
+                if (mincore((void *) start, n * page, resident) < 0)
+                        return;
+                for (size_t i = 0; i < n; i++)
+                        if (resident[i] & 1)
+                                (void) madvise((void *) (start + i * page), page, MADV_POPULATE_WRITE);
+                start += n * page;
+        }
+}
+
+static int warm_segment(struct dl_phdr_info *info, size_t size, void *userdata)
+{
+        uintptr_t page = (uintptr_t) sysconf(_SC_PAGESIZE), relro_end = 0;
+
+        if (info->dlpi_name && info->dlpi_name[0])
+                return 0; /* only the program itself (static) */
+        for (int i = 0; i < info->dlpi_phnum; i++)
+                if (info->dlpi_phdr[i].p_type == PT_GNU_RELRO)
+                        relro_end = (info->dlpi_addr + info->dlpi_phdr[i].p_vaddr + info->dlpi_phdr[i].p_memsz) &
+                                    ~(page - 1);
+        for (int i = 0; i < info->dlpi_phnum; i++) {
+                const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+                if (ph->p_type != PT_LOAD)
+                        continue;
+                uintptr_t start = (info->dlpi_addr + ph->p_vaddr) & ~(page - 1);
+                uintptr_t end = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz + page - 1) & ~(page - 1);
+                if (!(ph->p_flags & PF_W)) {
+                        (void) madvise((void *) start, end - start, MADV_POPULATE_READ);
+                        continue;
+                }
+                /* The RELRO part is read-only by now, and already ours. */
+                if (relro_end > start)
+                        start = relro_end;
+                populate_resident(start, end, page);
+        }
+        return 1;
+}
+
+/*
+ * A new network namespace costs 0.7-0.8 ms to make here (every pernet
+ * subsystem's init), most of the init's clone. The spare makes one and
+ * steps back into its own; the runtime's init enters it where the config
+ * asks for a new one (moat_create_options.fresh_netns_fd). Unused (a
+ * container on the host's network, an exec), it is closed and goes.
+ */
+static void spare_make_netns(void)
+{
+        _cleanup_close_ int own = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+
+        if (own < 0 || unshare(CLONE_NEWNET) < 0)
+                return;
+        int fresh = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (setns(own, CLONE_NEWNET) < 0)
+                _exit(1); /* a monitor must not run in it: the zygote clones another */
+        spare_netns_fd = fresh;
+}
+
+static void spare_warm(void)
+{
+        void *chunks[SPARE_HEAP_WARM / SPARE_HEAP_CHUNK];
+        size_t n = 0;
+
+        (void) mallopt(M_ARENA_MAX, 1);
+        (void) mallopt(M_TRIM_THRESHOLD, (int) (2 * SPARE_HEAP_WARM));
+        for (; n < ELEMENTSOF(chunks); n++) {
+                chunks[n] = malloc(SPARE_HEAP_CHUNK);
+                if (!chunks[n])
+                        break;
+                memset(chunks[n], 0, SPARE_HEAP_CHUNK);
+        }
+        while (n > 0)
+                free(chunks[--n]);
+        (void) dl_iterate_phdr(warm_segment, NULL);
+        spare_make_netns();
+        side_stack_ready = create_stack_map();
+        if (side_stack_ready)
+                (void) madvise((char *) side_stack_ready + CREATE_STACK_MAP_SIZE - SPARE_SIDE_STACK_WARM,
+                               SPARE_SIDE_STACK_WARM, MADV_POPULATE_WRITE);
+}
+
+/*
+ * The spare's clone and warm-up run at SCHED_IDLE, so that they take only
+ * a CPU nothing else wants, not the one the request before is using; it
+ * is back at SCHED_OTHER before it waits for its request (what it starts
+ * inherits its policy). Used only where going back was seen to work.
+ */
+static bool spare_idle_ok;
+
+static void sched_policy(int policy)
+{
+        struct sched_param none = { .sched_priority = 0 };
+        (void) sched_setscheduler(0, policy, &none);
+}
+
+static void spare_idle_probe(void)
+{
+        struct sched_param none = { .sched_priority = 0 };
+        if (sched_getscheduler(0) != SCHED_OTHER || sched_setscheduler(0, SCHED_IDLE, &none) < 0)
+                return;
+        spare_idle_ok = sched_setscheduler(0, SCHED_OTHER, &none) == 0;
+        if (!spare_idle_ok)
+                _exit(1); /* cannot happen: stuck at SCHED_IDLE, start afresh */
+}
+
+/* buf: the zygote's request buffer, ours now (a copy). */
+static _Noreturn void spare_main(int sock, char *buf)
+{
+        char *args[MOAT_ZYGOTE_MAX_ARGS + 2];
+        bool malformed = true;
+        int argc = 0, sync_fd = -1;
+
+        (void) prctl(PR_SET_NAME, "moat-spare", 0, 0, 0);
+        spare_warm();
+        /* Woken at SCHED_IDLE, it would wait for the CPU the request
+         * before is using. */
+        if (spare_idle_ok) {
+                sched_policy(SCHED_OTHER);
+                if (sched_getscheduler(0) != SCHED_OTHER)
+                        _exit(1);
+        }
+        /* The zygote checked the request; the end of the socket is the zygote's. */
+        ssize_t n = receive_request(sock, buf, &sync_fd, &malformed);
+        if (n <= 0 || malformed || !split_request(buf, (size_t) n, args, &argc))
+                _exit(n == 0 ? 0 : 1);
+        become_monitor(sync_fd, argc, args);
+}
+
+static void spare_fork(int daemon_sock, char *buf, struct spare *s)
+{
+        int sv[2], pidfd = -1;
+
+        *s = (struct spare){ .pid = 0, .pidfd = -1, .sock = -1 };
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return;
+        struct clone_args ca = { .flags = CLONE_PARENT | CLONE_PIDFD, .pidfd = (uint64_t) (uintptr_t) &pidfd };
+        if (spare_idle_ok)
+                sched_policy(SCHED_IDLE);
+        long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+        if (pid != 0 && spare_idle_ok)
+                sched_policy(SCHED_OTHER);
+        if (pid == 0) {
+                close(daemon_sock);
+                close(sv[0]);
+                spare_main(sv[1], buf);
+        }
+        close(sv[1]);
+        if (pid < 0) {
+                close(sv[0]);
+                return;
+        }
+        *s = (struct spare){ .pid = (pid_t) pid, .pidfd = pidfd, .sock = sv[0] };
+}
+
+/* Hands the request to the spare; false if it is gone. */
+static bool spare_take(struct spare *s, const char *buf, size_t n, int sync_fd)
+{
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } ctl = {};
+        struct iovec iov = { .iov_base = (void *) buf, .iov_len = n };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        ssize_t k;
+
+        if (s->pid <= 0)
+                return false;
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &sync_fd, sizeof(int));
+        while ((k = sendmsg(s->sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+                ;
+        return k == (ssize_t) n;
+}
+
+/* Without its socket the spare exits; it is the daemon's to reap, so wait
+ * until it has, before the zygote itself goes. */
+static void spare_drop(struct spare *s)
+{
+        if (s->pid <= 0)
+                return;
+        close(s->sock);
+        if (s->pidfd >= 0) {
+                struct pollfd p = { .fd = s->pidfd, .events = POLLIN };
+                while (poll(&p, 1, 2000) < 0 && errno == EINTR)
+                        ;
+                close(s->pidfd);
+        }
+        *s = (struct spare){ .pid = 0, .pidfd = -1, .sock = -1 };
+}
+
 static int zygote(int sock)
 {
         _cleanup_free_ char *buf = malloc(MOAT_ZYGOTE_REQUEST_MAX + 1);
+        struct spare spare;
+        int ret = 0;
 
         if (!buf)
                 return 1;
+        spare_idle_probe();
+        spare_fork(sock, buf, &spare);
+        if (spare.pid > 0)
+                zygote_answer(sock, 0, 0, -1, spare.pid);
         for (;;) {
-                union {
-                        struct cmsghdr h;
-                        char buf[CMSG_SPACE(sizeof(int))];
-                } ctl;
-                struct iovec iov = { .iov_base = buf, .iov_len = MOAT_ZYGOTE_REQUEST_MAX };
-                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-                                     .msg_controllen = sizeof(ctl.buf) };
                 char *args[MOAT_ZYGOTE_MAX_ARGS + 2];
                 int argc = 0, sync_fd = -1, pidfd = -1;
+                bool malformed;
 
-                ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return n < 0 ? 1 : 0;
-                /* Exactly one fd is taken; any other that came along is closed. */
-                bool extra_fds = false;
-                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-                        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                                continue;
-                        size_t n_fds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                        for (size_t i = 0; i < n_fds; i++) {
-                                int fd;
-                                memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-                                if (sync_fd < 0)
-                                        sync_fd = fd;
-                                else {
-                                        close(fd);
-                                        extra_fds = true;
-                                }
-                        }
+                ssize_t n = receive_request(sock, buf, &sync_fd, &malformed);
+                if (n <= 0) {
+                        ret = n < 0 ? 1 : 0;
+                        break;
                 }
-                if (sync_fd < 0 || extra_fds || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || buf[n - 1] != '\0') {
+                if (malformed) {
                         if (sync_fd >= 0)
                                 close(sync_fd);
-                        zygote_answer(sock, 0, EBADMSG, -1);
+                        zygote_answer(sock, 0, EBADMSG, -1, 0);
                         continue;
                 }
-                for (char *p = buf; p < buf + n && argc <= MOAT_ZYGOTE_MAX_ARGS; p += strlen(p) + 1)
-                        args[argc++] = p;
-                args[argc] = NULL;
-                if (argc < 2 || argc > MOAT_ZYGOTE_MAX_ARGS ||
-                    (!streq(args[1], "run") && !streq(args[1], "exec"))) {
+                if (!split_request(buf, (size_t) n, args, &argc)) {
                         close(sync_fd);
-                        zygote_answer(sock, 0, EINVAL, -1);
+                        zygote_answer(sock, 0, EINVAL, -1, 0);
                         continue;
                 }
 
-                /* With CLONE_PARENT the exit signal is the zygote's own
-                 * (SIGCHLD); clone3 refuses to be given one. */
-                struct clone_args ca = {
-                        .flags = CLONE_PARENT | CLONE_PIDFD,
-                        .pidfd = (uint64_t) (uintptr_t) &pidfd,
-                };
-                long pid = syscall(SYS_clone3, &ca, sizeof(ca));
-                if (pid == 0) {
-                        (void) prctl(PR_SET_NAME, "moat-monitor", 0, 0, 0);
-                        close(sock);
-                        if (sync_fd != SYNC_FD && (dup2(sync_fd, SYNC_FD) < 0 || close(sync_fd) < 0))
-                                _exit(1);
-                        (void) fcntl(SYNC_FD, F_SETFD, 0);
-                        (void) close_range(SYNC_FD + 1, ~0U, 0);
-                        _exit(run_verb(argc, args));
+                long pid;
+                if (spare_take(&spare, buf, (size_t) n, sync_fd)) {
+                        pid = spare.pid;
+                        pidfd = spare.pidfd;
+                        close(spare.sock);
+                } else {
+                        spare_drop(&spare);
+                        /* With CLONE_PARENT the exit signal is the zygote's own
+                         * (SIGCHLD); clone3 refuses to be given one. */
+                        struct clone_args ca = {
+                                .flags = CLONE_PARENT | CLONE_PIDFD,
+                                .pidfd = (uint64_t) (uintptr_t) &pidfd,
+                        };
+                        pid = syscall(SYS_clone3, &ca, sizeof(ca));
+                        if (pid == 0) {
+                                close(sock);
+                                become_monitor(sync_fd, argc, args);
+                        }
                 }
                 int error = pid < 0 ? errno : 0;
                 close(sync_fd);
-                zygote_answer(sock, pid > 0 ? (pid_t) pid : 0, error, pid > 0 ? pidfd : -1);
+                spare = (struct spare){ .pid = 0, .pidfd = -1, .sock = -1 };
+                zygote_answer(sock, pid > 0 ? (pid_t) pid : 0, error, pid > 0 ? pidfd : -1, 0);
                 if (pidfd >= 0)
                         close(pidfd);
+                /* The next one warms up while this request runs. */
+                spare_fork(sock, buf, &spare);
+                if (spare.pid > 0)
+                        zygote_answer(sock, 0, 0, -1, spare.pid);
         }
+        spare_drop(&spare);
+        return ret;
 }
 
 /*

@@ -7,6 +7,16 @@
  * (argv[0] first), with the sync pipe as the one SCM_RIGHTS fd. The
  * answer is one struct moat_zygote_reply with the new monitor's pidfd as
  * SCM_RIGHTS when error is 0.
+ *
+ * The monitor that serves a request is usually a spare: a child the
+ * zygote forked (with CLONE_PARENT, so the daemon's child like every
+ * monitor) ahead of the request, which has faulted in the pages a create
+ * writes and waits for its request on a socket of its own. next_spare
+ * The zygote announces each spare it clones in a message of its own
+ * ({0, 0, next_spare}, no fd), which the daemon reads past while it waits
+ * for an answer: the daemon is the spare's parent and reaps the last one
+ * named once the zygote is gone. At the end of its socket the zygote
+ * closes the spare's, waits for the spare to exit, then exits.
  */
 #include <stdint.h>
 
@@ -16,4 +26,5 @@
 struct moat_zygote_reply {
         int32_t pid;
         int32_t error;      /* an errno value; 0: the pidfd is attached */
+        int32_t next_spare; /* in an announcement: the new spare's pid; else 0 */
 };

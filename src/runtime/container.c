@@ -641,6 +641,7 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
                 .cgroup = cg,
                 .seccomp = seccomp,
                 .runtime_fds = { root_fd, dir_fd, bundle_fd },
+                .fresh_netns_fd = opts->fresh_netns_fd ? *opts->fresh_netns_fd : -EBADF,
                 .runtime_hooks = ctx_runtime_hooks,
                 .state_json = ctx_state_json,
                 .userdata = &ctx,

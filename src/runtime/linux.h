@@ -36,6 +36,9 @@ struct moat_spawn {
          * the init closes them first thing, so no path inside the
          * container can ever reach them (CVE-2024-21626). -EBADF: unused. */
         int runtime_fds[3];
+        /* A fresh network namespace to enter instead of cloning one
+         * (moat_create_options.fresh_netns_fd), or -EBADF. */
+        int fresh_netns_fd;
         /* Run prestart + createRuntime hooks with the init's pid known;
          * called from the parent while the init waits before pivot_root. */
         int (*runtime_hooks)(void *userdata, pid_t pid, struct moat_error **reterr);

@@ -65,6 +65,12 @@ struct moat_create_options {
          * has exec'd. The init is a fork: until then every page a free
          * writes to is copied. */
         struct moat_create_leftovers **ret_leftovers;
+        /* optional: a network namespace made for this container and used
+         * by nothing (the monitor's spare makes one ahead of its request),
+         * which the init enters instead of creating one when the config
+         * asks for a new network namespace and no user namespace. Still
+         * the caller's to close. */
+        const int *fresh_netns_fd;
 };
 
 struct moat_create_leftovers;

@@ -4,9 +4,13 @@ exec'ing moat-monitor for every start.
 
 Checked against a real daemon: each monitor is the daemon's child (the
 zygote clones with CLONE_PARENT), a killed zygote is replaced at the next
-start and reaped, and the zygote goes when the daemon stops. Its protocol
-is checked by driving `moat-monitor zygote` directly: malformed requests
-get an errno answer and no process, end of input ends it.
+start and reaped, and the zygote goes when the daemon stops. The spare (a
+monitor cloned one request ahead, which warms up at SCHED_IDLE and makes a
+network namespace) serves the next start at SCHED_OTHER, its container in
+that namespace, a killed spare is replaced, and the spare goes with the
+daemon, reaped. Its protocol is checked by driving `moat-monitor
+zygote` directly: malformed requests get an errno answer and no process,
+end of input ends it.
 """
 
 import os
@@ -20,7 +24,7 @@ import pytest
 import harness
 from daemon_fixture import IMAGE, daemon, demo_image_tar, moat_daemon, new_daemon, wait_for  # noqa: F401
 
-REPLY = struct.Struct("=ii")   # struct moat_zygote_reply
+REPLY = struct.Struct("=iii")   # struct moat_zygote_reply
 
 
 def status_field(pid, key):
@@ -63,6 +67,10 @@ def zygotes_of(daemon_pid):
     return [p for p in children_of(daemon_pid) if comm(p) == "moat-zygote"]
 
 
+def spares_of(daemon_pid):
+    return [p for p in children_of(daemon_pid) if comm(p) == "moat-spare"]
+
+
 def monitor_of(d, cid):
     st = d.inspect(cid)["State"]
     pid = st["Pid"]
@@ -87,6 +95,49 @@ def test_monitor_is_the_daemons_child_forked_by_the_zygote(daemon):
     assert status_field(mon, "Threads") == "1"
 
 
+def test_spare_serves_the_next_start_at_normal_priority(daemon):
+    d = daemon
+    d.run_d(IMAGE, "true")   # the zygote and its first spare exist
+    assert wait_for(lambda: len(spares_of(d.pid)) == 1), "no spare under the daemon"
+    spare = spares_of(d.pid)[0]
+    # it warms up at SCHED_IDLE, but waits at SCHED_OTHER, as what it starts must run
+    assert wait_for(lambda: os.sched_getscheduler(spare) == os.SCHED_OTHER), os.sched_getscheduler(spare)
+    # the network namespace it made ahead, held for its container
+    netns = [os.readlink(f"/proc/{spare}/fd/{fd}") for fd in os.listdir(f"/proc/{spare}/fd")]
+    netns = [n for n in netns if n.startswith("net:")]
+    assert len(netns) == 1 and netns[0] != os.readlink(f"/proc/{spare}/ns/net"), netns
+    assert os.readlink(f"/proc/{spare}/ns/net") == os.readlink("/proc/self/ns/net")
+    cid = d.run_d(IMAGE, "sleep", "1000")
+    init = d.inspect(cid)["State"]["Pid"]
+    mon = int(status_field(init, "PPid"))
+    assert mon == spare, "the start was not served by the waiting spare"
+    assert comm(mon) == "moat-monitor"
+    # what runs the container must not keep the spare's idle policy
+    assert os.sched_getscheduler(mon) == os.SCHED_OTHER
+    assert os.sched_getscheduler(init) == os.SCHED_OTHER
+    # the container is in that namespace; the monitor stayed in ours and kept no fd of it
+    assert os.readlink(f"/proc/{init}/ns/net") == netns[0]
+    assert os.readlink(f"/proc/{mon}/ns/net") == os.readlink("/proc/self/ns/net")
+    assert not [fd for fd in os.listdir(f"/proc/{mon}/fd") if os.readlink(f"/proc/{mon}/fd/{fd}").startswith("net:")]
+    assert wait_for(lambda: len(spares_of(d.pid)) == 1 and spares_of(d.pid)[0] != spare), "no new spare"
+    assert d.docker("rm", "-f", cid).returncode == 0
+
+
+def test_killed_spare_is_replaced_and_reaped(daemon):
+    d = daemon
+    d.run_d(IMAGE, "true")
+    assert wait_for(lambda: len(spares_of(d.pid)) == 1)
+    spare = spares_of(d.pid)[0]
+    os.kill(spare, signal.SIGKILL)
+    assert wait_for(lambda: not os.path.exists(f"/proc/{spare}")), "the dead spare was not reaped"
+    cid = d.run_d(IMAGE, "sleep", "1000")
+    assert d.inspect(cid)["State"]["Running"]
+    mon = int(status_field(d.inspect(cid)["State"]["Pid"], "PPid"))
+    assert status_field(mon, "PPid") == str(d.pid)
+    assert wait_for(lambda: len(spares_of(d.pid)) == 1), "no spare after the dead one"
+    assert d.docker("rm", "-f", cid).returncode == 0
+
+
 def test_killed_zygote_is_replaced_and_reaped(daemon):
     d = daemon
     d.run_d(IMAGE, "true")   # make sure one exists
@@ -107,12 +158,15 @@ def test_zygote_goes_with_the_daemon(session_tmp, demo_image_tar):
         cid = d.run_d(IMAGE, "sleep", "1000")
         zs = zygotes_of(d.pid)
         assert len(zs) == 1
+        assert wait_for(lambda: len(spares_of(d.pid)) == 1)
+        spare = spares_of(d.pid)[0]
         assert d.docker("rm", "-f", cid).returncode == 0
         assert d.stop() == 0
-        assert wait_for(lambda: not os.path.exists(f"/proc/{zs[0]}/exe")), "the zygote outlived the daemon"
-        # reaped by the daemon itself: no zombie is left for the reaper
-        # above it (this test is a subreaper and has not reaped yet)
-        assert not os.path.exists(f"/proc/{zs[0]}"), "the daemon left its zygote unreaped"
+        for pid, what in ((zs[0], "zygote"), (spare, "spare")):
+            assert wait_for(lambda pid=pid: not os.path.exists(f"/proc/{pid}/exe")), f"the {what} outlived the daemon"
+            # reaped by the daemon itself: no zombie is left for the reaper
+            # above it (this test is a subreaper and has not reaped yet)
+            assert not os.path.exists(f"/proc/{pid}"), f"the daemon left its {what} unreaped"
     finally:
         problems = d.cleanup()
         harness.reap_orphans()
@@ -139,21 +193,36 @@ def zygote():
         if p.poll() is None:
             p.kill()
             p.wait()
+        # its spare is our child (CLONE_PARENT); the zygote waited for it to exit
+        harness.reap_orphans()
+
+
+def receive(sock):
+    """The next answer, past the spares the zygote announces ({0, 0, pid}, no fd)."""
+    while True:
+        msg, got, _flags, _addr = socket.recv_fds(sock, REPLY.size + 16, 2)
+        assert len(msg) == REPLY.size, msg
+        pid, err, spare = REPLY.unpack(msg)
+        if pid == 0 and err == 0 and spare > 0 and not got:
+            continue
+        assert spare == 0
+        return (pid, err), got
 
 
 def ask(sock, payload, fds=()):
     socket.send_fds(sock, [payload], list(fds))
-    msg, got, _flags, _addr = socket.recv_fds(sock, REPLY.size + 16, 2)
+    answer, got = receive(sock)
     for fd in got:
         os.close(fd)
-    assert len(msg) == REPLY.size, msg
-    return REPLY.unpack(msg), len(got)
+    return answer, len(got)
 
 
 def test_zygote_refuses_malformed_requests(zygote):
     sock, p = zygote
     r, w = os.pipe()
     try:
+        # what it holds after its start: its socket and its spare's socket and pidfd
+        assert wait_for(lambda: len(os.listdir(f"/proc/{p.pid}/fd")) == 6), os.listdir(f"/proc/{p.pid}/fd")
         # no sync fd attached
         (pid, err), nfds = ask(sock, b"moat-monitor\0run\0")
         assert (pid, err, nfds) == (0, 74, 0)        # EBADMSG
@@ -170,7 +239,7 @@ def test_zygote_refuses_malformed_requests(zygote):
         (pid, err), nfds = ask(sock, b"moat-monitor\0run\0", [w, r])
         assert (pid, err, nfds) == (0, 74, 0)
         # the zygote kept none of the fds it was sent
-        assert len(os.listdir(f"/proc/{p.pid}/fd")) == 4, os.listdir(f"/proc/{p.pid}/fd")
+        assert len(os.listdir(f"/proc/{p.pid}/fd")) == 6, os.listdir(f"/proc/{p.pid}/fd")
     finally:
         os.close(r)
         os.close(w)
