@@ -19,6 +19,7 @@
 
 #include "api/daemon.h"
 #include "base/cleanup.h"
+#include "base/json-seed.h"
 #include "base/locale.h"
 #include "base/log.h"
 
@@ -126,6 +127,7 @@ int main(int argc, char **argv)
         _cleanup_error_ struct moat_error *err = NULL;
 
         moat_locale_utf8_ctype();
+        moat_json_seed();
         if (run(argc, argv, &err) < 0) {
                 fprintf(stderr, "moat: %s\n", err && err->msg ? err->msg : "unknown error");
                 return 1;

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/json-seed.h"
 #include "base/log.h"
 #include "base/parse.h"
 #include "cli/cli.h"
@@ -913,6 +914,7 @@ int main(int argc, char **argv)
         _cleanup_free_ char *root_abs = NULL;
         int c;
 
+        moat_json_seed();
         opterr = 0;
         while ((c = getopt_long(argc, argv, "+vhH:D", options, NULL)) != -1) {
                 switch (c) {

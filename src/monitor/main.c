@@ -53,6 +53,7 @@
 #include <sys/mman.h>
 
 #include "base/cleanup.h"
+#include "base/json-seed.h"
 #include "base/fileio.h"
 #include "base/parse.h"
 #include "monitor/loop.h"
@@ -709,6 +710,7 @@ static bool split_request(char *buf, size_t n, char **args, int *ret_argc)
 static _Noreturn void become_monitor(int sync_fd, int argc, char **args)
 {
         (void) prctl(PR_SET_NAME, "moat-monitor", 0, 0, 0);
+        moat_json_seed();
         if (sync_fd != SYNC_FD && (dup2(sync_fd, SYNC_FD) < 0 || close(sync_fd) < 0))
                 _exit(1);
         (void) fcntl(SYNC_FD, F_SETFD, 0);

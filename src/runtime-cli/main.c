@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include "base/cleanup.h"
+#include "base/json-seed.h"
 #include <jansson.h>
 #include <sys/auxv.h>
 #include <stdio.h>
@@ -103,14 +104,7 @@ int main(int argc, char **argv)
                 fd_end++;
         ctx.rt.inherited_fds_end = fd_end;
 
-        /* jansson seeds its hash function from /dev/urandom on first use;
-         * the kernel already handed this process 16 random bytes. */
-        const void *auxv_random = (const void *) getauxval(AT_RANDOM);
-        if (auxv_random) {
-                uint32_t seed; /* the bytes need not be aligned */
-                memcpy(&seed, auxv_random, sizeof(seed));
-                json_object_seed(seed | 1);
-        }
+        moat_json_seed();
         opterr = 0;
         while ((c = getopt_long_only(argc, argv, "+vh", options, NULL)) != -1) {
                 switch (c) {
