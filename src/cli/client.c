@@ -380,11 +380,39 @@ int moat_client_api_version(struct moat_client *c, const char **ret, struct moat
         return 0;
 }
 
+/*
+ * Whether a reply to a request sent under our own version says that the
+ * daemon refused the version: docker's and moat's daemons send their
+ * Api-Version with every reply, and refuse a newer one than theirs with
+ * 400 before anything else; a daemon that sends none gets the ping.
+ */
+static bool version_refused(const struct moat_http_response *resp)
+{
+        if (resp->status != 400)
+                return false;
+        const char *h = moat_http_response_header(resp, "Api-Version");
+        return !version_valid(h) || version_cmp(h, MOAT_CLIENT_API_VERSION) < 0;
+}
+
 static int perform(struct moat_client *c, const char *method, const char *target, json_t *body,
                    struct moat_client_transfer *t, struct sink *s, long *ret_status, struct moat_error **reterr)
 {
         struct moat_error *e = NULL;
-        int r = negotiate(c, reterr);
+        bool guessed = false;
+        int r;
+
+        /* A request that can be sent again (no stream either way) goes out
+         * under our own version without the /_ping first, one round trip
+         * less; a daemon that refuses the version gets docker's
+         * negotiation and the request once more. */
+        if (!c->version && !t && !s->fn && strempty(getenv("MOAT_API_VERSION"))) {
+                c->version = strdup(MOAT_CLIENT_API_VERSION);
+                if (!c->version)
+                        return moat_error_set(reterr, -ENOMEM, "version");
+                guessed = true;
+        }
+again:
+        r = negotiate(c, reterr);
         if (r < 0)
                 return r;
         r = send_request(c, c->conn, method, target, true, body, t, NULL, s, reterr);
@@ -394,6 +422,16 @@ static int perform(struct moat_client *c, const char *method, const char *target
         if (r < 0)
                 return wait_error(c, c->conn, s, method, target, r, e, reterr);
         const struct moat_http_response *resp = moat_http_conn_response(c->conn);
+        if (guessed && version_refused(resp)) {
+                guessed = false;
+                free(c->version);
+                c->version = NULL;
+                free(s->data);
+                s->data = NULL;
+                s->len = 0;
+                s->too_big = false;
+                goto again;
+        }
         if (ret_status)
                 *ret_status = resp->status;
         if (keep_header(s, resp) < 0)

@@ -140,6 +140,22 @@ def start_detached(docker, name, *cmd):
     return cid, pid
 
 
+def test_moat_cli_negotiates_down_to_dockerd(docker):
+    """moat's CLI sends its first request under its own API version (1.51)
+    without a /_ping; dockerd 20.10 refuses that version (it speaks 1.41),
+    and the CLI then negotiates as docker's does and sends it again."""
+    cid, _ = start_detached(docker, "negotiated", "sleep", "100")
+    moat = os.path.join(harness.build_dir(), "src", "cli", "moat")
+    env = {k: v for k, v in docker.env.items() if k not in ("MOAT_API_VERSION", "DOCKER_API_VERSION")}
+    env.pop("MOAT_HOST", None)
+    r = managers.run([moat, "-H", f"unix://{docker.sock}", "inspect", "--format", "{{.Id}} {{.State.Running}}",
+                      "negotiated"], env=env, what="moat inspect against dockerd")
+    assert r.stdout.split() == [cid, "true"], r.stdout
+    r = managers.run([moat, "-H", f"unix://{docker.sock}", "ps", "-q", "--no-trunc"], env=env,
+                     what="moat ps against dockerd")
+    assert cid in r.stdout.split(), r.stdout
+
+
 def test_dockerd_knows_the_runtime(docker):
     runtimes = docker("info", "--format", "{{json .Runtimes}}").stdout
     assert "moat" in runtimes and managers.runtime() in runtimes, runtimes
