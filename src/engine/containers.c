@@ -304,9 +304,11 @@ static struct container *container_from_db(const struct moat_db_container *d)
         return c;
 }
 
-void event_locked(struct moat_engine *e, const struct container *c, const char *action, json_t *extra)
+/* The event's record (extra, taken, adds attributes); *ret_text, the
+ * attributes' text, is the caller's to free. */
+static void event_build(const struct container *c, const char *action, json_t *extra, struct moat_db_event *ret,
+                        char **ret_text)
 {
-        _cleanup_error_ struct moat_error *err = NULL;
         json_t *attrs = extra ? extra : json_object();
         json_t *labels = json_object_get(c->config, "Labels");
         const char *k;
@@ -317,21 +319,60 @@ void event_locked(struct moat_engine *e, const struct container *c, const char *
         json_object_foreach(labels, k, v)
                 if (json_is_string(v) && !json_object_get(attrs, k))
                         json_object_set(attrs, k, v);
-        _cleanup_free_ char *text = json_dumps(attrs, JSON_COMPACT);
+        *ret_text = json_dumps(attrs, JSON_COMPACT);
         json_decref(attrs);
-        struct moat_db_event ev = {
+        *ret = (struct moat_db_event) {
                 .type = (char *) "container",
                 .action = (char *) action,
                 .actor_id = c->id,
-                .attributes = text,
+                .attributes = *ret_text,
                 .time_ns = engine_now_ns(),
         };
-        int64_t seq = 0;
-        if (moat_db_event_append(e->db, &ev, &seq, &err) < 0)
-                engine_log(e, 4, "event %s of %s: %s", action, c->id, err->msg);
-        else if (seq > e->last_event_seq)
+}
+
+static void event_recorded_locked(struct moat_engine *e, int64_t seq)
+{
+        if (seq > e->last_event_seq)
                 e->last_event_seq = seq;
         pthread_cond_broadcast(&e->changed);
+}
+
+void event_locked(struct moat_engine *e, const struct container *c, const char *action, json_t *extra)
+{
+        _cleanup_error_ struct moat_error *err = NULL;
+        _cleanup_free_ char *text = NULL;
+        struct moat_db_event ev;
+        int64_t seq = 0;
+
+        event_build(c, action, extra, &ev, &text);
+        if (moat_db_event_append(e->db, &ev, &seq, &err) < 0)
+                engine_log(e, 4, "event %s of %s: %s", action, c->id, err->msg);
+        event_recorded_locked(e, seq);
+}
+
+/* container_save_locked and event_locked(action) in one transaction. An
+ * event the database refuses (labels too large for its bounds) must not
+ * fail what it records: the state is then saved alone. */
+static int container_save_event_locked(struct moat_engine *e, struct container *c, const char *action,
+                                       struct moat_error **reterr)
+{
+        _cleanup_(json_decrefp) json_t *doc = NULL;
+        _cleanup_free_ char *text = NULL, *attrs = NULL;
+        _cleanup_error_ struct moat_error *err = NULL;
+        struct moat_db_event ev;
+        int64_t seq = 0;
+
+        if (container_doc(c, &doc, &text) < 0)
+                return moat_error_set(reterr, -ENOMEM, "container %s document", c->id);
+        event_build(c, action, NULL, &ev, &attrs);
+        if (attrs && moat_db_container_update_event(e->db, c->id, &c->st, text, doc, &ev, &seq, &err) >= 0) {
+                event_recorded_locked(e, seq);
+                return 0;
+        }
+        int r = moat_db_container_update_parsed(e->db, c->id, &c->st, text, doc, reterr);
+        if (r >= 0)
+                event_locked(e, c, action, NULL);
+        return r;
 }
 
 /* ---- create ------------------------------------------------------------------- */
@@ -785,7 +826,10 @@ static int start_container(struct moat_engine *e, const char *ref, const unsigne
         c->st.oom_killed = false;
         c->manually_stopped = false;
         set_error(c, NULL);
-        r = container_save_locked(e, c, reterr);
+        /* A program already running may end as soon as it is watched: its
+         * start is recorded first (with its state), so that "die" comes
+         * after it. */
+        r = hold ? container_save_locked(e, c, reterr) : container_save_event_locked(e, c, "start", reterr);
         if (r < 0) {
                 (void) syscall(SYS_pidfd_send_signal, m.monitor_pidfd, SIGKILL, NULL, 0);
                 (void) !moat_container_kill(&(struct moat_runtime) { .root = e->runtime_root }, c->id, SIGKILL, true,
@@ -793,12 +837,8 @@ static int start_container(struct moat_engine *e, const char *ref, const unsigne
                 c->st.state = MOAT_CONTAINER_CREATED;
                 goto out_release;
         }
-        /* A program already running may end as soon as it is watched:
-         * its start is recorded first, so that "die" comes after it. */
-        if (!hold) {
-                event_locked(e, c, "start", NULL);
+        if (!hold)
                 container_health_start_locked(e, c);
-        }
         /* Let the attach connections waiting for this container connect. */
         c->monitor_ready = true;
         pthread_cond_broadcast(&e->changed);

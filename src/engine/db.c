@@ -1245,8 +1245,13 @@ int moat_db_container_list(struct moat_db *db, unsigned state_mask, struct moat_
         return 0;
 }
 
+static int event_check(const struct moat_db_event *e, struct moat_error **reterr);
+static int event_insert(struct moat_db *db, const struct moat_db_event *e, int64_t *ret_seq,
+                        struct moat_error **reterr);
+
 static int container_update(struct moat_db *db, const char *id, const struct moat_db_container_status *s,
-                            const char *doc, const json_t *parsed, struct moat_error **reterr)
+                            const char *doc, const json_t *parsed, const struct moat_db_event *ev, int64_t *ret_seq,
+                            struct moat_error **reterr)
 {
         _cleanup_strv_free_ char **vols = NULL;
         _cleanup_txn_ struct txn t = {};
@@ -1259,6 +1264,11 @@ static int container_update(struct moat_db *db, const char *id, const struct moa
         r = check_status(id, s, reterr);
         if (r < 0)
                 return r;
+        if (ev) {
+                r = event_check(ev, reterr);
+                if (r < 0)
+                        return r;
+        }
         if (doc) {
                 r = container_doc_volumes(id, doc, parsed, &vols, reterr);
                 if (r < 0)
@@ -1289,19 +1299,31 @@ static int container_update(struct moat_db *db, const char *id, const struct moa
                 if (r < 0)
                         return r;
         }
+        if (ev) {
+                r = event_insert(db, ev, ret_seq, reterr);
+                if (r < 0)
+                        return r;
+        }
         return txn_commit(&t, reterr);
 }
 
 int moat_db_container_update(struct moat_db *db, const char *id, const struct moat_db_container_status *s,
                              const char *doc, struct moat_error **reterr)
 {
-        return container_update(db, id, s, doc, NULL, reterr);
+        return container_update(db, id, s, doc, NULL, NULL, NULL, reterr);
 }
 
 int moat_db_container_update_parsed(struct moat_db *db, const char *id, const struct moat_db_container_status *s,
                                     const char *doc, const json_t *doc_json, struct moat_error **reterr)
 {
-        return container_update(db, id, s, doc, doc ? doc_json : NULL, reterr);
+        return container_update(db, id, s, doc, doc ? doc_json : NULL, NULL, NULL, reterr);
+}
+
+int moat_db_container_update_event(struct moat_db *db, const char *id, const struct moat_db_container_status *s,
+                                   const char *doc, const json_t *doc_json, const struct moat_db_event *ev,
+                                   int64_t *ret_seq, struct moat_error **reterr)
+{
+        return container_update(db, id, s, doc, doc ? doc_json : NULL, ev, ret_seq, reterr);
 }
 
 int moat_db_container_rename(struct moat_db *db, const char *id, const char *new_name, struct moat_error **reterr)
@@ -1865,13 +1887,9 @@ void moat_db_events_free(struct moat_db_event *v, size_t n)
         free(v);
 }
 
-int moat_db_event_append(struct moat_db *db, const struct moat_db_event *e, int64_t *ret_seq,
-                         struct moat_error **reterr)
+static int event_check(const struct moat_db_event *e, struct moat_error **reterr)
 {
-        _cleanup_txn_ struct txn t = {};
-        _cleanup_stmt_ struct stmt ins = {}, prune = {};
         const char *attrs = e->attributes ? e->attributes : "{}";
-        int64_t seq;
         int r;
 
         r = check_text("event type", e->type, 1, EVENT_TYPE_MAX, false, reterr);
@@ -1884,12 +1902,19 @@ int moat_db_event_append(struct moat_db *db, const struct moat_db_event *e, int6
                 r = check_json_object("event attributes", attrs, EVENT_ATTRS_MAX, NULL, reterr);
         if (r >= 0 && e->time_ns < 0)
                 r = moat_error_setx(reterr, -EINVAL, "event time is negative");
-        if (r < 0)
-                return r;
+        return r;
+}
 
-        r = txn_begin(db, true, &t, reterr);
-        if (r < 0)
-                return r;
+/* In an open write transaction: the event, then the prune of all but the
+ * newest events_max. */
+static int event_insert(struct moat_db *db, const struct moat_db_event *e, int64_t *ret_seq,
+                        struct moat_error **reterr)
+{
+        _cleanup_stmt_ struct stmt ins = {}, prune = {};
+        const char *attrs = e->attributes ? e->attributes : "{}";
+        int64_t seq;
+        int r;
+
         r = prep(db, "INSERT INTO events (time_ns, type, action, actor_id, attributes) VALUES (?, ?, ?, ?, ?)", &ins,
                  reterr);
         if (r < 0)
@@ -1910,6 +1935,27 @@ int moat_db_event_append(struct moat_db *db, const struct moat_db_event *e, int6
         r = exec_bound(db, prune.s, reterr);
         if (r < 0)
                 return moat_error_wrap(reterr, r, "pruning old events");
+        if (ret_seq)
+                *ret_seq = seq;
+        return 0;
+}
+
+int moat_db_event_append(struct moat_db *db, const struct moat_db_event *e, int64_t *ret_seq,
+                         struct moat_error **reterr)
+{
+        _cleanup_txn_ struct txn t = {};
+        int64_t seq;
+        int r;
+
+        r = event_check(e, reterr);
+        if (r < 0)
+                return r;
+        r = txn_begin(db, true, &t, reterr);
+        if (r < 0)
+                return r;
+        r = event_insert(db, e, &seq, reterr);
+        if (r < 0)
+                return r;
         r = txn_commit(&t, reterr);
         if (r < 0)
                 return r;

@@ -167,6 +167,14 @@ MOAT_NODISCARD int moat_db_container_insert_parsed(struct moat_db *db, const str
 MOAT_NODISCARD int moat_db_container_update_parsed(struct moat_db *db, const char *id,
                                                    const struct moat_db_container_status *st, const char *doc,
                                                    const struct json_t *doc_json, struct moat_error **reterr);
+/* moat_db_container_update_parsed (doc may be NULL) and
+ * moat_db_event_append in one transaction: a start's new state and its
+ * event, both or neither. */
+struct moat_db_event;
+MOAT_NODISCARD int moat_db_container_update_event(struct moat_db *db, const char *id,
+                                                  const struct moat_db_container_status *st, const char *doc,
+                                                  const struct json_t *doc_json, const struct moat_db_event *ev,
+                                                  int64_t *ret_seq, struct moat_error **reterr);
 MOAT_NODISCARD int moat_db_container_rename(struct moat_db *db, const char *id, const char *new_name,
                                             struct moat_error **reterr);
 /* Also deletes its exec sessions and its uses of volumes. */

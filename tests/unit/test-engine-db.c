@@ -792,6 +792,63 @@ static void test_events(void)
         }
 }
 
+/* A start's state and its event in one transaction: both or neither. */
+static void test_update_with_event(void)
+{
+        _cleanup_error_ struct moat_error *e = NULL;
+        _cleanup_db_ struct moat_db *db = NULL;
+        _cleanup_free_ char *dir = subdir("update-event");
+        struct moat_db_event *v = NULL;
+        size_t n = 0;
+        char id[65];
+        int64_t seq = 0;
+
+        int r = moat_db_open(dir, NULL, &db, &e);
+        is_int(r, 0, "open: %s", msg(e));
+        if (r < 0)
+                return;
+        make_id(id, 'e', 1);
+        is_int(insert_container(db, 'e', 1, "ev", NULL, 1, &e), 0, "insert: %s", msg(e));
+        struct moat_db_container_status st = { .state = MOAT_CONTAINER_RUNNING, .pid = 42, .monitor_pid = 41,
+                                               .started_ns = 5 };
+        struct moat_db_event ev = { .type = (char *) "container", .action = (char *) "start",
+                                    .actor_id = id, .attributes = (char *) "{\"name\":\"ev\"}", .time_ns = 7 };
+        r = moat_db_container_update_event(db, id, &st, NULL, NULL, &ev, &seq, &e);
+        is_int(r, 0, "state and event: %s", msg(e));
+        ok(seq > 0, "the event's seq is returned");
+        {
+                _cleanup_db_container_ struct moat_db_container *c = NULL;
+                is_int(moat_db_container_get(db, id, &c, &e), 0, "get");
+                ok(c && c->status.state == MOAT_CONTAINER_RUNNING && c->status.pid == 42, "the state is stored");
+                ok(c && strstr(c->doc, "\"A=1\"") != NULL, "a NULL document keeps the one stored");
+        }
+        r = moat_db_event_list(db, NULL, &v, &n, &e);
+        ok(r == 0 && n == 1 && v[0].seq == seq && streq(v[0].action, "start"), "the event is stored");
+        moat_db_events_free(v, n);
+
+        /* An event the database refuses: the state is not stored either. */
+        st.state = MOAT_CONTAINER_EXITED;
+        ev.attributes = (char *) "[1]";
+        seq = 0;
+        moat_error_freep(&e);
+        is_int(moat_db_container_update_event(db, id, &st, NULL, NULL, &ev, &seq, &e), -EINVAL,
+               "an invalid event fails the update");
+        moat_error_freep(&e);
+        {
+                _cleanup_db_container_ struct moat_db_container *c = NULL;
+                is_int(moat_db_container_get(db, id, &c, &e), 0, "get again");
+                ok(c && c->status.state == MOAT_CONTAINER_RUNNING, "the state was not changed");
+        }
+        /* A state the database refuses: no event either. */
+        ev.attributes = (char *) "{}";
+        is_int(moat_db_container_update_event(db, "0000", &st, NULL, NULL, &ev, &seq, &e), -EINVAL,
+               "an invalid id fails it");
+        moat_error_freep(&e);
+        r = moat_db_event_list(db, NULL, &v, &n, &e);
+        ok(r == 0 && n == 1, "and no event was added");
+        moat_db_events_free(v, n);
+}
+
 static void test_meta(struct moat_db *db)
 {
         _cleanup_error_ struct moat_error *e = NULL;
@@ -1365,6 +1422,7 @@ int main(void)
                 }
         }
         test_events();
+        test_update_with_event();
         test_statement_reuse();
         test_threads(true);
         test_threads(false);
