@@ -96,10 +96,18 @@ class Result:
         return rb.describe_status(self.status)
 
 
+# Where call() captures output: a tmpfs once main() has mounted one. On the
+# root file system here (ext4 without a journal, after a run's deletions)
+# creating the two files took 0.27 ms per call (p90 0.45 ms), against
+# 0.02 ms on a tmpfs: harness time inside every engine's measured window.
+capture_dir = None
+
+
 def call(argv, env, timeout, tag, tmp):
     """Run argv with stdout/stderr in files; wall time fork..wait4."""
-    out_p = os.path.join(tmp, f"out-{tag}")
-    err_p = os.path.join(tmp, f"err-{tag}")
+    where = capture_dir or tmp
+    out_p = os.path.join(where, f"out-{tag}")
+    err_p = os.path.join(where, f"err-{tag}")
     acts = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 1, out_p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
             (os.POSIX_SPAWN_OPEN, 2, err_p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)]
@@ -130,6 +138,9 @@ def call(argv, env, timeout, tag, tmp):
         r.out = f.read()
     with open(err_p, errors="replace") as f:
         r.err = f.read()
+    if capture_dir:
+        os.unlink(out_p)
+        os.unlink(err_p)
     return r
 
 
@@ -1194,6 +1205,9 @@ def main():
     os.mkdir(args.runfs)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755,size=512m", "moat-bench-run", args.runfs],
                    check=True, capture_output=True)
+    global capture_dir
+    capture_dir = os.path.join(args.runfs, "capture")
+    os.mkdir(capture_dir, 0o700)
     run_containerd_existed = os.path.lexists("/run/containerd")
     hy = argparse.Namespace(no_cgroup_hybrid=not args.cgroup_hybrid)
     notes, skipped, failed, engines, results = [], {}, {}, [], {}
