@@ -12,6 +12,7 @@
 
 #include "engine/container-fs.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -399,5 +400,93 @@ int moat_container_fs_remove(int containers_dir_fd, const char *id, struct moat_
         int r = moat_images_rm_rf_at(containers_dir_fd, id, 0);
         if (r < 0 && r != -ENOENT)
                 return moat_error_set(reterr, r, "removing containers/%s", id);
+        return 0;
+}
+
+/* ---- recycling --------------------------------------------------------------- */
+
+/* overlayfs stores the persistent uuid of a mount whose upper directory
+ * was empty there; the next mount of an empty one makes a new one. */
+#define OVERLAY_UUID_XATTR "trusted.overlay.uuid"
+
+/* A directory of mode mode owned by root, empty but for an entry named
+ * only (if not NULL), with no extended attribute but overlayfs's uuid,
+ * which is removed. */
+static int pristine_dir(int parent_fd, const char *name, mode_t mode, const char *only, int *ret_fd)
+{
+        _cleanup_close_ int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        char xattrs[sizeof(OVERLAY_UUID_XATTR) + 1];
+
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return -errno;
+        if ((st.st_mode & 07777) != mode || st.st_uid != 0 || st.st_gid != 0)
+                return -EPERM;
+        ssize_t n = flistxattr(fd, xattrs, sizeof(xattrs));
+        if (n < 0 && errno != ENOTSUP)
+                return errno == ERANGE ? -EPERM : -errno;
+        if (n > 0 && (n != (ssize_t) sizeof(OVERLAY_UUID_XATTR) || !streq(xattrs, OVERLAY_UUID_XATTR)))
+                return -EPERM;
+        _cleanup_close_ int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        _cleanup_closedir_ DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+        if (!d)
+                return -errno;
+        dup_fd = -EBADF; /* owned by d */
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (!streq(de->d_name, ".") && !streq(de->d_name, "..") && !(only && streq(de->d_name, only)))
+                        return -ENOTEMPTY;
+        if (n > 0 && fremovexattr(fd, OVERLAY_UUID_XATTR) < 0)
+                return -errno;
+        if (ret_fd)
+                *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+int moat_container_fs_recycle(int containers_dir_fd, const char *name, const char *to)
+{
+        _cleanup_close_ int dir_fd = -EBADF, work_fd = -EBADF;
+        int r;
+
+        dir_fd = openat(containers_dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dir_fd < 0)
+                return -errno;
+        /* Nothing but the skeleton and the logs, nothing mounted. */
+        {
+                _cleanup_close_ int dup_fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
+                _cleanup_closedir_ DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+                struct dirent *de;
+                if (!d)
+                        return -errno;
+                dup_fd = -EBADF; /* owned by d */
+                while ((de = readdir(d))) {
+                        if (streq(de->d_name, ".") || streq(de->d_name, "..") || streq(de->d_name, "upper") ||
+                            streq(de->d_name, "work") || streq(de->d_name, MOAT_CONTAINER_ROOTFS))
+                                continue;
+                        if (!strstr(de->d_name, "-json.log") || de->d_type != DT_REG)
+                                return -ENOTEMPTY;
+                        if (unlinkat(dir_fd, de->d_name, 0) < 0)
+                                return -errno;
+                }
+        }
+        r = is_mount_point(dir_fd, MOAT_CONTAINER_ROOTFS);
+        if (r != 0)
+                return r < 0 ? r : -EBUSY;
+        /* What the container wrote (upper/ and the attributes of its root,
+         * which are upper/'s) must be gone: only an untouched one is kept. */
+        r = pristine_dir(dir_fd, "upper", 0755, NULL, NULL);
+        if (r >= 0)
+                r = pristine_dir(dir_fd, MOAT_CONTAINER_ROOTFS, 0755, NULL, NULL);
+        if (r >= 0)
+                r = pristine_dir(dir_fd, "work", 0700, "work", &work_fd);
+        if (r < 0)
+                return r;
+        /* overlayfs's own scratch space, which a volatile mount marks so
+         * that a later mount refuses it: the next mount makes it afresh. */
+        r = moat_images_rm_rf_at(work_fd, "work", 0);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (renameat(containers_dir_fd, name, containers_dir_fd, to) < 0)
+                return -errno;
         return 0;
 }

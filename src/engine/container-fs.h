@@ -33,3 +33,10 @@ MOAT_NODISCARD int moat_container_fs_write_etc(int dir_fd, const char *hostname,
                                                bool host_network, struct moat_error **reterr);
 /* Remove the whole directory tree of a container that is unmounted. */
 MOAT_NODISCARD int moat_container_fs_remove(int containers_dir_fd, const char *id, struct moat_error **reterr);
+/* Make containers/name, a removed container's directory, a new one's: if
+ * nothing is mounted on it and the container left nothing in it (upper/
+ * empty with the attributes it was made with, rootfs/ empty, work/ holding
+ * only overlayfs's scratch directory, which is removed, and its logs,
+ * which are deleted), rename it to `to` and return 0; else a negative
+ * errno and the caller removes it. */
+MOAT_NODISCARD int moat_container_fs_recycle(int containers_dir_fd, const char *name, const char *to);

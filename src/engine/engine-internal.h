@@ -58,6 +58,11 @@ struct moat_engine {
         bool closing;              /* moat_engine_free has begun */
         unsigned bg_threads;       /* restart threads alive */
         void (*log)(int level, const char *msg);
+        /* Removed containers' directories, ready for new ones (containers.c,
+         * READY_PREFIX): names under containers/, under the lock. */
+        char ready[32][24];
+        unsigned n_ready;
+        unsigned ready_seq;
 };
 
 void engine_log(struct moat_engine *e, int level, const char *fmt, ...) MOAT_PRINTF(3, 4);
