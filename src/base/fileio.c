@@ -2,7 +2,9 @@
 #include "base/compat.h"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
+#include <sys/syscall.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -119,4 +121,16 @@ int write_file_atomic_at(int dir_fd, const char *name, const void *buf, size_t l
 int write_file_replace_at(int dir_fd, const char *name, const void *buf, size_t len, mode_t mode)
 {
         return write_file_via_temp(dir_fd, name, buf, len, mode, false);
+}
+
+int moat_openat2(int dir_fd, const char *path, const struct open_how *how)
+{
+        for (int attempt = 0; attempt < 32; attempt++) {
+                long fd = syscall(SYS_openat2, dir_fd, path, how, sizeof(*how));
+                if (fd >= 0)
+                        return (int) fd;
+                if (errno != EAGAIN)
+                        return -errno;
+        }
+        return -EAGAIN;
 }

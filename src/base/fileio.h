@@ -30,3 +30,9 @@ MOAT_NODISCARD int write_file_atomic_at(int dir_fd, const char *name, const void
  * (the runtime's state on /run), where an fsync per container start costs
  * more than it protects. */
 MOAT_NODISCARD int write_file_replace_at(int dir_fd, const char *name, const void *buf, size_t len, mode_t mode);
+
+/* openat2(2), again while it fails with EAGAIN: a lookup with ".." under
+ * RESOLVE_IN_ROOT or RESOLVE_BENEATH fails so when a rename or mount
+ * anywhere on the system raced with it. Returns the fd or -errno. */
+struct open_how;
+int moat_openat2(int dir_fd, const char *path, const struct open_how *how);

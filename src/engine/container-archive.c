@@ -187,8 +187,7 @@ static int openat2_in_root(int root, const char *path, int flags)
                 .flags = (uint64_t) (flags | O_CLOEXEC),
                 .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
         };
-        long r = syscall(SYS_openat2, root, path, &how, sizeof(how));
-        return r < 0 ? negative_errno() : (int) r;
+        return moat_openat2(root, path, &how);
 }
 
 /* Go's filepath.Clean of "/" + path; *trailing: the path ended in "/" (1)

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/fileio.h"
 #include "engine/db.h"
 #include "engine/engine-internal.h"
 #include "image/snapshot.h"
@@ -175,9 +176,9 @@ static int open_data(struct moat_engine *e, const char *name, int flags, struct 
                 .flags = (uint64_t) (flags | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC),
                 .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
         };
-        int fd = (int) syscall(SYS_openat2, vfd, rel, &how, sizeof(how));
+        int fd = moat_openat2(vfd, rel, &how);
         if (fd < 0)
-                return moat_error_set(reterr, errno, "opening the directory of volume %s", name);
+                return moat_error_set(reterr, fd, "opening the directory of volume %s", name);
         return fd;
 }
 
@@ -1025,7 +1026,9 @@ static int copy_image_content(int root_fd, const char *destination, int data_fd,
                 .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
                 .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
         };
-        _cleanup_close_ int src = (int) syscall(SYS_openat2, root_fd, destination, &how, sizeof(how));
+        _cleanup_close_ int src = moat_openat2(root_fd, destination, &how);
+        if (src < 0)
+                errno = -src;
         _cleanup_close_ int parent = -EBADF;
         char proc[64], host[PATH_MAX];
         struct stat st, st2;
@@ -1116,7 +1119,9 @@ static int subpath_open(int data_fd, const char *sub, const char *subpath, const
                 .flags = O_PATH | O_CLOEXEC, /* the last component is no symlink either */
                 .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
         };
-        int fd = (int) syscall(SYS_openat2, data_fd, sub, &how, sizeof(how));
+        int fd = moat_openat2(data_fd, sub, &how);
+        if (fd < 0)
+                errno = -fd;
         if (fd < 0 && errno == ENOENT)
                 return moat_error_setx(reterr, -EINVAL, "VolumeOptions.Subpath \"%.200s\" does not exist in volume \"%s\"",
                                        subpath, volume);
@@ -1158,8 +1163,7 @@ static int subpath_host_path(const char *mountpoint, const char *sub, int sub_fd
                 .flags = O_PATH | O_CLOEXEC, /* the last component is no symlink either */
                 .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
         };
-        _cleanup_close_ int fd = *sub ? (int) syscall(SYS_openat2, mfd, sub, &how, sizeof(how))
-                                      : fcntl(mfd, F_DUPFD_CLOEXEC, 3);
+        _cleanup_close_ int fd = *sub ? moat_openat2(mfd, sub, &how) : fcntl(mfd, F_DUPFD_CLOEXEC, 3);
         if (fd < 0 || fstat(fd, &a) < 0 || fstat(sub_fd, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
                 return moat_error_setx(reterr, -EAGAIN, "VolumeOptions.Subpath: %s changed while it was being mounted",
                                        path);
