@@ -65,14 +65,7 @@ int moat_open_in_root(int root_fd, const char *path, int flags, mode_t mode)
 
         if (strempty(path))
                 path = "/";
-        for (int attempt = 0; attempt < 32; attempt++) {
-                long fd = syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
-                if (fd >= 0)
-                        return (int) fd;
-                if (errno != EAGAIN)
-                        return negative_errno();
-        }
-        return -EAGAIN;
+        return moat_openat2(root_fd, path, &how);
 }
 
 int moat_mkdir_p_in_root(int root_fd, const char *path)
@@ -1050,14 +1043,12 @@ static int check_destination(const struct mount_job *j, struct moat_error **rete
                 .flags = O_PATH | O_CLOEXEC,
                 .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
         };
-        int fd;
-        do
-                fd = (int) syscall(SYS_openat2, j->root_fd, d, &how, sizeof(how));
-        while (fd < 0 && errno == EAGAIN);
+        int fd = moat_openat2(j->root_fd, d, &how);
         if (fd >= 0) {
                 safe_close(fd);
                 return 0;
         }
+        errno = -fd;
         if (errno == ELOOP)
                 return moat_error_setx(reterr, -ELOOP,
                                        "mounts[%zu]: %s mount destination \"%s\" is a symlink in the rootfs "

@@ -230,14 +230,9 @@ int moat_procfs_open(int proc_fd, const char *path, int flags)
                 .flags = (uint64_t) (flags | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY)),
                 .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
         };
-        _cleanup_close_ int fd = -EBADF;
-        for (int attempt = 0; attempt < 32; attempt++) {
-                fd = (int) syscall(SYS_openat2, proc_fd, path, &how, sizeof(how));
-                if (fd >= 0 || errno != EAGAIN)
-                        break;
-        }
+        _cleanup_close_ int fd = moat_openat2(proc_fd, path, &how);
         if (fd < 0)
-                return negative_errno();
+                return fd;
 
         struct statfs sfs;
         if (fstatfs(fd, &sfs) < 0)
