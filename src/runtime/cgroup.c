@@ -49,6 +49,7 @@ struct hierarchy {
         bool v2;
         bool cpuset;
         int rank;         /* preference for moat_cgroup_pids(): lowest first */
+        dev_t dev;        /* the hierarchy's superblock; 0 when deserialized */
 };
 
 struct moat_cgroup {
@@ -841,6 +842,7 @@ int moat_cgroup_create(const char *cgroups_path, const char *id, struct moat_cgr
                 if (!h->mountpoint)
                         return -ENOMEM;
                 h->v2 = m->v2;
+                h->dev = m->dev;
                 h->cpuset = !m->v2 && comma_list_has(m->options, "cpuset", 6);
                 h->rank = rank_of(m->v2, m->v2 ? "" : m->options);
                 cg->n++;
@@ -1227,6 +1229,14 @@ int moat_cgroup_hierarchy_dir(const struct moat_cgroup *cg, size_t i, char **ret
         if (ret_v2)
                 *ret_v2 = cg->h[i].v2;
         return 0;
+}
+
+int moat_cgroup_dir_of_mount(const struct moat_cgroup *cg, const struct moat_cgroup_mount *m, char **ret_path)
+{
+        for (size_t i = 0; i < cg->n; i++)
+                if (cg->h[i].dev != 0 && cg->h[i].dev == m->dev)
+                        return asprintf(ret_path, "%s%s", cg->h[i].mountpoint, cg->h[i].path) < 0 ? -ENOMEM : 0;
+        return -ENOENT;
 }
 
 int moat_cgroup_destroy(struct moat_cgroup *cg, struct moat_error **reterr)

@@ -130,6 +130,13 @@ MOAT_NODISCARD int moat_cgroup_v2_enable(struct moat_cgroup *cg, const char *con
 size_t moat_cgroup_n_hierarchies(const struct moat_cgroup *cg);
 MOAT_NODISCARD int moat_cgroup_hierarchy_dir(const struct moat_cgroup *cg, size_t i, char **ret_path, bool *ret_v2);
 
+/* The container's directory (absolute) in the hierarchy mounted by m, one
+ * of the mounts moat_cgroup_create() found: -ENOENT for a deserialized
+ * cgroup or a hierarchy it did not place the container in. Lets the init
+ * bind its cgroup directories before it has been moved into them. */
+MOAT_NODISCARD int moat_cgroup_dir_of_mount(const struct moat_cgroup *cg, const struct moat_cgroup_mount *m,
+                                            char **ret_path);
+
 /* Remove the directories this container created, deepest first; for each,
  * retry briefly on EBUSY while exiting processes leave. Directories that
  * existed before create are left alone. Missing directories are fine. */

@@ -642,6 +642,8 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
                 .seccomp = seccomp,
                 .runtime_fds = { root_fd, dir_fd, bundle_fd },
                 .fresh_netns_fd = opts->fresh_netns_fd ? *opts->fresh_netns_fd : -EBADF,
+                .while_init_prepares = opts->while_init_prepares,
+                .while_init_prepares_userdata = opts->while_init_prepares_userdata,
                 .runtime_hooks = ctx_runtime_hooks,
                 .state_json = ctx_state_json,
                 .userdata = &ctx,

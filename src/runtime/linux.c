@@ -401,6 +401,28 @@ static int wait_for_start(const struct moat_spawn *sp, int sync_fd, int proc_fd,
         return 0;
 }
 
+/* Whether the init must have the parent's go before it sets up anything:
+ * a new user namespace needs its id maps, a cgroup namespace is rooted at
+ * the cgroup the init is in when it is made, and hooks run before the
+ * process settings need the state (with the pid) the go carries. */
+static bool go_before_setup(const struct moat_spawn *sp, unsigned long created)
+{
+        const struct oci_config *c = sp->config;
+        if (created & CLONE_NEWUSER)
+                return true;
+        if (c->hooks[OCI_HOOK_PRESTART].n_hooks > 0 || c->hooks[OCI_HOOK_CREATE_RUNTIME].n_hooks > 0 ||
+            c->hooks[OCI_HOOK_CREATE_CONTAINER].n_hooks > 0)
+                return true;
+        /* A new cgroup namespace is made after the go; its "cgroup" mounts
+         * then bind the container's directories (moat_mount_context), which
+         * needs the cgroup and the copy of the parent's mounts. */
+        const struct oci_namespace *cgns = oci_config_find_namespace(c, OCI_NS_CGROUP);
+        const struct oci_namespace *mntns = oci_config_find_namespace(c, OCI_NS_MOUNT);
+        if (cgns && (cgns->path || !sp->cgroup || !mntns || mntns->path))
+                return true;
+        return false;
+}
+
 static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, unsigned long created)
 {
         const struct oci_config *c = sp->config;
@@ -441,10 +463,18 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
         if (!(created & CLONE_NEWUSER))
                 (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
-        /* Wait for the parent: id maps written, cgroup entered. */
-        r = sync_recv(sync_fd, &h, &state_json, NULL);
-        if (r < 0 || h.type != SYNC_GO)
-                _exit(1);
+        /* Wait for the parent (id maps written, cgroup entered, the state
+         * for hooks) before anything that depends on it. Without those
+         * dependencies the mounts are made meanwhile, and the wait comes
+         * before the process's own settings: moving the init into its
+         * cgroup costs the parent a write per hierarchy, time the init
+         * spends on its root instead of waiting. */
+        const bool go_first = go_before_setup(sp, created);
+        if (go_first) {
+                r = sync_recv(sync_fd, &h, &state_json, NULL);
+                if (r < 0 || h.type != SYNC_GO)
+                        _exit(1);
+        }
         if (created & CLONE_NEWUSER)
                 (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
@@ -475,6 +505,10 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
                 } else if (!(created & oci_namespace_type_clone_flag(ns->type)))
                         late |= oci_namespace_type_clone_flag(ns->type);
         }
+        /* The cgroup namespace is rooted where the init is when it is made. */
+        const unsigned long after_go = go_first ? 0 : late & CLONE_NEWCGROUP;
+        const bool new_cgroup_ns = (late | created) & CLONE_NEWCGROUP;
+        late &= ~after_go;
         if (late && unshare((int) late) < 0)
                 child_fail(sync_fd, -errno, (moat_error_set(&err, errno, "creating namespaces"), err));
 
@@ -498,8 +532,9 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
                 .rootfs = sp->rootfs,
                 .in_user_ns = oci_config_find_namespace(c, OCI_NS_USER) != NULL,
                 .no_pivot = sp->no_pivot,
-                .new_cgroup_ns = (late | created) & CLONE_NEWCGROUP,
+                .new_cgroup_ns = new_cgroup_ns,
                 .cgroup_mounts = mntns && !mntns->path ? moat_cgroup_mounts(sp->cgroup) : NULL,
+                .cgroup = go_first || !mntns || mntns->path ? NULL : sp->cgroup,
         };
         r = moat_mount_prepare_rootfs(&mctx, &err);
         if (r < 0)
@@ -539,6 +574,15 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
         r = apply_sysctls(lx, proc_fd, &err);
         if (r < 0)
                 child_fail(sync_fd, r, err);
+
+        if (!go_first) {
+                r = sync_recv(sync_fd, &h, &state_json, NULL);
+                if (r < 0 || h.type != SYNC_GO)
+                        _exit(1);
+                if (after_go && unshare((int) after_go) < 0)
+                        child_fail(sync_fd, -errno,
+                                   (moat_error_set(&err, errno, "creating the cgroup namespace"), err));
+        }
 
 
         const struct oci_process *p = &c->process;
@@ -648,6 +692,26 @@ static int write_time_offsets(const struct oci_linux *lx, struct moat_error **re
                         return moat_error_set(reterr, errno, "linux.timeOffsets[%zu]", i);
         }
         return 0;
+}
+
+/* An init that does not wait for the go can fail while the parent still
+ * prepares, and a step of the parent's then fails because the init is
+ * gone: the init's report, already queued, says why. Returns it, or 0 when
+ * nothing is queued. */
+static int queued_init_error(int sync_fd, struct moat_error **reterr)
+{
+        for (;;) {
+                struct pollfd p = { .fd = sync_fd, .events = POLLIN };
+                if (poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN))
+                        return 0;
+                struct sync_header h;
+                _cleanup_free_ char *payload = NULL;
+                _cleanup_close_ int passed = -EBADF;
+                if (sync_recv(sync_fd, &h, &payload, &passed) < 0)
+                        return 0;
+                if (h.type == SYNC_ERROR)
+                        return moat_error_setx(reterr, h.errnum < 0 ? h.errnum : -EIO, "%s", payload);
+        }
 }
 
 static void kill_and_reap(pid_t pid)
@@ -775,10 +839,18 @@ int moat_linux_spawn(const struct moat_spawn *sp, struct moat_spawn_result *ret,
                 if (r < 0)
                         goto fail;
         }
+        const bool go_first = go_before_setup(sp, flags);
         if (sp->cgroup) {
-                r = moat_cgroup_enter(sp->cgroup, pid, reterr);
-                if (r < 0)
+                _cleanup_error_ struct moat_error *enter_err = NULL;
+                r = moat_cgroup_enter(sp->cgroup, pid, &enter_err);
+                if (r < 0) {
+                        int init_r = go_first ? 0 : queued_init_error(sync_fd, reterr);
+                        if (init_r < 0)
+                                r = init_r;
+                        else if (reterr)
+                                *reterr = TAKE_PTR(enter_err);
                         goto fail;
+                }
         }
         r = sp->state_json(sp->userdata, pid, "creating", &state_json);
         if (r < 0) {
@@ -791,9 +863,16 @@ int moat_linux_spawn(const struct moat_spawn *sp, struct moat_spawn_result *ret,
                 goto fail;
         }
         r = sync_send(sync_fd, SYNC_GO, 0, state_json, -EBADF);
-        if (r < 0) {
+        /* An init that did not wait for the go may have failed already:
+         * its error is read below. */
+        if (r < 0 && (go_first || (r != -EPIPE && r != -ECONNRESET))) {
                 moat_error_set(reterr, r, "starting container init");
                 goto fail;
+        }
+        if (r >= 0 && sp->while_init_prepares) {
+                r = sp->while_init_prepares(sp->while_init_prepares_userdata, reterr);
+                if (r < 0)
+                        goto fail;
         }
 
         for (;;) {

@@ -39,6 +39,9 @@ struct moat_spawn {
         /* A fresh network namespace to enter instead of cloning one
          * (moat_create_options.fresh_netns_fd), or -EBADF. */
         int fresh_netns_fd;
+        /* moat_create_options.while_init_prepares, after the go; NULL: none. */
+        int (*while_init_prepares)(void *userdata, struct moat_error **reterr);
+        void *while_init_prepares_userdata;
         /* Run prestart + createRuntime hooks with the init's pid known;
          * called from the parent while the init waits before pivot_root. */
         int (*runtime_hooks)(void *userdata, pid_t pid, struct moat_error **reterr);

@@ -791,7 +791,11 @@ static int cgroup_v1_one(const struct moat_cgroup_mount *e, struct cgroup_v1_sta
         if (sub < 0)
                 return moat_error_set(s->reterr, -errno, "open %s", name);
 
-        if (j->ctx->new_cgroup_ns) {
+        if (j->ctx->cgroup && moat_cgroup_dir_of_mount(j->ctx->cgroup, e, &source) >= 0) {
+                r = bind_onto(j, source, false, s->flags, 0, 0, 0, sub, s->reterr);
+                if (r < 0)
+                        return moat_error_wrap(s->reterr, r, "cgroup %s", name);
+        } else if (j->ctx->new_cgroup_ns) {
                 /* Inside a cgroup namespace a fresh mount shows only the
                  * container's subtree. */
                 r = mount_fs_at(fstype, sub, fstype, s->flags, controllers);
@@ -830,6 +834,16 @@ static int cgroup_v1_one(const struct moat_cgroup_mount *e, struct cgroup_v1_sta
 
 static int mount_cgroup2(const struct mount_job *j, int target_fd, unsigned long flags, struct moat_error **reterr)
 {
+        const struct moat_cgroup *cg = j->ctx->cgroup;
+        for (size_t i = 0; cg && i < moat_cgroup_n_hierarchies(cg); i++) {
+                _cleanup_free_ char *dir = NULL;
+                bool v2 = false;
+                if (moat_cgroup_hierarchy_dir(cg, i, &dir, &v2) < 0)
+                        return -ENOMEM;
+                if (v2)
+                        return bind_onto(j, dir, false, flags, 0, 0, 0, target_fd, reterr);
+        }
+
         int r = mount_fs_at("cgroup2", target_fd, "cgroup2", flags, j->opts.data);
         if (r >= 0)
                 return 0;

@@ -27,6 +27,7 @@
 #include "base/error.h"
 #include "oci/runtime-spec.h"
 
+struct moat_cgroup;
 struct moat_cgroup_mounts;
 
 struct moat_mount_context {
@@ -39,6 +40,12 @@ struct moat_mount_context {
          * fork, in a copy of the same mount namespace); NULL: read them here
          * when a "cgroup" mount needs them. */
         const struct moat_cgroup_mounts *cgroup_mounts;
+        /* The container's cgroup when the init sets up its root before it
+         * has been moved there (and before it makes its cgroup namespace):
+         * "cgroup" mounts bind the container's directories, which is what a
+         * fresh mount inside the namespace would show. NULL: mount as the
+         * init's own cgroup and cgroup namespace say. */
+        const struct moat_cgroup *cgroup;
 };
 
 MOAT_NODISCARD int moat_mount_prepare_rootfs(const struct moat_mount_context *ctx, struct moat_error **reterr);

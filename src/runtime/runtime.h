@@ -71,6 +71,12 @@ struct moat_create_options {
          * asks for a new network namespace and no user namespace. Still
          * the caller's to close. */
         const int *fresh_netns_fd;
+        /* optional: called once the init has been cloned and let go, while
+         * it sets up its root and before it is ready: work of the caller's
+         * that must be done before the create returns but needs nothing of
+         * it can run meanwhile (on another CPU). A failure fails the create. */
+        int (*while_init_prepares)(void *userdata, struct moat_error **reterr);
+        void *while_init_prepares_userdata;
 };
 
 struct moat_create_leftovers;
