@@ -1104,7 +1104,8 @@ int moat_monitor_loop(const struct moat_monitor_loop_args *a)
         if (M.sig_fd < 0)
                 return fail("signalfd failed");
 
-        if (a->log_path) {
+        M.log = a->log;
+        if (!M.log && a->log_path) {
                 _cleanup_error_ struct moat_error *err = NULL;
                 if (moat_logfile_open(a->log_path, a->log_max_size, a->log_max_file ? a->log_max_file : 1, &M.log,
                                       &err) < 0)

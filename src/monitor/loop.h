@@ -13,6 +13,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+struct moat_logfile;
+
 /* The runtime's work the loop needs ("start": the runtime's start of a
  * --wait-start container; "cleanup": the OOM count and the forced delete
  * after the init exited). Called in a forked child of the monitor with
@@ -32,6 +34,7 @@ struct moat_monitor_loop_args {
         bool stdin_to_pty;        /* stdin goes to the pty master */
         int attach_l, ctl_l;      /* listening sockets */
         int sync_fd;              /* answered {"pid":N} or {"error":...} */
+        struct moat_logfile *log; /* the log, already open (owned); NULL: opened here from log_path */
         const char *log_path;     /* NULL: no log (exec) */
         uint64_t log_max_size;
         uint32_t log_max_file;

@@ -244,6 +244,7 @@ static void undo(const struct opts *o, const struct moat_runtime *rt, pid_t pid)
 struct create_job {
         const struct opts *o;
         const char *console_path;
+        int dir_fd;                 /* the run directory */
         pid_t pid;
         int r;
         struct moat_error *err;
@@ -251,7 +252,19 @@ struct create_job {
         bool poststart_hooks, inline_start;
         struct timespec started;
         struct moat_create_leftovers *leftovers;
+        /* made by monitor_files() */
+        bool files_made;
+        int attach_l, ctl_l;
+        struct moat_logfile *log;
 };
+
+static int monitor_files(struct create_job *job, struct moat_error **reterr);
+
+/* For a run, while the init sets up its root (moat_create_options). */
+static int monitor_files_while_init_prepares(void *userdata, struct moat_error **reterr)
+{
+        return monitor_files(userdata, reterr);
+}
 
 static struct create_job *create_job_running;
 
@@ -285,15 +298,14 @@ static void create_entry(void)
                         .ret_poststart_hooks = &job->poststart_hooks,
                         .ret_leftovers = &job->leftovers,
                         .fresh_netns_fd = spare_netns_fd >= 0 ? &spare_netns_fd : NULL,
+                        .while_init_prepares = monitor_files_while_init_prepares,
+                        .while_init_prepares_userdata = job,
                 };
                 job->r = moat_container_create(&rt, &co, NULL, &job->err);
         }
         clock_gettime(CLOCK_REALTIME, &job->started);
         if (job->r < 0 || o->exec)
                 return;
-        _cleanup_error_ struct moat_error *ignored = NULL;
-        if (moat_container_oom_kills(&rt, o->id, &job->oom_base, &ignored) < 0)
-                job->oom_base = 0;
         /* Poststart hooks are the runtime's start's to run. */
         job->inline_start = !job->poststart_hooks;
 }
@@ -355,6 +367,54 @@ static int create_on_side_stack(struct create_job *job, struct moat_error **rete
 /* The loop's helper verbs, run in a forked child with stdout on a pipe. */
 static int loop_helper(const char *verb, const char *id, const char *runtime_root);
 
+/*
+ * What the monitor must have before it answers: the attach and control
+ * sockets, its pid file and, for a run, the container's log and the OOM
+ * kills counted so far. For a run they are made while the init sets up the
+ * container's root, which takes the init milliseconds on another CPU; an
+ * exec makes them after its process exists.
+ */
+static int monitor_files(struct create_job *job, struct moat_error **reterr)
+{
+        const struct opts *o = job->o;
+        char name[1100];
+        int r;
+
+        r = moat_monitor_file_name(o->exec ? o->exec_id : NULL, MOAT_MONITOR_ATTACH_SOCK, name, sizeof(name));
+        job->attach_l = r < 0 ? r : listen_at(job->dir_fd, name, 16, reterr);
+        if (job->attach_l >= 0) {
+                r = moat_monitor_file_name(o->exec ? o->exec_id : NULL, MOAT_MONITOR_CTL_SOCK, name, sizeof(name));
+                job->ctl_l = r < 0 ? r : listen_at(job->dir_fd, name, 16, reterr);
+        }
+        if (job->attach_l < 0 || job->ctl_l < 0)
+                return moat_error_set(reterr, job->attach_l < 0 ? job->attach_l : job->ctl_l, "monitor sockets");
+
+        char text[32];
+        int n = snprintf(text, sizeof(text), "%d\n", (int) getpid());
+        r = moat_monitor_file_name(o->exec ? o->exec_id : NULL, MOAT_MONITOR_PID_FILE, name, sizeof(name));
+        if (r >= 0)
+                r = write_file_replace_at(job->dir_fd, name, text, (size_t) n, 0644);
+        if (r < 0)
+                return moat_error_set(reterr, r, "writing %s", name);
+
+        if (o->log_path) {
+                r = moat_logfile_open(o->log_path, o->log_max_size, o->log_max_file ? o->log_max_file : 1, &job->log,
+                                      reterr);
+                if (r < 0)
+                        return r;
+        }
+        /* The OOM kills its cgroup counted before it: what the exit's count is
+         * compared with (the cgroup and the state exist by now). */
+        if (!o->exec) {
+                struct moat_runtime rt = { .root = o->runtime_root };
+                _cleanup_error_ struct moat_error *ignored = NULL;
+                if (moat_container_oom_kills(&rt, o->id, &job->oom_base, &ignored) < 0)
+                        job->oom_base = 0;
+        }
+        job->files_made = true;
+        return 0;
+}
+
 static int setup(struct opts *o)
 {
         _cleanup_error_ struct moat_error *err = NULL;
@@ -363,7 +423,7 @@ static int setup(struct opts *o)
         int out_pipe[2] = { -EBADF, -EBADF }, err_pipe[2] = { -EBADF, -EBADF }, in_pipe[2] = { -EBADF, -EBADF };
         char name[1100], console_path[1200];
         struct moat_runtime rt = { .root = o->runtime_root };
-        struct create_job job = { .o = o };
+        struct create_job job = { .o = o, .dir_fd = -EBADF, .attach_l = -EBADF, .ctl_l = -EBADF };
         pid_t pid = 0;
         int r;
 
@@ -390,6 +450,7 @@ static int setup(struct opts *o)
                 r = moat_error_set(&err, errno, "%s '%s'", o->exec ? "--dir" : "--bundle", o->dir);
                 goto fail;
         }
+        job.dir_fd = dir_fd;
 
         if (o->tty) {
                 r = moat_monitor_file_name(o->exec ? o->exec_id : NULL, "console.sock", name, sizeof(name));
@@ -421,6 +482,8 @@ static int setup(struct opts *o)
         r = create_on_side_stack(&job, &err);
         /* Used or not, it is the init's alone now. */
         spare_netns_fd = safe_close(spare_netns_fd);
+        attach_l = job.attach_l;
+        ctl_l = job.ctl_l;
         if (r >= 0) {
                 r = job.r;
                 if (r < 0)
@@ -458,26 +521,12 @@ static int setup(struct opts *o)
         if (o->tty)
                 (void) unlinkat(dir_fd, name, 0);
 
-        r = moat_monitor_file_name(o->exec ? o->exec_id : NULL, MOAT_MONITOR_ATTACH_SOCK, name, sizeof(name));
-        attach_l = r < 0 ? r : listen_at(dir_fd, name, 16, &err);
-        if (attach_l >= 0) {
-                r = moat_monitor_file_name(o->exec ? o->exec_id : NULL, MOAT_MONITOR_CTL_SOCK, name, sizeof(name));
-                ctl_l = r < 0 ? r : listen_at(dir_fd, name, 16, &err);
-        }
-        if (attach_l < 0 || ctl_l < 0) {
-                r = moat_error_set(&err, attach_l < 0 ? attach_l : ctl_l, "monitor sockets");
-                goto fail_undo;
-        }
-        {
-                char text[32];
-                int n = snprintf(text, sizeof(text), "%d\n", (int) getpid());
-                r = moat_monitor_file_name(o->exec ? o->exec_id : NULL, MOAT_MONITOR_PID_FILE, name, sizeof(name));
-                if (r >= 0)
-                        r = write_file_replace_at(dir_fd, name, text, (size_t) n, 0644);
-                if (r < 0) {
-                        r = moat_error_set(&err, r, "writing %s", name);
+        if (!job.files_made) {
+                r = monitor_files(&job, &err);
+                attach_l = job.attach_l;
+                ctl_l = job.ctl_l;
+                if (r < 0)
                         goto fail_undo;
-                }
         }
 
         /* The start without a helper process (loop.c start_inline) for a
@@ -509,6 +558,7 @@ static int setup(struct opts *o)
                 .attach_l = TAKE_FD(attach_l),
                 .ctl_l = TAKE_FD(ctl_l),
                 .sync_fd = o->sync_fd,
+                .log = TAKE_PTR(job.log),
                 .log_path = o->log_path,
                 .log_max_size = o->log_max_size,
                 .log_max_file = o->log_max_file ? o->log_max_file : 1,
@@ -534,6 +584,7 @@ fail_unlink:
                                 (void) unlinkat(dir_fd, name, 0);
         }
 fail:
+        moat_logfile_close(job.log);
         moat_error_free(job.err);
         sync_reply_error(o->sync_fd, err ? err->msg : strerror(-r));
         return 1;
