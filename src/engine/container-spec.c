@@ -233,7 +233,7 @@ static json_t *body_of(const struct container *c)
 
 /* run_fd: the run directory for the /etc files (-EBADF with volumes_only). */
 static int make_spec(struct moat_engine *e, struct container *c, const struct moat_image *img, int dir_fd, int run_fd,
-                     bool volumes_only, json_t **ret_spec, bool *ret_volume_failed, struct moat_error **reterr)
+                     bool volumes_only, char **ret_spec_text, bool *ret_volume_failed, struct moat_error **reterr)
 {
         _cleanup_docker_create_ struct moat_docker_create *dc = NULL;
         _cleanup_docker_spec_ struct moat_docker_spec *ds = NULL;
@@ -272,6 +272,7 @@ static int make_spec(struct moat_engine *e, struct container *c, const struct mo
                 .id = c->id,
                 .image = img->config,
                 .root_fd = root_fd,
+                .root_path = volumes_only ? NULL : root_path,
                 .hostname_path = hostname_path,
                 .hosts_path = hosts_path,
                 .resolv_conf_path = resolv_path,
@@ -294,10 +295,8 @@ static int make_spec(struct moat_engine *e, struct container *c, const struct mo
         bool host_network = dc->network_mode && streq(dc->network_mode, "host");
         const char *domain = json_string_value(json_object_get(ds->config, "Domainname"));
         if (!volumes_only) {
-                /* The bundle is the run directory; the root stays under the data root. */
-                r = json_object_set_new(json_object_get(ds->spec, "root"), "path", json_string(root_path)) < 0
-                            ? moat_error_set(reterr, -ENOMEM, "root.path")
-                            : moat_container_fs_write_etc(run_fd, ds->hostname, domain, host_network, reterr);
+                /* The bundle is the run directory; the root (root_path) stays under the data root. */
+                r = moat_container_fs_write_etc(run_fd, ds->hostname, domain, host_network, reterr);
                 if (r < 0) {
                         drop_new_anonymous_volumes(&u);
                         release_volumes(&u);
@@ -324,22 +323,25 @@ static int make_spec(struct moat_engine *e, struct container *c, const struct mo
         if (json_array_size(argv) > 0)
                 json_array_remove(argv, 0);
         c->args = argv;
-        /* The uses of the volumes are recorded before they are let go. */
-        r = container_save_locked(e, c, reterr);
+        /* The uses of the volumes are recorded before they are let go.
+         * Without volumes a start leaves the saving to its end, which
+         * records the document with the state whether the start worked or
+         * not: a state database transaction less before the answer. */
+        r = volumes_only || u.n_acquired > 0 ? container_save_locked(e, c, reterr) : 0;
         pthread_mutex_unlock(&e->lock);
         release_volumes(&u);
         if (r < 0)
                 return r;
 
-        if (ret_spec)
-                *ret_spec = json_incref(ds->spec);
+        if (ret_spec_text)
+                *ret_spec_text = TAKE_PTR(ds->text);
         return 0;
 }
 
 int container_make_spec(struct moat_engine *e, struct container *c, const struct moat_image *img, int dir_fd,
-                        int run_fd, json_t **ret_spec, struct moat_error **reterr)
+                        int run_fd, char **ret_spec_text, struct moat_error **reterr)
 {
-        return make_spec(e, c, img, dir_fd, run_fd, false, ret_spec, NULL, reterr);
+        return make_spec(e, c, img, dir_fd, run_fd, false, ret_spec_text, NULL, reterr);
 }
 
 /* Does the container ask for volumes or bind mounts (which docker resolves at create)? */

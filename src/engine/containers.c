@@ -712,11 +712,8 @@ static int64_t json_int(const json_t *obj, const char *key, int64_t def)
         return json_is_integer(v) ? json_integer_value(v) : def;
 }
 
-static int write_spec(int dir_fd, json_t *spec, struct moat_error **reterr)
+static int write_spec(int dir_fd, const char *text, struct moat_error **reterr)
 {
-        _cleanup_free_ char *text = json_dumps(spec, JSON_COMPACT);
-        if (!text)
-                return moat_error_set(reterr, -ENOMEM, "config.json");
         int r = write_file_replace_at(dir_fd, "config.json", text, strlen(text), 0600);
         if (r < 0)
                 return moat_error_set(reterr, r, "writing config.json");
@@ -733,8 +730,7 @@ static int start_claimed(struct moat_engine *e, struct container *c, bool hold, 
 {
         _cleanup_image_ struct moat_image *img = NULL;
         _cleanup_close_ int dir_fd = -EBADF, run_fd = -EBADF;
-        _cleanup_free_ char *bundle = NULL, *log_path = NULL;
-        json_t *spec = NULL;
+        _cleanup_free_ char *bundle = NULL, *log_path = NULL, *spec_text = NULL;
         uint64_t log_size = 0;
         unsigned log_files = 0;
         int r;
@@ -755,11 +751,9 @@ static int start_claimed(struct moat_engine *e, struct container *c, bool hold, 
         if (r < 0)
                 return r;
         (void) unlinkat(run_fd, EXIT_FILE, 0);
-        r = container_make_spec(e, c, img, dir_fd, run_fd, &spec, reterr);
-        if (r >= 0) {
-                r = write_spec(run_fd, spec, reterr);
-                json_decref(spec);
-        }
+        r = container_make_spec(e, c, img, dir_fd, run_fd, &spec_text, reterr);
+        if (r >= 0)
+                r = write_spec(run_fd, spec_text, reterr);
         if (r >= 0)
                 r = log_options(c, &log_size, &log_files, reterr);
         if (r < 0)

@@ -104,6 +104,7 @@ struct moat_docker_spec_context {
         const char *id;             /* the container id (64 hex); hostname default and cgroupsPath */
         const struct oci_image_config *image; /* may be NULL */
         int root_fd;                /* the container's root filesystem: users and groups */
+        const char *root_path;      /* root.path; NULL: "rootfs" (relative to the bundle) */
 
         /* Host files the engine writes, bind-mounted at /etc/hostname,
          * /etc/hosts and /etc/resolv.conf; NULL: not mounted. */
@@ -152,6 +153,7 @@ struct moat_docker_spec {
         json_t *mounts;             /* inspect's Mounts[] (Type, Name, Source, Destination, Driver, Mode, RW, Propagation) */
         json_t *warnings;           /* docker's Warnings (the parse's and this step's) */
         char *hostname;
+        char *text;                 /* spec dumped: config.json as is; NULL in the volumes-only pass */
 };
 
 /* Build the runtime config. Errors as moat_docker_create_parse(), plus

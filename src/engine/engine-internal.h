@@ -125,10 +125,12 @@ void engine_format_time(int64_t ns, char buf[static 40]);
 MOAT_NODISCARD int container_normalize_create(struct moat_engine *e, json_t *body, json_t **ret_config,
                                               json_t **ret_host_config, json_t **ret_warnings,
                                               struct moat_error **reterr);
-/* The OCI config.json of c, its root filesystem mounted at dir/rootfs
- * (users are resolved in it), the /etc files it mounts written in its run
- * directory run_fd; also sets c->path, c->args and c->mounts. */
+/* The text of the OCI config.json of c, its root filesystem mounted at
+ * dir/rootfs (users are resolved in it), the /etc files it mounts written
+ * in its run directory run_fd; also sets c->config, c->host_config,
+ * c->path, c->args and c->mounts, which the caller saves (the document is
+ * saved here only when volumes are held for it). */
 MOAT_NODISCARD int container_make_spec(struct moat_engine *e, struct container *c, const struct moat_image *img,
-                                       int dir_fd, int run_fd, json_t **ret_spec, struct moat_error **reterr);
+                                       int dir_fd, int run_fd, char **ret_spec_text, struct moat_error **reterr);
 MOAT_NODISCARD int container_create_volumes(struct moat_engine *e, struct container *c, const struct moat_image *img,
                                             int dir_fd, struct moat_error **reterr);

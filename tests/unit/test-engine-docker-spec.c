@@ -136,8 +136,12 @@ static struct run run_ctx(const char *body, const struct moat_docker_host *host,
         if (x.r < 0)
                 snprintf(x.err, sizeof(x.err), "%s", err && err->msg ? err->msg : "(no message)");
         else {
-                /* every spec must be accepted by moat-runtime's parser */
+                /* every spec must be accepted by moat-runtime's parser, as
+                 * the text the engine writes */
                 _cleanup_free_ char *text = json_dumps(x.s->spec, JSON_COMPACT);
+                bool volumes_only = ctx && ctx->volumes_only;
+                if (!volumes_only && (!x.s->text || strcmp(x.s->text, text) != 0))
+                        ok(false, "the spec's text is its JSON as dumped");
                 struct oci_config *cfg = NULL;
                 _cleanup_error_ struct moat_error *perr = NULL;
                 int pr = oci_config_parse(text, strlen(text), &cfg, &perr);
