@@ -60,7 +60,7 @@ struct moat_engine {
         void (*log)(int level, const char *msg);
         /* Removed containers' directories, ready for new ones (containers.c,
          * READY_PREFIX): names under containers/, under the lock. */
-        char ready[32][24];
+        char ready[64][24];
         unsigned n_ready;
         unsigned ready_seq;
 };
