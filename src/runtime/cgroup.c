@@ -794,8 +794,8 @@ static struct moat_cgroup *cgroup_new(size_t n)
         return cg;
 }
 
-int moat_cgroup_create(const char *cgroups_path, const char *id, struct moat_cgroup **ret,
-                       struct moat_error **reterr)
+int moat_cgroup_plan(const char *cgroups_path, const char *id, struct moat_cgroup **ret,
+                     struct moat_error **reterr)
 {
         _cleanup_free_ char *spec = NULL, *proc_cgroup = NULL;
         _cleanup_(moat_cgroup_freep) struct moat_cgroup *cg = NULL;
@@ -849,16 +849,34 @@ int moat_cgroup_create(const char *cgroups_path, const char *id, struct moat_cgr
         }
         cg->unified = cg->n == 1 && cg->h[0].v2 && streq(cg->h[0].mountpoint, CGROUP_ROOT);
 
+        cgroup_set_primary_path(cg);
+        cg->mounts = TAKE_PTR(ms);
+        *ret = TAKE_PTR(cg);
+        return 0;
+}
+
+int moat_cgroup_make(struct moat_cgroup *cg, struct moat_error **reterr)
+{
         for (size_t i = 0; i < cg->n; i++) {
-                r = hierarchy_create(&cg->h[i], reterr);
+                int r = hierarchy_create(&cg->h[i], reterr);
                 if (r < 0) {
                         rollback(cg);
                         return r;
                 }
         }
+        return 0;
+}
 
-        cgroup_set_primary_path(cg);
-        cg->mounts = TAKE_PTR(ms);
+int moat_cgroup_create(const char *cgroups_path, const char *id, struct moat_cgroup **ret,
+                       struct moat_error **reterr)
+{
+        _cleanup_(moat_cgroup_freep) struct moat_cgroup *cg = NULL;
+        int r = moat_cgroup_plan(cgroups_path, id, &cg, reterr);
+        if (r < 0)
+                return r;
+        r = moat_cgroup_make(cg, reterr);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(cg);
         return 0;
 }

@@ -71,6 +71,14 @@ MOAT_NODISCARD int moat_cgroup_detect_layout(enum moat_cgroup_layout *ret, struc
 MOAT_NODISCARD int moat_cgroup_create(const char *cgroups_path, const char *id, struct moat_cgroup **ret,
                                       struct moat_error **reterr);
 
+/* moat_cgroup_create() in two steps: plan resolves the paths (no side
+ * effect; the list of mounts is read), make creates the directories
+ * (removing what it made if one fails). Between the two a create clones
+ * the init, whose set-up then overlaps the mkdirs. */
+MOAT_NODISCARD int moat_cgroup_plan(const char *cgroups_path, const char *id, struct moat_cgroup **ret,
+                                    struct moat_error **reterr);
+MOAT_NODISCARD int moat_cgroup_make(struct moat_cgroup *cg, struct moat_error **reterr);
+
 /* Move pid into the container's cgroup in every hierarchy. */
 MOAT_NODISCARD int moat_cgroup_enter(struct moat_cgroup *cg, pid_t pid, struct moat_error **reterr);
 

@@ -238,7 +238,32 @@ struct create_ctx {
         struct oci_config *config;
         struct moat_state state;
         int state_dir_fd;
+        /* The cgroup planned before the clone and made after it
+         * (ctx_make_cgroup), with what goes in it. */
+        struct moat_cgroup *cgroup;
+        const struct moat_resources *resources;
+        char **cgroup_text;     /* where its serialized form goes (the create's to free) */
 };
+
+/* After the clone, while the init starts on another CPU: the cgroup's
+ * directories, the state that records them (before anything else can
+ * fail: `delete` of a half-created container then finds them) and the
+ * limits, all before the init is moved in. */
+static int ctx_make_cgroup(void *userdata, struct moat_error **reterr)
+{
+        struct create_ctx *ctx = userdata;
+        int r = moat_cgroup_make(ctx->cgroup, reterr);
+        if (r < 0)
+                return r;
+        r = moat_cgroup_serialize(ctx->cgroup, ctx->cgroup_text);
+        if (r < 0)
+                return r;
+        ctx->state.cgroup = *ctx->cgroup_text;
+        r = moat_state_save(ctx->state_dir_fd, &ctx->state, reterr);
+        if (r < 0)
+                return r;
+        return moat_resources_apply(ctx->cgroup, ctx->resources, MOAT_RESOURCES_CREATE, reterr);
+}
 
 static int ctx_state_json(void *userdata, pid_t pid, const char *status, char **ret)
 {
@@ -575,7 +600,13 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
         const char *cgroups_path = config->linux_.cgroups_path;
         if (rootless && strempty(cgroups_path))
                 cgroups_path = opts->id;
-        r = moat_cgroup_create(cgroups_path, opts->id, &cg, rootless ? &cg_err : reterr);
+        /* Made after the clone (ctx_make_cgroup) where a failure to make
+         * it fails the create; rootless, where it may be done without, now. */
+        const bool cgroup_after_clone = !rootless;
+        if (cgroup_after_clone)
+                r = moat_cgroup_plan(cgroups_path, opts->id, &cg, reterr);
+        else
+                r = moat_cgroup_create(cgroups_path, opts->id, &cg, rootless ? &cg_err : reterr);
         if (r < 0) {
                 cg = NULL;
                 if (!rootless)
@@ -595,25 +626,28 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
                 }
                 log_debug("rootless: running without a cgroup: %s", cg_err ? cg_err->msg : "permission denied");
         }
-        if (cg) {
+        if (cg && !cgroup_after_clone) {
                 r = moat_cgroup_serialize(cg, &cgroup_text);
                 if (r < 0)
                         goto fail;
                 ctx.state.cgroup = cgroup_text;
         }
         /* Recorded before anything else can fail or the runtime be killed:
-         * `delete` of a half-created container then finds its cgroup. */
+         * `delete` of a half-created container then finds its cgroup (or,
+         * made after the clone, records it again then). */
         r = moat_state_save(dir_fd, &ctx.state, reterr);
         if (r < 0)
                 goto fail;
         /* Rootless: only what the config sets (no default device program,
          * which needs privilege). */
-        if (cg) {
-                r = moat_resources_apply(cg, resources, rootless ? MOAT_RESOURCES_UPDATE : MOAT_RESOURCES_CREATE,
-                                         reterr);
+        if (cg && !cgroup_after_clone) {
+                r = moat_resources_apply(cg, resources, MOAT_RESOURCES_UPDATE, reterr);
                 if (r < 0)
                         goto fail;
         }
+        ctx.cgroup = cg;
+        ctx.resources = resources;
+        ctx.cgroup_text = &cgroup_text;
 
         /* Signals meant for the container are held from before the clone, so
          * none is lost between the init's birth and the wait loop. */
@@ -642,6 +676,7 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
                 .seccomp = seccomp,
                 .runtime_fds = { root_fd, dir_fd, bundle_fd },
                 .fresh_netns_fd = opts->fresh_netns_fd ? *opts->fresh_netns_fd : -EBADF,
+                .after_clone = cg && cgroup_after_clone ? ctx_make_cgroup : NULL,
                 .while_init_prepares = opts->while_init_prepares,
                 .while_init_prepares_userdata = opts->while_init_prepares_userdata,
                 .runtime_hooks = ctx_runtime_hooks,

@@ -73,6 +73,7 @@ enum sync_type {
         SYNC_ERROR,
         SYNC_READY,
         SYNC_START,
+        SYNC_CGROUP_MADE,
 };
 
 /* The channel to the init (runtime/sync.h), with this file's types. */
@@ -536,6 +537,13 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
                 .cgroup_mounts = mntns && !mntns->path ? moat_cgroup_mounts(sp->cgroup) : NULL,
                 .cgroup = go_first || !mntns || mntns->path ? NULL : sp->cgroup,
         };
+        /* The cgroup's directories, which the "cgroup" mounts bind, may be
+         * made by the parent after the clone. */
+        if (!go_first && sp->after_clone) {
+                r = sync_recv(sync_fd, &h, NULL, NULL);
+                if (r < 0 || h.type != SYNC_CGROUP_MADE)
+                        _exit(1);
+        }
         r = moat_mount_prepare_rootfs(&mctx, &err);
         if (r < 0)
                 child_fail(sync_fd, r, err);
@@ -840,6 +848,18 @@ int moat_linux_spawn(const struct moat_spawn *sp, struct moat_spawn_result *ret,
                         goto fail;
         }
         const bool go_first = go_before_setup(sp, flags);
+        if (sp->after_clone) {
+                r = sp->after_clone(sp->userdata, reterr);
+                if (r < 0)
+                        goto fail;
+                if (!go_first) {
+                        r = sync_send(sync_fd, SYNC_CGROUP_MADE, 0, NULL, -EBADF);
+                        if (r < 0 && r != -EPIPE && r != -ECONNRESET) {
+                                moat_error_set(reterr, r, "starting container init");
+                                goto fail;
+                        }
+                }
+        }
         if (sp->cgroup) {
                 _cleanup_error_ struct moat_error *enter_err = NULL;
                 r = moat_cgroup_enter(sp->cgroup, pid, &enter_err);

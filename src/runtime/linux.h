@@ -39,6 +39,12 @@ struct moat_spawn {
         /* A fresh network namespace to enter instead of cloning one
          * (moat_create_options.fresh_netns_fd), or -EBADF. */
         int fresh_netns_fd;
+        /* Called in the parent right after the clone, before the init is
+         * moved into sp->cgroup (NULL: nothing to do): makes the cgroup's
+         * directories when the caller only planned them. An init that
+         * does not wait for the go first waits for this before its
+         * mounts (its "cgroup" mounts bind those directories). */
+        int (*after_clone)(void *userdata, struct moat_error **reterr);
         /* moat_create_options.while_init_prepares, after the go; NULL: none. */
         int (*while_init_prepares)(void *userdata, struct moat_error **reterr);
         void *while_init_prepares_userdata;
