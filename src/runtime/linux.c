@@ -404,9 +404,9 @@ static int wait_for_start(const struct moat_spawn *sp, int sync_fd, int proc_fd,
 }
 
 /* Whether the init must have the parent's go before it sets up anything:
- * a new user namespace needs its id maps, a cgroup namespace is rooted at
- * the cgroup the init is in when it is made, and hooks run before the
- * process settings need the state (with the pid) the go carries. */
+ * a new user namespace needs its id maps, hooks run before the process
+ * settings need the state (with the pid) the go carries, and what depends
+ * on the cgroup the init is in (below). */
 static bool go_before_setup(const struct moat_spawn *sp, unsigned long created)
 {
         const struct oci_config *c = sp->config;
@@ -415,14 +415,17 @@ static bool go_before_setup(const struct moat_spawn *sp, unsigned long created)
         if (c->hooks[OCI_HOOK_PRESTART].n_hooks > 0 || c->hooks[OCI_HOOK_CREATE_RUNTIME].n_hooks > 0 ||
             c->hooks[OCI_HOOK_CREATE_CONTAINER].n_hooks > 0)
                 return true;
-        /* A new cgroup namespace is made after the go; its "cgroup" mounts
-         * then bind the container's directories (moat_mount_context), which
-         * needs the cgroup and the copy of the parent's mounts. */
-        const struct oci_namespace *cgns = oci_config_find_namespace(c, OCI_NS_CGROUP);
+        /* Made before the go, "cgroup" mounts bind the container's
+         * directories from the copy of the parent's mounts
+         * (moat_mount_context); in a joined mount namespace they are found
+         * from the init's own cgroup, which must be the container's by then. */
         const struct oci_namespace *mntns = oci_config_find_namespace(c, OCI_NS_MOUNT);
-        if (cgns && (cgns->path || !sp->cgroup || !mntns || mntns->path))
+        if (!mntns || mntns->path)
                 return true;
-        return false;
+        /* A new cgroup namespace is made after the go, rooted where the init
+         * has been moved; one without a cgroup to bind is made first. */
+        const struct oci_namespace *cgns = oci_config_find_namespace(c, OCI_NS_CGROUP);
+        return cgns && (cgns->path || !sp->cgroup);
 }
 
 /*
