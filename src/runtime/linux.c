@@ -745,7 +745,10 @@ static int queued_init_error(int sync_fd, struct moat_error **reterr)
                 struct sync_header h;
                 _cleanup_free_ char *payload = NULL;
                 _cleanup_close_ int passed = -EBADF;
-                if (sync_recv(sync_fd, &h, &payload, &passed) < 0)
+                int r = sync_recv(sync_fd, &h, &payload, &passed);
+                if (r == -ECONNRESET)
+                        continue; /* reported once, before the queued messages */
+                if (r < 0)
                         return 0;
                 if (h.type == SYNC_ERROR)
                         return moat_error_setx(reterr, h.errnum < 0 ? h.errnum : -EIO, "%s", payload);
@@ -931,6 +934,10 @@ int moat_linux_spawn(const struct moat_spawn *sp, struct moat_spawn_result *ret,
                 int passed = -EBADF;
 
                 r = sync_recv(sync_fd, &h, &payload, &passed);
+                /* An init that exits with our go unread leaves ECONNRESET
+                 * pending on this end, reported before what it sent. */
+                if (r == -ECONNRESET)
+                        continue;
                 if (r < 0) {
                         char why[64];
                         ret->pty_master = safe_close(ret->pty_master);
