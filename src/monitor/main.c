@@ -258,13 +258,9 @@ struct create_job {
         struct moat_logfile *log;
 };
 
-static int monitor_files(struct create_job *job, struct moat_error **reterr);
-
-/* For a run, while the init sets up its root (moat_create_options). */
-static int monitor_files_while_init_prepares(void *userdata, struct moat_error **reterr)
-{
-        return monitor_files(userdata, reterr);
-}
+/* job: a struct create_job; for a run, the runtime calls it while the init
+ * sets up its root (moat_create_options.while_init_prepares). */
+static int monitor_files(void *job, struct moat_error **reterr);
 
 static struct create_job *create_job_running;
 
@@ -298,7 +294,7 @@ static void create_entry(void)
                         .ret_poststart_hooks = &job->poststart_hooks,
                         .ret_leftovers = &job->leftovers,
                         .fresh_netns_fd = spare_netns_fd >= 0 ? &spare_netns_fd : NULL,
-                        .while_init_prepares = monitor_files_while_init_prepares,
+                        .while_init_prepares = monitor_files,
                         .while_init_prepares_userdata = job,
                 };
                 job->r = moat_container_create(&rt, &co, NULL, &job->err);
@@ -374,8 +370,9 @@ static int loop_helper(const char *verb, const char *id, const char *runtime_roo
  * container's root, which takes the init milliseconds on another CPU; an
  * exec makes them after its process exists.
  */
-static int monitor_files(struct create_job *job, struct moat_error **reterr)
+static int monitor_files(void *userdata, struct moat_error **reterr)
 {
+        struct create_job *job = userdata;
         const struct opts *o = job->o;
         char name[1100];
         int r;

@@ -565,7 +565,7 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
                 .no_pivot = sp->no_pivot,
                 .new_cgroup_ns = new_cgroup_ns,
                 .cgroup_mounts = mntns && !mntns->path ? moat_cgroup_mounts(sp->cgroup) : NULL,
-                .cgroup = go_first || !mntns || mntns->path ? NULL : sp->cgroup,
+                .cgroup = go_first ? NULL : sp->cgroup, /* !go_first: a mount namespace of our own */
         };
         /* The cgroup's directories, which the "cgroup" mounts bind, may be
          * made by the parent after the clone. */
