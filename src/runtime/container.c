@@ -246,16 +246,21 @@ struct create_ctx {
 };
 
 /* After the clone, while the init starts on another CPU: the cgroup's
- * directories, the state that records them (before anything else can
- * fail: `delete` of a half-created container then finds them) and the
- * limits, all before the init is moved in. */
+ * directories, which its mounts wait for. */
 static int ctx_make_cgroup(void *userdata, struct moat_error **reterr)
 {
         struct create_ctx *ctx = userdata;
-        int r = moat_cgroup_make(ctx->cgroup, reterr);
-        if (r < 0)
-                return r;
-        r = moat_cgroup_serialize(ctx->cgroup, ctx->cgroup_text);
+        return moat_cgroup_make(ctx->cgroup, reterr);
+}
+
+/* Then, while the init mounts its root: the state that records the
+ * directories (before anything else of ours can fail: `delete` of a
+ * half-created container then finds them) and the limits, both before
+ * the init is moved in. */
+static int ctx_cgroup_made(void *userdata, struct moat_error **reterr)
+{
+        struct create_ctx *ctx = userdata;
+        int r = moat_cgroup_serialize(ctx->cgroup, ctx->cgroup_text);
         if (r < 0)
                 return r;
         ctx->state.cgroup = *ctx->cgroup_text;
@@ -677,6 +682,7 @@ int moat_container_create(const struct moat_runtime *rt, const struct moat_creat
                 .runtime_fds = { root_fd, dir_fd, bundle_fd },
                 .fresh_netns_fd = opts->fresh_netns_fd ? *opts->fresh_netns_fd : -EBADF,
                 .after_clone = cg && cgroup_after_clone ? ctx_make_cgroup : NULL,
+                .after_cgroup_made = cg && cgroup_after_clone ? ctx_cgroup_made : NULL,
                 .while_init_prepares = opts->while_init_prepares,
                 .while_init_prepares_userdata = opts->while_init_prepares_userdata,
                 .runtime_hooks = ctx_runtime_hooks,

@@ -893,6 +893,11 @@ int moat_linux_spawn(const struct moat_spawn *sp, struct moat_spawn_result *ret,
                         }
                 }
         }
+        if (sp->after_cgroup_made) {
+                r = sp->after_cgroup_made(sp->userdata, reterr);
+                if (r < 0)
+                        goto fail;
+        }
         if (sp->cgroup) {
                 _cleanup_error_ struct moat_error *enter_err = NULL;
                 r = moat_cgroup_enter(sp->cgroup, pid, &enter_err);

@@ -45,6 +45,10 @@ struct moat_spawn {
          * does not wait for the go first waits for this before its
          * mounts (its "cgroup" mounts bind those directories). */
         int (*after_clone)(void *userdata, struct moat_error **reterr);
+        /* Called after the init was told the directories exist, before it
+         * is moved in (NULL: nothing): the state that records the cgroup
+         * and its limits, done while the init mounts its root. */
+        int (*after_cgroup_made)(void *userdata, struct moat_error **reterr);
         /* moat_create_options.while_init_prepares, after the go; NULL: none. */
         int (*while_init_prepares)(void *userdata, struct moat_error **reterr);
         void *while_init_prepares_userdata;
