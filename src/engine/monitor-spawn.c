@@ -184,32 +184,97 @@ static int spawn_with_fd3(char *const *argv, int fd, pid_t *ret_pid)
 static pthread_mutex_t zygote_lock = PTHREAD_MUTEX_INITIALIZER;
 static int zygote_sock = -EBADF;
 static pid_t zygote_pid;
-/* The spare the zygote last announced (zygote.h): our child, which waits
- * for the next request. */
-static pid_t zygote_spare_pid;
+/* The spare the zygote last announced (zygote.h): our child, waiting for
+ * a request on the socket we hold. */
+static struct {
+        pid_t pid;
+        int pidfd;
+        int sock;
+} spare = { .pidfd = -EBADF, .sock = -EBADF };
 
-/* Its end closed, the zygote exits, and so does its spare; the daemon's
- * SIGCHLD handler reaps both. */
+/* Without its socket the spare exits; it is our child, reaped where the
+ * caller waits for it or by the SIGCHLD handler. */
+static void spare_forget_locked(void)
+{
+        spare.sock = safe_close(spare.sock);
+        spare.pidfd = safe_close(spare.pidfd);
+        spare.pid = 0;
+}
+
+/* Its end closed, the zygote exits; the daemon's SIGCHLD handler reaps it.
+ * A spare it announced stays usable. */
 static void zygote_drop_locked(void)
 {
         zygote_sock = safe_close(zygote_sock);
         zygote_pid = 0;
-        zygote_spare_pid = 0;
+}
+
+/* A message from the zygote: an answer, or an announcement (its socket and
+ * pidfd then kept as the spare). 1: an announcement, 0: an answer in
+ * *rep with its pidfd (or -EBADF), -errno. */
+static int zygote_receive_locked(int flags, struct moat_zygote_reply *rep, int *ret_pidfd)
+{
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(2 * sizeof(int))];
+        } ctl;
+        struct iovec iov = { .iov_base = rep, .iov_len = sizeof(*rep) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+        int fds[2] = { -EBADF, -EBADF };
+        size_t n_fds = 0;
+        ssize_t k;
+
+        do
+                k = recvmsg(zygote_sock, &mh, MSG_CMSG_CLOEXEC | flags);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return -errno;
+        if (k == 0)
+                return -EPIPE;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+                        int fd;
+                        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                        if (n_fds < 2)
+                                fds[n_fds++] = fd;
+                        else
+                                close(fd);
+                }
+        }
+        bool announcement = k == (ssize_t) sizeof(*rep) && rep->pid == 0 && rep->error == 0 && rep->next_spare > 0;
+        if (announcement && n_fds == 2 && !(mh.msg_flags & MSG_CTRUNC)) {
+                spare_forget_locked();
+                spare.pid = rep->next_spare;
+                spare.sock = fds[0];
+                spare.pidfd = fds[1];
+                return 1;
+        }
+        if (announcement || k != (ssize_t) sizeof(*rep) || n_fds > 1 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+                safe_close(fds[0]);
+                safe_close(fds[1]);
+                return -EPROTO;
+        }
+        *ret_pidfd = fds[0];
+        return 0;
 }
 
 /* Reads the announcements waiting on the socket, without blocking. */
 static void zygote_read_announcements_locked(void)
 {
         struct moat_zygote_reply rep;
+        int pidfd = -EBADF;
 
-        for (;;) {
-                ssize_t k = recv(zygote_sock, &rep, sizeof(rep), MSG_DONTWAIT);
-                if (k < 0 && errno == EINTR)
+        while (zygote_sock >= 0) {
+                int r = zygote_receive_locked(MSG_DONTWAIT, &rep, &pidfd);
+                if (r == 1)
                         continue;
-                if (k != (ssize_t) sizeof(rep))
-                        return;
-                if (rep.pid == 0 && rep.error == 0 && rep.next_spare > 0)
-                        zygote_spare_pid = rep.next_spare;
+                if (r == 0)
+                        safe_close(pidfd); /* no answer is due: drop it */
+                if (r == -EPIPE || r == -ECONNRESET)
+                        zygote_drop_locked(); /* gone: started again below */
+                return;
         }
 }
 
@@ -238,29 +303,31 @@ void moat_monitor_zygote_stop(void)
         pid_t pid = zygote_pid;
         int pidfd = pid > 0 ? (int) syscall(SYS_pidfd_open, pid, 0) : -EBADF;
         if (zygote_sock >= 0)
+                zygote_read_announcements_locked();
+        /* The spare goes at the end of its socket, the zygote at the end
+         * of its own once the spare has; both are reaped here (or by the
+         * SIGCHLD handler first: ECHILD then). */
+        pid_t spare_pid = spare.pid;
+        int spare_pidfd = TAKE_FD(spare.pidfd);
+        spare_forget_locked();
+        if (zygote_sock >= 0)
                 (void) shutdown(zygote_sock, SHUT_WR);
-        if (pidfd >= 0) {
-                /* It exits at the end of its socket, once its spare has;
-                 * the daemon's SIGCHLD handler may reap it first (ECHILD
-                 * then). */
-                struct pollfd p = { .fd = pidfd, .events = POLLIN };
+        for (int i = 0; i < 2; i++) {
+                int fd = i == 0 ? spare_pidfd : pidfd;
+                if (fd < 0)
+                        continue;
+                struct pollfd p = { .fd = fd, .events = POLLIN };
                 while (poll(&p, 1, 2000) < 0 && errno == EINTR)
                         ;
-                (void) waitpid(pid, NULL, WNOHANG);
-                close(pidfd);
-        }
-        if (zygote_sock >= 0) {
-                zygote_read_announcements_locked();
-                if (zygote_spare_pid > 0)
-                        (void) waitpid(zygote_spare_pid, NULL, WNOHANG);
+                (void) waitpid(i == 0 ? spare_pid : pid, NULL, WNOHANG);
+                close(fd);
         }
         zygote_drop_locked();
         pthread_mutex_unlock(&zygote_lock);
 }
 
-/* One request; -EPIPE when the zygote is gone (the caller starts another). */
-static int zygote_request_locked(char *const *argv, int sync_fd, pid_t *ret_pid, int *ret_pidfd,
-                                 struct moat_error **reterr)
+/* The request as the zygote and its spares read it (zygote.h). */
+static int request_build(char *const *argv, char **ret_buf, size_t *ret_len, struct moat_error **reterr)
 {
         _cleanup_free_ char *buf = malloc(MOAT_ZYGOTE_REQUEST_MAX);
         size_t len = 0, n_args = 0;
@@ -274,12 +341,19 @@ static int zygote_request_locked(char *const *argv, int sync_fd, pid_t *ret_pid,
                 memcpy(buf + len, argv[n_args], l);
                 len += l;
         }
+        *ret_buf = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
+}
 
+/* The request with the sync pipe attached; -errno. */
+static int request_send(int sock, const char *buf, size_t len, int sync_fd)
+{
         union {
                 struct cmsghdr h;
                 char buf[CMSG_SPACE(sizeof(int))];
         } ctl = {};
-        struct iovec iov = { .iov_base = buf, .iov_len = len };
+        struct iovec iov = { .iov_base = (void *) buf, .iov_len = len };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
         c->cmsg_level = SOL_SOCKET;
@@ -287,21 +361,43 @@ static int zygote_request_locked(char *const *argv, int sync_fd, pid_t *ret_pid,
         c->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(c), &sync_fd, sizeof(int));
         ssize_t k;
-        while ((k = sendmsg(zygote_sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        while ((k = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
                 ;
         if (k < 0)
-                return errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN
-                               ? -EPIPE
-                               : moat_error_set(reterr, errno, "sending to the monitor zygote");
+                return -errno;
+        return k == (ssize_t) len ? 0 : -EPROTO;
+}
+
+/* The spare serves the request: one wake-up fewer than through the
+ * zygote, which clones the next spare once this one has taken it.
+ * -ENOENT: no spare at hand (or it is gone). */
+static int spare_request_locked(const char *buf, size_t len, int sync_fd, pid_t *ret_pid, int *ret_pidfd)
+{
+        if (spare.sock < 0)
+                return -ENOENT;
+        int r = request_send(spare.sock, buf, len, sync_fd);
+        if (r < 0) {
+                spare_forget_locked();
+                return -ENOENT;
+        }
+        *ret_pid = spare.pid;
+        *ret_pidfd = TAKE_FD(spare.pidfd);
+        spare_forget_locked();
+        return 0;
+}
+
+/* One request; -EPIPE when the zygote is gone (the caller starts another). */
+static int zygote_request_locked(const char *buf, size_t len, int sync_fd, pid_t *ret_pid, int *ret_pidfd,
+                                 struct moat_error **reterr)
+{
+        int r = request_send(zygote_sock, buf, len, sync_fd);
+        if (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN)
+                return -EPIPE;
+        if (r < 0)
+                return moat_error_set(reterr, r, "sending to the monitor zygote");
 
         struct moat_zygote_reply rep;
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } rctl;
-        struct iovec riov = { .iov_base = &rep, .iov_len = sizeof(rep) };
-        struct msghdr rmh = { .msg_iov = &riov, .msg_iovlen = 1, .msg_control = rctl.buf,
-                              .msg_controllen = sizeof(rctl.buf) };
+        int pidfd = -EBADF;
         for (;;) {
                 struct pollfd p = { .fd = zygote_sock, .events = POLLIN };
                 int pr = poll(&p, 1, ZYGOTE_REPLY_TIMEOUT_MS);
@@ -310,28 +406,19 @@ static int zygote_request_locked(char *const *argv, int sync_fd, pid_t *ret_pid,
                 if (pr == 0)
                         return moat_error_setx(reterr, -ETIMEDOUT, "the monitor zygote did not answer within %d s",
                                                ZYGOTE_REPLY_TIMEOUT_MS / 1000);
-                k = recvmsg(zygote_sock, &rmh, MSG_CMSG_CLOEXEC);
-                if (k < 0 && errno == EINTR)
+                r = zygote_receive_locked(0, &rep, &pidfd);
+                if (r == 1) /* a spare announced: wait on for the answer */
                         continue;
-                /* A spare announced (it carries no fd): wait on for the answer. */
-                if (k == (ssize_t) sizeof(rep) && rep.pid == 0 && rep.error == 0 && rep.next_spare > 0 &&
-                    !(rmh.msg_controllen > 0 && CMSG_FIRSTHDR(&rmh))) {
-                        zygote_spare_pid = rep.next_spare;
-                        rmh.msg_controllen = sizeof(rctl.buf);
-                        continue;
-                }
                 break;
         }
-        if (k <= 0)
-                return k == 0 || errno == ECONNRESET ? -EPIPE : moat_error_set(reterr, errno, "the monitor zygote");
-        int pidfd = -EBADF;
-        for (c = CMSG_FIRSTHDR(&rmh); c; c = CMSG_NXTHDR(&rmh, c))
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
-                        memcpy(&pidfd, CMSG_DATA(c), sizeof(int));
-        if (k != (ssize_t) sizeof(rep) || (rep.error == 0 && (pidfd < 0 || rep.pid <= 0))) {
+        if (r == -EPIPE || r == -ECONNRESET)
+                return -EPIPE;
+        if (r == -EPROTO || (r == 0 && rep.error == 0 && (pidfd < 0 || rep.pid <= 0))) {
                 safe_close(pidfd);
                 return moat_error_setx(reterr, -EPROTO, "the monitor zygote's answer is malformed");
         }
+        if (r < 0)
+                return moat_error_set(reterr, r, "the monitor zygote");
         if (rep.error != 0) {
                 safe_close(pidfd);
                 return moat_error_set(reterr, -rep.error, "the monitor zygote could not start a monitor");
@@ -341,19 +428,32 @@ static int zygote_request_locked(char *const *argv, int sync_fd, pid_t *ret_pid,
         return 0;
 }
 
-/* A monitor with sync_fd as its fd 3, forked by the zygote. */
+/* A monitor with sync_fd as its fd 3: the spare, or one the zygote forks. */
 static int zygote_spawn(char *const *argv, int sync_fd, pid_t *ret_pid, int *ret_pidfd, struct moat_error **reterr)
 {
-        int r = -EPIPE;
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        int r = request_build(argv, &buf, &len, reterr);
+        if (r < 0)
+                return r;
 
         pthread_mutex_lock(&zygote_lock);
-        for (int attempt = 0; attempt < 2 && r == -EPIPE; attempt++) {
+        if (zygote_sock >= 0)
+                zygote_read_announcements_locked();
+        /* A zygote found gone is replaced now, even when its last spare
+         * serves this request: it clones the next. */
+        if (zygote_sock < 0 && spare.sock >= 0) {
+                _cleanup_error_ struct moat_error *ignored = NULL;
+                (void) !zygote_start_locked(argv[0], &ignored);
+        }
+        r = spare_request_locked(buf, len, sync_fd, ret_pid, ret_pidfd);
+        for (int attempt = 0; attempt < 2 && r < 0 && (r == -ENOENT || r == -EPIPE); attempt++) {
                 if (zygote_sock < 0) {
                         r = zygote_start_locked(argv[0], reterr);
                         if (r < 0)
                                 break;
                 }
-                r = zygote_request_locked(argv, sync_fd, ret_pid, ret_pidfd, reterr);
+                r = zygote_request_locked(buf, len, sync_fd, ret_pid, ret_pidfd, reterr);
                 if (r == -EPIPE || r == -ETIMEDOUT || r == -EPROTO)
                         zygote_drop_locked();
         }

@@ -28,6 +28,7 @@
  * {"error":...} is written.
  */
 
+#include <assert.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -669,34 +670,42 @@ static int run_verb(int argc, char **argv)
  * The child is cloned one request ahead (the spare, spare_main): between
  * two requests it takes the copy-on-write and first-touch faults a create
  * would take on its way (1 to 2 ms here, where a fault costs 7-15 us),
- * and the clone itself is off the start's path too. The request reaches
- * it on a socket of its own; where there is no spare (it died, or the
- * clone failed), the zygote clones the monitor for the request as before.
+ * and the clone itself is off the start's path too. The spare's socket
+ * and pidfd go to the daemon with its announcement, and the daemon sends
+ * the request to the spare itself: the start wakes one process, not the
+ * zygote and then the spare (0.2-0.6 ms here). The zygote keeps a pipe
+ * the spare holds open until it takes a request, and clones the next at
+ * its end. Where there is no spare (it died, or the clone failed), the
+ * daemon asks the zygote, which clones the monitor for the request.
  */
 struct spare {
         pid_t pid;
-        int pidfd;
-        int sock;
+        /* The read end of a pipe whose write end only the spare holds: at
+         * its end the spare has taken a request (become_monitor closes
+         * it) or is gone, and the next one is cloned. */
+        int taken;
 };
 
-static void zygote_answer(int sock, pid_t pid, int error, int pidfd, pid_t next_spare)
+/* An answer, or an announcement with the spare's socket and pidfd. */
+static void zygote_answer(int sock, pid_t pid, int error, const int *fds, size_t n_fds, pid_t next_spare)
 {
         struct moat_zygote_reply rep = { .pid = pid, .error = error, .next_spare = next_spare };
         struct iovec iov = { .iov_base = &rep, .iov_len = sizeof(rep) };
         union {
                 struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
+                char buf[CMSG_SPACE(2 * sizeof(int))];
         } ctl = {};
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-        if (pidfd >= 0) {
+        assert(n_fds <= 2);
+        if (n_fds > 0) {
                 mh.msg_control = ctl.buf;
-                mh.msg_controllen = sizeof(ctl.buf);
+                mh.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
                 struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
                 c->cmsg_level = SOL_SOCKET;
                 c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(c), &pidfd, sizeof(int));
+                c->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+                memcpy(CMSG_DATA(c), fds, n_fds * sizeof(int));
         }
         while (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
                 ;
@@ -901,8 +910,9 @@ static void spare_idle_probe(void)
                 _exit(1); /* cannot happen: stuck at SCHED_IDLE, start afresh */
 }
 
-/* buf: the zygote's request buffer, ours now (a copy). */
-static _Noreturn void spare_main(int sock, char *buf)
+/* buf: the zygote's request buffer, ours now (a copy). sock: the end of
+ * the socket the daemon is given; taken: see struct spare. */
+static _Noreturn void spare_main(int sock, int taken, char *buf)
 {
         char *args[MOAT_ZYGOTE_MAX_ARGS + 2];
         bool malformed = true;
@@ -917,20 +927,29 @@ static _Noreturn void spare_main(int sock, char *buf)
                 if (sched_getscheduler(0) != SCHED_OTHER)
                         _exit(1);
         }
-        /* The zygote checked the request; the end of the socket is the zygote's. */
+        /* The request comes from the daemon, which holds the other end; it
+         * is checked here as the zygote checks its own. */
         ssize_t n = receive_request(sock, buf, &sync_fd, &malformed);
         if (n <= 0 || malformed || !split_request(buf, (size_t) n, args, &argc))
                 _exit(n == 0 ? 0 : 1);
+        (void) taken; /* closed with the rest by become_monitor */
         become_monitor(sync_fd, argc, args);
 }
 
+/* Clones the spare and hands the daemon its socket and pidfd; the zygote
+ * keeps only the pipe that tells it the spare was taken. */
 static void spare_fork(int daemon_sock, char *buf, struct spare *s)
 {
-        int sv[2], pidfd = -1;
+        int sv[2], taken[2], pidfd = -1;
 
-        *s = (struct spare){ .pid = 0, .pidfd = -1, .sock = -1 };
+        *s = (struct spare){ .pid = 0, .taken = -1 };
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 return;
+        if (pipe2(taken, O_CLOEXEC) < 0) {
+                close(sv[0]);
+                close(sv[1]);
+                return;
+        }
         struct clone_args ca = { .flags = CLONE_PARENT | CLONE_PIDFD, .pidfd = (uint64_t) (uintptr_t) &pidfd };
         if (spare_idle_ok)
                 sched_policy(SCHED_IDLE);
@@ -940,68 +959,69 @@ static void spare_fork(int daemon_sock, char *buf, struct spare *s)
         if (pid == 0) {
                 close(daemon_sock);
                 close(sv[0]);
-                spare_main(sv[1], buf);
+                close(taken[0]);
+                spare_main(sv[1], taken[1], buf);
         }
         close(sv[1]);
+        close(taken[1]);
         if (pid < 0) {
                 close(sv[0]);
+                close(taken[0]);
                 return;
         }
-        *s = (struct spare){ .pid = (pid_t) pid, .pidfd = pidfd, .sock = sv[0] };
+        int fds[2] = { sv[0], pidfd };
+        zygote_answer(daemon_sock, 0, 0, fds, 2, (pid_t) pid);
+        close(sv[0]);
+        close(pidfd);
+        *s = (struct spare){ .pid = (pid_t) pid, .taken = taken[0] };
 }
 
-/* Hands the request to the spare; false if it is gone. */
-static bool spare_take(struct spare *s, const char *buf, size_t n, int sync_fd)
-{
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } ctl = {};
-        struct iovec iov = { .iov_base = (void *) buf, .iov_len = n };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        ssize_t k;
-
-        if (s->pid <= 0)
-                return false;
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &sync_fd, sizeof(int));
-        while ((k = sendmsg(s->sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-                ;
-        return k == (ssize_t) n;
-}
-
-/* Without its socket the spare exits; it is the daemon's to reap, so wait
- * until it has, before the zygote itself goes. */
+/* The daemon holds the spare's socket and reaps it; the zygote waits for
+ * it to be gone (or serving) before it goes itself. */
 static void spare_drop(struct spare *s)
 {
-        if (s->pid <= 0)
+        if (s->taken < 0)
                 return;
-        close(s->sock);
-        if (s->pidfd >= 0) {
-                struct pollfd p = { .fd = s->pidfd, .events = POLLIN };
-                while (poll(&p, 1, 2000) < 0 && errno == EINTR)
-                        ;
-                close(s->pidfd);
-        }
-        *s = (struct spare){ .pid = 0, .pidfd = -1, .sock = -1 };
+        struct pollfd p = { .fd = s->taken, .events = POLLIN };
+        while (poll(&p, 1, 2000) < 0 && errno == EINTR)
+                ;
+        close(s->taken);
+        *s = (struct spare){ .pid = 0, .taken = -1 };
 }
 
 static int zygote(int sock)
 {
         _cleanup_free_ char *buf = malloc(MOAT_ZYGOTE_REQUEST_MAX + 1);
-        struct spare spare;
+        struct spare spare = { .pid = 0, .taken = -1 };
+        bool want_spare = true;
         int ret = 0;
 
         if (!buf)
                 return 1;
         spare_idle_probe();
-        spare_fork(sock, buf, &spare);
-        if (spare.pid > 0)
-                zygote_answer(sock, 0, 0, -1, spare.pid);
         for (;;) {
+                /* One spare at a time: the next is cloned once the last
+                 * was taken. A failed clone is tried again at the next
+                 * request rather than in a loop. */
+                if (want_spare && spare.taken < 0) {
+                        spare_fork(sock, buf, &spare);
+                        want_spare = false;
+                }
+                struct pollfd p[2] = { { .fd = sock, .events = POLLIN }, { .fd = spare.taken, .events = POLLIN } };
+                if (poll(p, spare.taken >= 0 ? 2 : 1, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        ret = 1;
+                        break;
+                }
+                if (spare.taken >= 0 && p[1].revents) {
+                        spare.taken = safe_close(spare.taken);
+                        want_spare = true;
+                        continue;
+                }
+                if (!p[0].revents)
+                        continue;
+
                 char *args[MOAT_ZYGOTE_MAX_ARGS + 2];
                 int argc = 0, sync_fd = -1, pidfd = -1;
                 bool malformed;
@@ -1011,47 +1031,38 @@ static int zygote(int sock)
                         ret = n < 0 ? 1 : 0;
                         break;
                 }
+                want_spare = true;
                 if (malformed) {
                         if (sync_fd >= 0)
                                 close(sync_fd);
-                        zygote_answer(sock, 0, EBADMSG, -1, 0);
+                        zygote_answer(sock, 0, EBADMSG, NULL, 0, 0);
                         continue;
                 }
                 if (!split_request(buf, (size_t) n, args, &argc)) {
                         close(sync_fd);
-                        zygote_answer(sock, 0, EINVAL, -1, 0);
+                        zygote_answer(sock, 0, EINVAL, NULL, 0, 0);
                         continue;
                 }
 
-                long pid;
-                if (spare_take(&spare, buf, (size_t) n, sync_fd)) {
-                        pid = spare.pid;
-                        pidfd = spare.pidfd;
-                        close(spare.sock);
-                } else {
-                        spare_drop(&spare);
-                        /* With CLONE_PARENT the exit signal is the zygote's own
-                         * (SIGCHLD); clone3 refuses to be given one. */
-                        struct clone_args ca = {
-                                .flags = CLONE_PARENT | CLONE_PIDFD,
-                                .pidfd = (uint64_t) (uintptr_t) &pidfd,
-                        };
-                        pid = syscall(SYS_clone3, &ca, sizeof(ca));
-                        if (pid == 0) {
-                                close(sock);
-                                become_monitor(sync_fd, argc, args);
-                        }
+                /* The daemon had no spare at hand (it sends to the spare
+                 * itself when it has one). With CLONE_PARENT the exit
+                 * signal is the zygote's own (SIGCHLD); clone3 refuses to
+                 * be given one. */
+                struct clone_args ca = {
+                        .flags = CLONE_PARENT | CLONE_PIDFD,
+                        .pidfd = (uint64_t) (uintptr_t) &pidfd,
+                };
+                long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+                if (pid == 0) {
+                        close(sock);
+                        become_monitor(sync_fd, argc, args);
                 }
                 int error = pid < 0 ? errno : 0;
                 close(sync_fd);
-                spare = (struct spare){ .pid = 0, .pidfd = -1, .sock = -1 };
-                zygote_answer(sock, pid > 0 ? (pid_t) pid : 0, error, pid > 0 ? pidfd : -1, 0);
+                zygote_answer(sock, pid > 0 ? (pid_t) pid : 0, error, pidfd >= 0 ? &pidfd : NULL, pidfd >= 0 ? 1 : 0,
+                              0);
                 if (pidfd >= 0)
                         close(pidfd);
-                /* The next one warms up while this request runs. */
-                spare_fork(sock, buf, &spare);
-                if (spare.pid > 0)
-                        zygote_answer(sock, 0, 0, -1, spare.pid);
         }
         spare_drop(&spare);
         return ret;

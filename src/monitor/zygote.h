@@ -11,12 +11,17 @@
  * The monitor that serves a request is usually a spare: a child the
  * zygote forked (with CLONE_PARENT, so the daemon's child like every
  * monitor) ahead of the request, which has faulted in the pages a create
- * writes and waits for its request on a socket of its own. next_spare
- * The zygote announces each spare it clones in a message of its own
- * ({0, 0, next_spare}, no fd), which the daemon reads past while it waits
- * for an answer: the daemon is the spare's parent and reaps the last one
- * named once the zygote is gone. At the end of its socket the zygote
- * closes the spare's, waits for the spare to exit, then exits.
+ * writes and waits for its request on a socket of its own. The zygote
+ * announces each spare in a message of its own ({0, 0, next_spare}) with
+ * two SCM_RIGHTS fds: the other end of the spare's socket and its pidfd.
+ * It keeps neither. The daemon sends the spare a request exactly as it
+ * would the zygote (same message, same fd); the spare answers nothing, it
+ * becomes the monitor, whose pid and pidfd the daemon already has. The
+ * daemon reads announcements when it needs a monitor and past them while
+ * it waits for an answer. There is one spare at a time: the zygote clones
+ * the next once the last has taken a request or is gone. At the end of
+ * its socket the zygote waits for its spare to go (the daemon closes the
+ * spare's socket and reaps it), then exits.
  */
 #include <stdint.h>
 

@@ -8,8 +8,10 @@ start and reaped, and the zygote goes when the daemon stops. The spare (a
 monitor cloned one request ahead, which warms up at SCHED_IDLE and makes a
 network namespace) serves the next start at SCHED_OTHER, its container in
 that namespace, a killed spare is replaced, and the spare goes with the
-daemon, reaped. Its protocol is checked by driving `moat-monitor
-zygote` directly: malformed requests get an errno answer and no process,
+daemon, reaped. The daemon holds the spare's socket and sends it the
+request itself: the zygote keeps neither end. Its protocol is checked by
+driving `moat-monitor zygote` directly: each spare is announced with its
+socket and pidfd, malformed requests get an errno answer and no process,
 end of input ends it.
 """
 
@@ -138,6 +140,65 @@ def test_killed_spare_is_replaced_and_reaped(daemon):
     assert d.docker("rm", "-f", cid).returncode == 0
 
 
+def unix_sockets():
+    """inode -> peer inode of every unix socket on this host (ss -x)."""
+    out = subprocess.run(["ss", "-xaH"], capture_output=True, text=True, check=True).stdout
+    peers = {}
+    for line in out.splitlines():
+        f = line.split()
+        # Netid State Recv-Q Send-Q Local-Address Port Peer-Address Port
+        if len(f) >= 8 and f[5].isdigit() and f[7].isdigit():
+            peers[int(f[5])] = int(f[7])
+    return peers
+
+
+def socket_inodes(pid):
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            out.add(int(link[8:-1]))
+    return out
+
+
+def holders_of(inode):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if inode in socket_inodes(int(d)):
+                    out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
+def test_spare_socket_is_held_by_the_daemon_not_the_zygote(daemon):
+    d = daemon
+    d.run_d(IMAGE, "true")
+    assert wait_for(lambda: len(spares_of(d.pid)) == 1)
+    spare = spares_of(d.pid)[0]
+    zygote = zygotes_of(d.pid)[0]
+    peers = unix_sockets()
+    spare_ends = [i for i in socket_inodes(spare) if i in peers]
+    assert len(spare_ends) == 1, (spare_ends, peers)
+    # the other end: the daemon's, or on its way to the daemon (announced,
+    # not yet read); never the zygote's
+    holders = holders_of(peers[spare_ends[0]])
+    assert set(holders) <= {d.pid}, holders
+    # nor its pidfd: what the zygote holds is its stdio, its socket and the
+    # pipe that tells it the spare was taken
+    zfds = [os.readlink(f"/proc/{zygote}/fd/{fd}") for fd in os.listdir(f"/proc/{zygote}/fd")]
+    assert not [f for f in zfds if "pidfd" in f], zfds
+    assert len(zfds) == 5, zfds
+    cid = d.run_d(IMAGE, "sleep", "1000")
+    assert monitor_of(d, cid) == spare
+    assert d.docker("rm", "-f", cid).returncode == 0
+
+
 def test_killed_zygote_is_replaced_and_reaped(daemon):
     d = daemon
     d.run_d(IMAGE, "true")   # make sure one exists
@@ -186,6 +247,7 @@ def zygote():
     theirs.close()
     ours.settimeout(10)
     yield ours, p
+    close_announced()
     ours.close()
     try:
         p.wait(timeout=10)
@@ -197,13 +259,19 @@ def zygote():
         harness.reap_orphans()
 
 
+ANNOUNCED = []   # the announced spares' sockets, kept open until the test ends
+
+
 def receive(sock):
-    """The next answer, past the spares the zygote announces ({0, 0, pid}, no fd)."""
+    """The next answer, past the spares the zygote announces ({0, 0, pid} with
+    the spare's socket and pidfd)."""
     while True:
         msg, got, _flags, _addr = socket.recv_fds(sock, REPLY.size + 16, 2)
         assert len(msg) == REPLY.size, msg
         pid, err, spare = REPLY.unpack(msg)
-        if pid == 0 and err == 0 and spare > 0 and not got:
+        if pid == 0 and err == 0 and spare > 0:
+            assert len(got) == 2, got
+            ANNOUNCED.extend(got)
             continue
         assert spare == 0
         return (pid, err), got
@@ -217,12 +285,19 @@ def ask(sock, payload, fds=()):
     return answer, len(got)
 
 
+def close_announced():
+    while ANNOUNCED:
+        os.close(ANNOUNCED.pop())
+
+
 def test_zygote_refuses_malformed_requests(zygote):
     sock, p = zygote
     r, w = os.pipe()
     try:
-        # what it holds after its start: its socket and its spare's socket and pidfd
-        assert wait_for(lambda: len(os.listdir(f"/proc/{p.pid}/fd")) == 6), os.listdir(f"/proc/{p.pid}/fd")
+        # what it holds after its start: its stdio, its socket and the pipe
+        # that tells it the spare was taken (the spare's socket and pidfd
+        # are ours)
+        assert wait_for(lambda: len(os.listdir(f"/proc/{p.pid}/fd")) == 5), os.listdir(f"/proc/{p.pid}/fd")
         # no sync fd attached
         (pid, err), nfds = ask(sock, b"moat-monitor\0run\0")
         assert (pid, err, nfds) == (0, 74, 0)        # EBADMSG
@@ -239,7 +314,7 @@ def test_zygote_refuses_malformed_requests(zygote):
         (pid, err), nfds = ask(sock, b"moat-monitor\0run\0", [w, r])
         assert (pid, err, nfds) == (0, 74, 0)
         # the zygote kept none of the fds it was sent
-        assert len(os.listdir(f"/proc/{p.pid}/fd")) == 6, os.listdir(f"/proc/{p.pid}/fd")
+        assert len(os.listdir(f"/proc/{p.pid}/fd")) == 5, os.listdir(f"/proc/{p.pid}/fd")
     finally:
         os.close(r)
         os.close(w)
@@ -271,3 +346,34 @@ def test_zygote_exits_at_end_of_input(zygote):
     sock, p = zygote
     sock.shutdown(socket.SHUT_RDWR)
     assert p.wait(timeout=10) == 0
+
+
+def test_announced_spare_serves_a_request_and_the_zygote_clones_the_next(zygote):
+    sock, p = zygote
+    r, w = os.pipe()
+    try:
+        msg, got, _flags, _addr = socket.recv_fds(sock, REPLY.size + 16, 2)
+        pid, err, spare = REPLY.unpack(msg)
+        assert (pid, err) == (0, 0) and spare > 0 and len(got) == 2, (pid, err, spare, got)
+        ANNOUNCED.extend(got)
+        spare_sock = socket.socket(fileno=os.dup(got[0]))
+        # the same request the zygote takes, sent to the spare itself
+        socket.send_fds(spare_sock, [b"moat-monitor\0run\0--id\0zyg-spare\0--sync-fd\0003\0"], [w])
+        spare_sock.close()
+        os.close(w)
+        w = -1
+        with os.fdopen(r, "rb") as f:
+            r = -1
+            line = f.readline()
+        assert b'"error"' in line and b"--bundle" in line, line
+        # the spare it announced was the one that answered; taken, it is
+        # followed by another
+        msg, got, _flags, _addr = socket.recv_fds(sock, REPLY.size + 16, 2)
+        pid, err, nxt = REPLY.unpack(msg)
+        ANNOUNCED.extend(got)
+        assert (pid, err) == (0, 0) and nxt > 0 and nxt != spare and len(got) == 2
+    finally:
+        for fd in (r, w):
+            if fd >= 0:
+                os.close(fd)
+        harness.reap_orphans()
