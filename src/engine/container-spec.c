@@ -345,7 +345,7 @@ int container_make_spec(struct moat_engine *e, struct container *c, const struct
 }
 
 /* Does the container ask for volumes or bind mounts (which docker resolves at create)? */
-static bool wants_volumes(const struct container *c)
+bool container_wants_volumes(const struct container *c)
 {
         json_t *volumes = json_object_get(c->config, "Volumes");
         json_t *binds = json_object_get(c->host_config, "Binds");
@@ -364,7 +364,7 @@ int container_create_volumes(struct moat_engine *e, struct container *c, const s
 {
         int r;
 
-        if (!wants_volumes(c))
+        if (!container_wants_volumes(c))
                 return 0;
         /* read-only: nothing is written, and its unmount syncs nothing */
         r = moat_container_fs_mount(e->store, img, dir_fd, MOAT_SNAPSHOT_READONLY, reterr);

@@ -540,9 +540,11 @@ int moat_engine_create(struct moat_engine *e, const char *name, json_t *body, ch
         _cleanup_image_ struct moat_image *img = NULL;
         _cleanup_close_ int dir_fd = -EBADF;
         _cleanup_(json_decrefp) json_t *doc_json = NULL;
-        _cleanup_free_ char *doc = NULL;
+        _cleanup_free_ char *doc = NULL, *event_text = NULL;
         json_t *config = NULL, *host_config = NULL, *warnings = NULL;
         struct container *c = NULL;
+        struct moat_db_event ev;
+        int64_t event_seq = 0;
         char id[65];
         const char *image;
         int r;
@@ -635,7 +637,16 @@ int moat_engine_create(struct moat_engine *e, const char *name, json_t *body, ch
                 d.created_ns = c->created_ns;
                 d.status = c->st;
                 d.doc = doc;
-                r = moat_db_container_insert_parsed(e->db, &d, doc_json, reterr);
+                /* Without volumes to make, nothing can fail between the row
+                 * and its event: one transaction for both. */
+                free(event_text);
+                event_text = NULL;
+                if (!container_wants_volumes(c))
+                        event_build(c, "create", NULL, &ev, &event_text);
+                if (event_text && moat_db_event_valid(&ev))
+                        r = moat_db_container_insert_event(e->db, &d, doc_json, &ev, &event_seq, reterr);
+                else
+                        r = moat_db_container_insert_parsed(e->db, &d, doc_json, reterr);
                 if (r != -EEXIST || (name && *name) || attempt >= NAME_RETRIES)
                         break;
                 moat_error_free(*reterr);
@@ -673,7 +684,10 @@ int moat_engine_create(struct moat_engine *e, const char *name, json_t *body, ch
         }
         container_release_locked(e, c);
         container_unref_locked(c);
-        event_locked(e, c, "create", NULL);
+        if (event_seq > 0)
+                event_recorded_locked(e, event_seq);
+        else
+                event_locked(e, c, "create", NULL);
         pthread_mutex_unlock(&e->lock);
         if (!(*ret_id = strdup(id)))
                 return moat_error_set(reterr, -ENOMEM, "container id");

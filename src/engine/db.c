@@ -1049,8 +1049,12 @@ static int container_doc_volumes(const char *id, const char *doc, const json_t *
         return doc_volumes(id, parsed, ret, reterr);
 }
 
+static int event_check(const struct moat_db_event *e, struct moat_error **reterr);
+static int event_insert(struct moat_db *db, const struct moat_db_event *e, int64_t *ret_seq,
+                        struct moat_error **reterr);
+
 static int container_insert(struct moat_db *db, const struct moat_db_container *c, const json_t *parsed,
-                            struct moat_error **reterr)
+                            const struct moat_db_event *ev, int64_t *ret_seq, struct moat_error **reterr)
 {
         _cleanup_strv_free_ char **vols = NULL;
         _cleanup_txn_ struct txn t = {};
@@ -1079,6 +1083,11 @@ static int container_insert(struct moat_db *db, const struct moat_db_container *
         r = container_doc_volumes(c->id, c->doc, parsed, &vols, reterr);
         if (r < 0)
                 return r;
+        if (ev) {
+                r = event_check(ev, reterr);
+                if (r < 0)
+                        return r;
+        }
 
         r = txn_begin(db, true, &t, reterr);
         if (r < 0)
@@ -1110,18 +1119,29 @@ static int container_insert(struct moat_db *db, const struct moat_db_container *
         r = set_container_volumes(db, c->id, vols, reterr);
         if (r < 0)
                 return r;
+        if (ev) {
+                r = event_insert(db, ev, ret_seq, reterr);
+                if (r < 0)
+                        return r;
+        }
         return txn_commit(&t, reterr);
 }
 
 int moat_db_container_insert(struct moat_db *db, const struct moat_db_container *c, struct moat_error **reterr)
 {
-        return container_insert(db, c, NULL, reterr);
+        return container_insert(db, c, NULL, NULL, NULL, reterr);
 }
 
 int moat_db_container_insert_parsed(struct moat_db *db, const struct moat_db_container *c, const json_t *doc,
                                     struct moat_error **reterr)
 {
-        return container_insert(db, c, doc, reterr);
+        return container_insert(db, c, doc, NULL, NULL, reterr);
+}
+
+int moat_db_container_insert_event(struct moat_db *db, const struct moat_db_container *c, const json_t *doc,
+                                   const struct moat_db_event *ev, int64_t *ret_seq, struct moat_error **reterr)
+{
+        return container_insert(db, c, doc, ev, ret_seq, reterr);
 }
 
 int moat_db_container_get(struct moat_db *db, const char *id, struct moat_db_container **ret,
@@ -1938,6 +1958,12 @@ static int event_insert(struct moat_db *db, const struct moat_db_event *e, int64
         if (ret_seq)
                 *ret_seq = seq;
         return 0;
+}
+
+bool moat_db_event_valid(const struct moat_db_event *e)
+{
+        _cleanup_error_ struct moat_error *ignored = NULL;
+        return event_check(e, &ignored) >= 0;
 }
 
 int moat_db_event_append(struct moat_db *db, const struct moat_db_event *e, int64_t *ret_seq,

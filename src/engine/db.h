@@ -167,10 +167,15 @@ MOAT_NODISCARD int moat_db_container_insert_parsed(struct moat_db *db, const str
 MOAT_NODISCARD int moat_db_container_update_parsed(struct moat_db *db, const char *id,
                                                    const struct moat_db_container_status *st, const char *doc,
                                                    const struct json_t *doc_json, struct moat_error **reterr);
+struct moat_db_event;
+/* moat_db_container_insert_parsed and moat_db_event_append in one
+ * transaction: a create's row and its event, both or neither. */
+MOAT_NODISCARD int moat_db_container_insert_event(struct moat_db *db, const struct moat_db_container *c,
+                                                  const struct json_t *doc_json, const struct moat_db_event *ev,
+                                                  int64_t *ret_seq, struct moat_error **reterr);
 /* moat_db_container_update_parsed (doc may be NULL) and
  * moat_db_event_append in one transaction: a start's new state and its
  * event, both or neither. */
-struct moat_db_event;
 MOAT_NODISCARD int moat_db_container_update_event(struct moat_db *db, const char *id,
                                                   const struct moat_db_container_status *st, const char *doc,
                                                   const struct json_t *doc_json, const struct moat_db_event *ev,
@@ -267,6 +272,9 @@ struct moat_db_event {
 void moat_db_event_done(struct moat_db_event *e);
 void moat_db_events_free(struct moat_db_event *v, size_t n);
 
+/* Whether the database takes e within its bounds (an event it refuses is
+ * dropped, not what it records). */
+bool moat_db_event_valid(const struct moat_db_event *e);
 /* Appends, then drops all but the newest events_max events, in one
  * transaction. ret_seq may be NULL. */
 MOAT_NODISCARD int moat_db_event_append(struct moat_db *db, const struct moat_db_event *e, int64_t *ret_seq,

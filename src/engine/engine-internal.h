@@ -132,5 +132,7 @@ MOAT_NODISCARD int container_normalize_create(struct moat_engine *e, json_t *bod
  * saved here only when volumes are held for it). */
 MOAT_NODISCARD int container_make_spec(struct moat_engine *e, struct container *c, const struct moat_image *img,
                                        int dir_fd, int run_fd, char **ret_spec_text, struct moat_error **reterr);
+/* Does it ask for volumes or bind mounts (which docker resolves at create)? */
+bool container_wants_volumes(const struct container *c);
 MOAT_NODISCARD int container_create_volumes(struct moat_engine *e, struct container *c, const struct moat_image *img,
                                             int dir_fd, struct moat_error **reterr);

@@ -849,6 +849,70 @@ static void test_update_with_event(void)
         moat_db_events_free(v, n);
 }
 
+/* A create's row and its event in one transaction: both or neither. */
+static void test_insert_with_event(void)
+{
+        _cleanup_error_ struct moat_error *e = NULL;
+        _cleanup_db_ struct moat_db *db = NULL;
+        _cleanup_free_ char *dir = subdir("insert-event");
+        struct moat_db_event *v = NULL;
+        size_t n = 0;
+        char id[65];
+        int64_t seq = 0;
+
+        int r = moat_db_open(dir, NULL, &db, &e);
+        is_int(r, 0, "open: %s", msg(e));
+        if (r < 0)
+                return;
+        make_id(id, 'c', 1);
+        struct moat_db_container c = {
+                .name = (char *) "made",
+                .image_ref = (char *) "busybox:latest",
+                .image_id = (char *) "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                .created_ns = 3,
+                .status = { .state = MOAT_CONTAINER_CREATED },
+                .doc = (char *) "{\"Mounts\":[]}",
+        };
+        memcpy(c.id, id, sizeof(id));
+        struct moat_db_event ev = { .type = (char *) "container", .action = (char *) "create",
+                                    .actor_id = id, .attributes = (char *) "{\"name\":\"made\"}", .time_ns = 4 };
+        ok(moat_db_event_valid(&ev), "the event is within bounds");
+        r = moat_db_container_insert_event(db, &c, NULL, &ev, &seq, &e);
+        is_int(r, 0, "row and event: %s", msg(e));
+        ok(seq > 0, "the event's seq is returned");
+        {
+                _cleanup_db_container_ struct moat_db_container *got = NULL;
+                is_int(moat_db_container_get(db, id, &got, &e), 0, "the row is stored");
+        }
+        r = moat_db_event_list(db, NULL, &v, &n, &e);
+        ok(r == 0 && n == 1 && v[0].seq == seq && streq(v[0].action, "create"), "the event is stored");
+        moat_db_events_free(v, n);
+
+        /* An event the database refuses: no row either. */
+        make_id(id, 'c', 2);
+        memcpy(c.id, id, sizeof(id));
+        c.name = (char *) "refused";
+        ev.attributes = (char *) "[1]";
+        ok(!moat_db_event_valid(&ev), "an attributes array is refused");
+        is_int(moat_db_container_insert_event(db, &c, NULL, &ev, &seq, &e), -EINVAL, "an invalid event fails it");
+        moat_error_freep(&e);
+        {
+                _cleanup_db_container_ struct moat_db_container *got = NULL;
+                is_int(moat_db_container_get(db, id, &got, &e), -ENOENT, "and the row was not stored");
+                moat_error_freep(&e);
+        }
+        /* A row the database refuses (its name taken): no event either. */
+        make_id(id, 'c', 3);
+        memcpy(c.id, id, sizeof(id));
+        c.name = (char *) "made";
+        ev.attributes = (char *) "{}";
+        is_int(moat_db_container_insert_event(db, &c, NULL, &ev, &seq, &e), -EEXIST, "a taken name fails it");
+        moat_error_freep(&e);
+        r = moat_db_event_list(db, NULL, &v, &n, &e);
+        ok(r == 0 && n == 1, "and no event was added");
+        moat_db_events_free(v, n);
+}
+
 static void test_meta(struct moat_db *db)
 {
         _cleanup_error_ struct moat_error *e = NULL;
@@ -1423,6 +1487,7 @@ int main(void)
         }
         test_events();
         test_update_with_event();
+        test_insert_with_event();
         test_statement_reuse();
         test_threads(true);
         test_threads(false);
