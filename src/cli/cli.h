@@ -264,9 +264,11 @@ struct cli_container_opts {
 MOAT_NODISCARD int cli_container_opts_parse(const char *verb, bool run, int argc, char **argv,
                                             struct cli_container_opts *o, struct moat_error **reterr);
 void cli_container_opts_clear(struct cli_container_opts *o);
-/* POST /containers/create; prints the daemon's warnings on stderr. */
-MOAT_NODISCARD int cli_container_create(struct moat_client *client, const struct cli_container_opts *o,
-                                        char **ret_id, struct moat_error **reterr);
+/* POST /containers/create; prints the daemon's warnings on stderr. With
+ * start, asks moat's daemon to start it too (`start=1`, docs/api.md);
+ * *ret_started says whether it did (another daemon ignores the ask). */
+MOAT_NODISCARD int cli_container_create(struct moat_client *client, const struct cli_container_opts *o, bool start,
+                                        char **ret_id, bool *ret_started, struct moat_error **reterr);
 /* The terminal's rows and columns (0 when fd is not one). */
 void cli_console_size(int fd, unsigned *rows, unsigned *cols);
 

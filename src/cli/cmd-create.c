@@ -659,8 +659,8 @@ int cli_container_opts_parse(const char *verb, bool run, int argc, char **argv, 
         return 0;
 }
 
-int cli_container_create(struct moat_client *client, const struct cli_container_opts *o, char **ret_id,
-                         struct moat_error **reterr)
+int cli_container_create(struct moat_client *client, const struct cli_container_opts *o, bool start, char **ret_id,
+                         bool *ret_started, struct moat_error **reterr)
 {
         _cleanup_free_ char *target = NULL, *name = NULL, *platform = NULL;
         _cleanup_json_ json_t *body = json_deep_copy(o->config), *reply = NULL;
@@ -676,8 +676,10 @@ int cli_container_create(struct moat_client *client, const struct cli_container_
         json_object_set_new(body, "NetworkingConfig",
                             json_pack("{s:{s:{}}}", "EndpointsConfig", mode && !startswith(mode, "container:") ? mode
                                                                                                              : "default"));
-        if (asprintf(&target, "/containers/create?name=%s%s%s", name ? name : "", platform ? "&platform=" : "",
-                     platform ? platform : "") < 0)
+        if (ret_started)
+                *ret_started = false;
+        if (asprintf(&target, "/containers/create?name=%s%s%s%s", name ? name : "", platform ? "&platform=" : "",
+                     platform ? platform : "", start ? "&start=1" : "") < 0)
                 return moat_error_set(reterr, -ENOMEM, "create");
         r = moat_client_call(client, "POST", target, body, NULL, &reply, reterr);
         if (r < 0)
@@ -690,6 +692,8 @@ int cli_container_create(struct moat_client *client, const struct cli_container_
         json_array_foreach(warnings, i, w)
                 if (json_is_string(w))
                         fprintf(stderr, "WARNING: %s\n", json_string_value(w));
+        if (ret_started)
+                *ret_started = start && json_is_true(json_object_get(reply, "Started"));
         *ret_id = strdup(id);
         return *ret_id ? 0 : moat_error_set(reterr, -ENOMEM, "create");
 }
@@ -708,7 +712,7 @@ int cmd_create(struct moat_cli *cli, int argc, char **argv, struct moat_error **
         r = cli_client(cli, &client, reterr);
         if (r < 0)
                 return r;
-        r = cli_container_create(client, &o, &id, reterr);
+        r = cli_container_create(client, &o, false, &id, NULL, reterr);
         if (r < 0)
                 return r;
         printf("%s\n", id);

@@ -467,14 +467,20 @@ int cmd_run(struct moat_cli *cli, int argc, char **argv, struct moat_error **ret
         r = cli_client(cli, &client, reterr);
         if (r < 0)
                 return r;
-        r = cli_container_create(client, &o, &id, reterr);
+        /* Detached, nothing is attached first: moat's daemon starts it with
+         * the create (cli_container_create); another daemon leaves the
+         * start to us. */
+        bool started = false;
+        r = cli_container_create(client, &o, o.detach, &id, &started, reterr);
         if (r < 0)
                 goto fail;
         if (o.detach) {
-                struct cli_session s = { .id = id, .start = true };
-                r = cli_session_run(client, &s, &status, reterr);
-                if (r < 0)
-                        goto fail;
+                if (!started) {
+                        struct cli_session s = { .id = id, .start = true };
+                        r = cli_session_run(client, &s, &status, reterr);
+                        if (r < 0)
+                                goto fail;
+                }
                 printf("%s\n", id);
                 return 0;
         }

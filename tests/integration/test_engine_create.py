@@ -4,9 +4,11 @@ cannot be made leaves nothing behind."""
 
 import json
 import os
+import socket
+import subprocess
 import time
 
-from daemon_fixture import IMAGE, daemon, demo_image_tar, moat_daemon  # noqa: F401
+from daemon_fixture import IMAGE, daemon, demo_image_tar, moat_daemon, moat_path  # noqa: F401
 
 
 def name(prefix="c"):
@@ -150,3 +152,62 @@ def test_volumes_from(daemon, tmp_path):
     daemon.ok("rm", "-v", src)
     assert v in volumes(daemon)   # a named volume outlives them
     daemon.ok("volume", "rm", v)
+
+
+def post(d, path, body):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(d.sock)
+    data = json.dumps(body).encode()
+    s.sendall((f"POST {path} HTTP/1.1\r\nHost: moat\r\nConnection: close\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n").encode() + data)
+    buf = b""
+    while chunk := s.recv(65536):
+        buf += chunk
+    s.close()
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(rest) if rest.strip() else None
+
+
+def test_create_with_start_extension(daemon):
+    """moat's `start=1`: the container made is running when the create
+    answers, and says so; without it, it is only created."""
+    n = name()
+    status, reply = post(daemon, f"/v1.51/containers/create?name={n}&start=1",
+                         {"Image": IMAGE, "Cmd": ["sleep", "1000"], "HostConfig": {"NetworkMode": "none"}})
+    assert status == 201, reply
+    assert reply["Started"] is True and reply["Id"], reply
+    st = daemon.inspect(n)["State"]
+    assert st["Running"] and st["Pid"] > 0, st
+    with open(f"/proc/{st['Pid']}/cmdline", "rb") as f:
+        assert f.read().split(b"\0")[0] == b"sleep"
+    events = daemon.ok("events", "--since", "0", "--until", str(int(time.time()) + 1),
+                       "--filter", f"container={n}", "--format", "{{.Action}}").stdout.split()
+    assert events[:2] == ["create", "start"], events
+    daemon.ok("rm", "-f", n)
+
+    n2 = name()
+    status, reply = post(daemon, f"/v1.51/containers/create?name={n2}",
+                         {"Image": IMAGE, "Cmd": ["sleep", "1000"], "HostConfig": {"NetworkMode": "none"}})
+    assert status == 201 and "Started" not in reply, reply
+    assert daemon.inspect(n2)["State"]["Status"] == "created"
+    daemon.ok("rm", "-f", n2)
+
+
+def test_create_with_start_failing_keeps_it_created(daemon):
+    """A start that fails answers as the start would, and the container
+    stays, created, with the start's exit code (127: no such program)."""
+    n = name()
+    status, reply = post(daemon, f"/v1.51/containers/create?name={n}&start=1",
+                         {"Image": IMAGE, "Cmd": ["/no/such/program"], "HostConfig": {"NetworkMode": "none"}})
+    assert status >= 400 and "no/such/program" in reply["message"], (status, reply)
+    st = daemon.inspect(n)["State"]
+    assert not st["Running"] and st["ExitCode"] == 127, st
+    # the moat CLI reports it as docker's does: exit code 127
+    p = subprocess.run([moat_path(), "-H", "unix://" + daemon.sock, "run", "-d", "--name", n + "-cli",
+                        "--network", "none", IMAGE, "/no/such/program"], capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=60)
+    assert p.returncode == 127, (p.returncode, p.stderr)
+    assert "no/such/program" in p.stderr and not p.stdout, (p.stdout, p.stderr)
+    assert daemon.inspect(n + "-cli")["State"]["ExitCode"] == 127
+    daemon.ok("rm", "-f", n, n + "-cli")
