@@ -156,6 +156,21 @@ def test_moat_cli_negotiates_down_to_dockerd(docker):
     assert cid in r.stdout.split(), r.stdout
 
 
+def test_moat_cli_run_detached_against_dockerd(docker):
+    """moat's `run -d` asks for the start with the create (`start=1`, a moat
+    extension); dockerd ignores it and says nothing of a start, so the CLI
+    starts the container itself."""
+    moat = os.path.join(harness.build_dir(), "src", "cli", "moat")
+    env = {k: v for k, v in docker.env.items() if k not in ("MOAT_API_VERSION", "DOCKER_API_VERSION")}
+    env.pop("MOAT_HOST", None)
+    r = managers.run([moat, "-H", f"unix://{docker.sock}", "run", "-d", "--network", "none",
+                      "--name", "moat-cli-run-d", IMAGE, "sleep", "100"], env=env, what="moat run -d against dockerd")
+    cid = r.stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", cid), r.stdout
+    # (dockerd's default runtime: moat's CLI has no --runtime)
+    assert docker.inspect("moat-cli-run-d", "{{.State.Running}}") == "true"
+
+
 def test_dockerd_knows_the_runtime(docker):
     runtimes = docker("info", "--format", "{{json .Runtimes}}").stdout
     assert "moat" in runtimes and managers.runtime() in runtimes, runtimes
