@@ -1134,6 +1134,8 @@ int moat_monitor_loop(const struct moat_monitor_loop_args *a)
                         (void) kill(M.pid, SIGKILL);
                 }
         }
+        if (a->started_fd >= 0)
+                close(a->started_fd);
         loop();
         moat_logfile_close(M.log);
         remove_files(true);

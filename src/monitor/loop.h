@@ -44,6 +44,7 @@ struct moat_monitor_loop_args {
         bool start_after_sync;    /* created only: the loop starts it after the sync answer */
         struct moat_create_leftovers *leftovers; /* the create's, freed with the trim (owned) */
         int fifo_path_fd, state_dir_fd; /* O_PATH: the runtime's exec.fifo and state dir, or -1 */
+        int started_fd;           /* closed once the sync is answered and the process started (owned), or -1 */
 };
 
 int moat_monitor_loop(const struct moat_monitor_loop_args *a);

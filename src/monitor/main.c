@@ -267,6 +267,10 @@ static struct create_job *create_job_running;
 
 /* A network namespace the spare made ahead for its container (spare_warm). */
 static int spare_netns_fd = -EBADF;
+/* The spare's end of the zygote's pipe (struct spare): held until the
+ * container is started, so that the zygote clones the next spare once
+ * this start no longer needs both CPUs (moat_monitor_loop_args). */
+static int spare_taken_fd = -EBADF;
 
 static void create_entry(void)
 {
@@ -568,6 +572,7 @@ static int setup(struct opts *o)
                 .leftovers = TAKE_PTR(job.leftovers),
                 .fifo_path_fd = TAKE_FD(fifo_fd),
                 .state_dir_fd = TAKE_FD(state_fd),
+                .started_fd = TAKE_FD(spare_taken_fd),
         };
         return moat_monitor_loop(&la);
 
@@ -674,15 +679,16 @@ static int run_verb(int argc, char **argv)
  * and pidfd go to the daemon with its announcement, and the daemon sends
  * the request to the spare itself: the start wakes one process, not the
  * zygote and then the spare (0.2-0.6 ms here). The zygote keeps a pipe
- * the spare holds open until it takes a request, and clones the next at
- * its end. Where there is no spare (it died, or the clone failed), the
+ * the spare holds open until it has started its container, and clones the
+ * next at its end: a warm-up on the other CPU while the init is cloned
+ * would make the init wait for it (docs/monitor.md). Where there is no spare (it died, or the clone failed), the
  * daemon asks the zygote, which clones the monitor for the request.
  */
 struct spare {
         pid_t pid;
         /* The read end of a pipe whose write end only the spare holds: at
-         * its end the spare has taken a request (become_monitor closes
-         * it) or is gone, and the next one is cloned. */
+         * its end the spare has started its container (the monitor's loop
+         * closes it) or is gone, and the next one is cloned. */
         int taken;
 };
 
@@ -763,19 +769,45 @@ static bool split_request(char *buf, size_t n, char **args, int *ret_argc)
         return argc >= 2 && argc <= MOAT_ZYGOTE_MAX_ARGS && (streq(args[1], "run") || streq(args[1], "exec"));
 }
 
-/* In the child that serves a request: the sync pipe on fd 3, nothing above it. */
+/* Moved above fd 3 if it is there, which the sync pipe takes. */
+static int keep_above_sync_fd(int fd)
+{
+        if (fd != SYNC_FD)
+                return fd;
+        int moved = fcntl(fd, F_DUPFD_CLOEXEC, SYNC_FD + 1);
+        close(fd);
+        return moved;
+}
+
+/* In the child that serves a request: the sync pipe on fd 3, nothing above
+ * it but what the spare made for it (its network namespace, its end of the
+ * zygote's pipe). */
 static _Noreturn void become_monitor(int sync_fd, int argc, char **args)
 {
         (void) prctl(PR_SET_NAME, "moat-monitor", 0, 0, 0);
         moat_json_seed();
+        if (spare_netns_fd >= 0)
+                spare_netns_fd = keep_above_sync_fd(spare_netns_fd);
+        if (spare_taken_fd >= 0)
+                spare_taken_fd = keep_above_sync_fd(spare_taken_fd);
         if (sync_fd != SYNC_FD && (dup2(sync_fd, SYNC_FD) < 0 || close(sync_fd) < 0))
                 _exit(1);
         (void) fcntl(SYNC_FD, F_SETFD, 0);
-        if (spare_netns_fd > SYNC_FD) {
-                (void) close_range(SYNC_FD + 1, (unsigned) spare_netns_fd - 1, 0);
-                (void) close_range((unsigned) spare_netns_fd + 1, ~0U, 0);
-        } else
-                (void) close_range(SYNC_FD + 1, ~0U, 0);
+        int keep[2] = { spare_netns_fd, spare_taken_fd };
+        if (keep[0] > keep[1]) {
+                int t = keep[0];
+                keep[0] = keep[1];
+                keep[1] = t;
+        }
+        unsigned from = SYNC_FD + 1;
+        for (size_t i = 0; i < ELEMENTSOF(keep); i++) {
+                if (keep[i] < (int) from)
+                        continue;
+                if ((unsigned) keep[i] > from)
+                        (void) close_range(from, (unsigned) keep[i] - 1, 0);
+                from = (unsigned) keep[i] + 1;
+        }
+        (void) close_range(from, ~0U, 0);
         _exit(run_verb(argc, args));
 }
 
@@ -932,7 +964,7 @@ static _Noreturn void spare_main(int sock, int taken, char *buf)
         ssize_t n = receive_request(sock, buf, &sync_fd, &malformed);
         if (n <= 0 || malformed || !split_request(buf, (size_t) n, args, &argc))
                 _exit(n == 0 ? 0 : 1);
-        (void) taken; /* closed with the rest by become_monitor */
+        spare_taken_fd = taken;
         become_monitor(sync_fd, argc, args);
 }
 

@@ -19,7 +19,7 @@
  * becomes the monitor, whose pid and pidfd the daemon already has. The
  * daemon reads announcements when it needs a monitor and past them while
  * it waits for an answer. There is one spare at a time: the zygote clones
- * the next once the last has taken a request or is gone. At the end of
+ * the next once the last has started its container (or is gone). At the end of
  * its socket the zygote waits for its spare to go (the daemon closes the
  * spare's socket and reaps it), then exits.
  */
