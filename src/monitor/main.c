@@ -895,13 +895,25 @@ static void spare_make_netns(void)
         spare_netns_fd = fresh;
 }
 
-static void spare_warm(void)
+static bool request_waiting(int sock)
+{
+        struct pollfd p = { .fd = sock, .events = POLLIN };
+        return poll(&p, 1, 0) > 0;
+}
+
+/* Step by step, the most useful first; a request that comes meanwhile
+ * ends it (what is left comes as faults, or is made by the create), so
+ * the warm-up never stands between the request and the start. */
+static void spare_warm(int sock)
 {
         void *chunks[SPARE_HEAP_WARM / SPARE_HEAP_CHUNK];
         size_t n = 0;
 
         (void) mallopt(M_ARENA_MAX, 1);
         (void) mallopt(M_TRIM_THRESHOLD, (int) (2 * SPARE_HEAP_WARM));
+        spare_make_netns();
+        if (request_waiting(sock))
+                return;
         for (; n < ELEMENTSOF(chunks); n++) {
                 chunks[n] = malloc(SPARE_HEAP_CHUNK);
                 if (!chunks[n])
@@ -910,8 +922,11 @@ static void spare_warm(void)
         }
         while (n > 0)
                 free(chunks[--n]);
+        if (request_waiting(sock))
+                return;
         (void) dl_iterate_phdr(warm_segment, NULL);
-        spare_make_netns();
+        if (request_waiting(sock))
+                return;
         side_stack_ready = create_stack_map();
         if (side_stack_ready)
                 (void) madvise((char *) side_stack_ready + CREATE_STACK_MAP_SIZE - SPARE_SIDE_STACK_WARM,
@@ -951,7 +966,7 @@ static _Noreturn void spare_main(int sock, int taken, char *buf)
         int argc = 0, sync_fd = -1;
 
         (void) prctl(PR_SET_NAME, "moat-spare", 0, 0, 0);
-        spare_warm();
+        spare_warm(sock);
         /* Woken at SCHED_IDLE, it would wait for the CPU the request
          * before is using. */
         if (spare_idle_ok) {
