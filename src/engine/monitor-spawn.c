@@ -297,30 +297,58 @@ static int zygote_start_locked(const char *monitor_path, struct moat_error **ret
         return 0;
 }
 
+/* Closes a spare's socket (it exits at its end) and waits for it: the
+ * daemon reaps its own children before it goes. */
+static void spare_end(pid_t pid, int pidfd, int sock)
+{
+        safe_close(sock);
+        if (pidfd < 0)
+                return;
+        struct pollfd p = { .fd = pidfd, .events = POLLIN };
+        while (poll(&p, 1, 2000) < 0 && errno == EINTR)
+                ;
+        (void) waitpid(pid, NULL, WNOHANG);
+        close(pidfd);
+}
+
 void moat_monitor_zygote_stop(void)
 {
         pthread_mutex_lock(&zygote_lock);
         pid_t pid = zygote_pid;
         int pidfd = pid > 0 ? (int) syscall(SYS_pidfd_open, pid, 0) : -EBADF;
-        if (zygote_sock >= 0)
-                zygote_read_announcements_locked();
-        /* The spare goes at the end of its socket, the zygote at the end
-         * of its own once the spare has; both are reaped here (or by the
-         * SIGCHLD handler first: ECHILD then). */
-        pid_t spare_pid = spare.pid;
-        int spare_pidfd = TAKE_FD(spare.pidfd);
-        spare_forget_locked();
+        /* First the zygote's end, so that it clones no other spare; then
+         * the spare held, and each one announced until the zygote's end
+         * (it goes once its spare has); all reaped here, or by the SIGCHLD
+         * handler first (ECHILD then). */
         if (zygote_sock >= 0)
                 (void) shutdown(zygote_sock, SHUT_WR);
-        for (int i = 0; i < 2; i++) {
-                int fd = i == 0 ? spare_pidfd : pidfd;
-                if (fd < 0)
+        spare_end(spare.pid, TAKE_FD(spare.pidfd), TAKE_FD(spare.sock));
+        spare.pid = 0;
+        while (zygote_sock >= 0) {
+                struct pollfd p = { .fd = zygote_sock, .events = POLLIN };
+                int pr = poll(&p, 1, 2000);
+                if (pr < 0 && errno == EINTR)
                         continue;
-                struct pollfd p = { .fd = fd, .events = POLLIN };
+                if (pr <= 0)
+                        break;
+                struct moat_zygote_reply rep;
+                int answer_fd = -EBADF;
+                int r = zygote_receive_locked(MSG_DONTWAIT, &rep, &answer_fd);
+                if (r == 1) {
+                        spare_end(spare.pid, TAKE_FD(spare.pidfd), TAKE_FD(spare.sock));
+                        spare.pid = 0;
+                        continue;
+                }
+                safe_close(answer_fd);
+                if (r < 0 && r != -EAGAIN && r != -EPROTO)
+                        break; /* its end: it has gone */
+        }
+        if (pidfd >= 0) {
+                struct pollfd p = { .fd = pidfd, .events = POLLIN };
                 while (poll(&p, 1, 2000) < 0 && errno == EINTR)
                         ;
-                (void) waitpid(i == 0 ? spare_pid : pid, NULL, WNOHANG);
-                close(fd);
+                (void) waitpid(pid, NULL, WNOHANG);
+                close(pidfd);
         }
         zygote_drop_locked();
         pthread_mutex_unlock(&zygote_lock);

@@ -1049,8 +1049,10 @@ static int zygote(int sock)
         for (;;) {
                 /* One spare at a time: the next is cloned once the last
                  * was taken. A failed clone is tried again at the next
-                 * request rather than in a loop. */
-                if (want_spare && spare.taken < 0) {
+                 * request rather than in a loop. A request (or the end)
+                 * waiting on the socket comes first: at the end, a spare
+                 * cloned would only keep the zygote waiting for it. */
+                if (want_spare && spare.taken < 0 && !request_waiting(sock)) {
                         spare_fork(sock, buf, &spare);
                         want_spare = false;
                 }
@@ -1064,7 +1066,6 @@ static int zygote(int sock)
                 if (spare.taken >= 0 && p[1].revents) {
                         spare.taken = safe_close(spare.taken);
                         want_spare = true;
-                        continue;
                 }
                 if (!p[0].revents)
                         continue;
