@@ -3223,8 +3223,9 @@ static int process_from_image(struct builder *b, const char *hostname, json_t *p
         r = 0;
         if (r >= 0)
                 r = set(out, "Hostname", json_string(hostname ? hostname : ""));
-        if (r >= 0)
-                r = set(out, "Env", str_array(rc->env));
+        /* Env stays the create's merge of the image's and the body's:
+         * HOSTNAME, HOME and TERM are the process's (moby's
+         * CreateDaemonEnvironment), not the Config's. */
         if (r >= 0 && img && !*sget(out, "User") && img->user)
                 r = set(out, "User", json_string(img->user));
         if (r >= 0 && img && !*sget(out, "WorkingDir") && img->working_dir)

@@ -785,6 +785,24 @@ def test_pid_host(daemon):
 # ---- process settings -----------------------------------------------------------------------------
 
 
+def test_config_env_is_the_merge_not_the_process_env(daemon):
+    """docker's inspect shows Config.Env as the image's merged with -e;
+    HOSTNAME, HOME and TERM are added to the process only."""
+    cid = daemon.ok("run", "-d", "-t", "-e", "K=V", IMAGE, "sleep", "100").stdout.strip()
+    try:
+        env = daemon.inspect(cid)["Config"]["Env"]
+        assert "K=V" in env and any(e.startswith("PATH=") for e in env), env
+        assert not [e for e in env if e.split("=", 1)[0] in ("HOSTNAME", "HOME", "TERM")], env
+        proc = daemon.ok("exec", cid, "env").stdout.split()
+        assert f"HOSTNAME={cid[:12]}" in proc and "HOME=/root" in proc and "TERM=xterm" in proc, proc
+        # a restart does not fold them in either
+        daemon.ok("restart", "-t", "0", cid)
+        env2 = daemon.inspect(cid)["Config"]["Env"]
+        assert env2 == env, (env, env2)
+    finally:
+        daemon.docker("rm", "-f", cid)
+
+
 def test_env_workdir_user_entrypoint(daemon, tmp_path):
     envfile = tmp_path / "env"
     envfile.write_text("# comment\nFROM_FILE=yes\nSPACED=a b\n")
