@@ -335,7 +335,8 @@ enum {
         OPT_READ_ONLY, OPT_NETWORK, OPT_STOP_SIGNAL, OPT_STOP_TIMEOUT, OPT_ULIMIT, OPT_DEVICE, OPT_SYSCTL,
         OPT_SHM_SIZE, OPT_GROUP_ADD, OPT_HEALTH_CMD, OPT_HEALTH_INTERVAL, OPT_HEALTH_RETRIES, OPT_HEALTH_TIMEOUT,
         OPT_HEALTH_START_PERIOD, OPT_NO_HEALTHCHECK, OPT_LOG_OPT, OPT_LOG_DRIVER, OPT_PLATFORM, OPT_SIG_PROXY,
-        OPT_DETACH_KEYS, OPT_PULL,
+        OPT_DETACH_KEYS, OPT_PULL, OPT_CPUSET_CPUS, OPT_CPUSET_MEMS, OPT_CPU_PERIOD, OPT_CPU_QUOTA, OPT_BLKIO_WEIGHT,
+        OPT_OOM_SCORE_ADJ, OPT_OOM_KILL_DISABLE, OPT_DOMAINNAME,
 };
 
 int cli_container_opts_parse(const char *verb, bool run, int argc, char **argv, struct cli_container_opts *o,
@@ -362,6 +363,14 @@ int cli_container_opts_parse(const char *verb, bool run, int argc, char **argv, 
                 { "cpus", required_argument, NULL, OPT_CPUS },
                 { "cpu-shares", required_argument, NULL, 'c' },
                 { "pids-limit", required_argument, NULL, OPT_PIDS_LIMIT },
+                { "cpuset-cpus", required_argument, NULL, OPT_CPUSET_CPUS },
+                { "cpuset-mems", required_argument, NULL, OPT_CPUSET_MEMS },
+                { "cpu-period", required_argument, NULL, OPT_CPU_PERIOD },
+                { "cpu-quota", required_argument, NULL, OPT_CPU_QUOTA },
+                { "blkio-weight", required_argument, NULL, OPT_BLKIO_WEIGHT },
+                { "oom-score-adj", required_argument, NULL, OPT_OOM_SCORE_ADJ },
+                { "oom-kill-disable", no_argument, NULL, OPT_OOM_KILL_DISABLE },
+                { "domainname", required_argument, NULL, OPT_DOMAINNAME },
                 { "cap-add", required_argument, NULL, OPT_CAP_ADD },
                 { "cap-drop", required_argument, NULL, OPT_CAP_DROP },
                 { "privileged", no_argument, NULL, OPT_PRIVILEGED },
@@ -485,6 +494,33 @@ int cli_container_opts_parse(const char *verb, bool run, int argc, char **argv, 
                                 r = json_object_set_new(hc, "PidsLimit", json_integer(v));
                         break;
                 }
+                case OPT_CPUSET_CPUS:
+                case OPT_CPUSET_MEMS:
+                        /* the daemon checks the list against the host's */
+                        r = json_object_set_new(hc, c == OPT_CPUSET_CPUS ? "CpusetCpus" : "CpusetMems",
+                                                json_string(optarg));
+                        break;
+                case OPT_CPU_PERIOD:
+                case OPT_CPU_QUOTA:
+                case OPT_BLKIO_WEIGHT:
+                case OPT_OOM_SCORE_ADJ: {
+                        static const char *const keys[] = { "CpuPeriod", "CpuQuota", "BlkioWeight", "OomScoreAdj" };
+                        static const char *const flags[] = { "--cpu-period", "--cpu-quota", "--blkio-weight",
+                                                             "--oom-score-adj" };
+                        size_t k = (size_t) (c - OPT_CPU_PERIOD);
+                        int64_t v;
+                        if (safe_atoi64(optarg, &v) < 0)
+                                r = need(reterr, verb, flags[k], optarg, "invalid syntax");
+                        else
+                                r = json_object_set_new(hc, keys[k], json_integer(v));
+                        break;
+                }
+                case OPT_OOM_KILL_DISABLE:
+                        r = json_object_set_new(hc, "OomKillDisable", json_true());
+                        break;
+                case OPT_DOMAINNAME:
+                        r = json_object_set_new(cfg, "Domainname", json_string(optarg));
+                        break;
                 case OPT_CAP_ADD:
                         r = array_add(hc, "CapAdd", optarg);
                         break;

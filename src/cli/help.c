@@ -38,8 +38,14 @@ struct cli_help {
 #define CONTAINER_OPTS                                                                                         \
              { 0, "cap-add", "list", "Add Linux capabilities" },                                               \
              { 0, "cap-drop", "list", "Drop Linux capabilities" },                                             \
+             { 0, "blkio-weight", "uint16", "Block IO (relative weight), between 10 and 1000, or 0 to disable" }, \
              { 'c', "cpu-shares", "int", "CPU shares (relative weight)" },                                     \
+             { 0, "cpu-period", "int", "Limit CPU CFS (Completely Fair Scheduler) period" },                   \
+             { 0, "cpu-quota", "int", "Limit CPU CFS (Completely Fair Scheduler) quota" },                     \
              { 0, "cpus", "decimal", "Number of CPUs" },                                                       \
+             { 0, "cpuset-cpus", "string", "CPUs in which to allow execution (0-3, 0,1)" },                    \
+             { 0, "cpuset-mems", "string", "MEMs in which to allow execution (0-3, 0,1)" },                    \
+             { 0, "domainname", "string", "Container NIS domain name" },                                       \
              { 0, "device", "list", "Add a host device to the container" },                                    \
              { 0, "entrypoint", "string", "Overwrite the default ENTRYPOINT of the image" },                   \
              { 'e', "env", "list", "Set environment variables" },                                              \
@@ -63,6 +69,8 @@ struct cli_help {
              { 0, "name", "string", "Assign a name to the container" },                                        \
              { 0, "network", "network", "Connect a container to a network (moat: none or host)" },             \
              { 0, "no-healthcheck", NULL, "Disable any container-specified HEALTHCHECK" },                     \
+             { 0, "oom-kill-disable", NULL, "Disable OOM Killer" },                                            \
+             { 0, "oom-score-adj", "int", "Tune host's OOM preferences (-1000 to 1000)" },                      \
              { 0, "pids-limit", "int", "Tune container pids limit (set -1 for unlimited)" },                   \
              { 0, "platform", "string", "Set platform if server is multi-platform capable" },                  \
              { 0, "privileged", NULL, "Give extended privileges to this container" },                          \

@@ -217,6 +217,41 @@ def test_run_flags_reach_the_container(daemon, names):
     assert "ro" in p.stdout.split("\n")[3:]
 
 
+def test_run_resource_flags(daemon, names):
+    """docker's cpuset, CFS, OOM and domain name flags, as the kernel sees them."""
+    n = names()
+    moat(daemon, "run", "-d", "--name", n, "--cpuset-cpus", "0", "--cpuset-mems", "0", "--cpu-period", "100000",
+         "--cpu-quota", "50000", "--oom-score-adj", "500", "-m", "64m", "--oom-kill-disable",
+         "--domainname", "example.org", IMAGE, "sleep", "60", check=0)
+    c = inspect(daemon, n)
+    hc = c["HostConfig"]
+    assert (hc["CpusetCpus"], hc["CpusetMems"], hc["CpuPeriod"], hc["CpuQuota"], hc["OomScoreAdj"],
+            hc["OomKillDisable"]) == ("0", "0", 100000, 50000, 500, True), hc
+    pid = c["State"]["Pid"]
+    with open(f"/proc/{pid}/oom_score_adj") as f:
+        assert f.read().strip() == "500"
+    with open(f"/proc/{pid}/status") as f:
+        assert re.search(r"^Cpus_allowed_list:\s+0$", f.read(), re.M)
+    with open(f"/proc/{pid}/cgroup") as f:
+        paths = {}
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            for ctrl in ctrls.split(","):
+                paths[ctrl] = path
+    if "cpu" in paths:
+        with open(f"/sys/fs/cgroup/cpu{paths['cpu']}/cpu.cfs_quota_us") as f:
+            assert f.read().strip() == "50000"
+        with open(f"/sys/fs/cgroup/memory{paths['memory']}/memory.oom_control") as f:
+            assert "oom_kill_disable 1" in f.read()
+    else:
+        with open(f"/sys/fs/cgroup/unified{paths['']}/cpu.max") as f:
+            assert f.read().split() == ["50000", "100000"]
+    p = moat(daemon, "exec", n, "cat", "/proc/sys/kernel/domainname", check=0)
+    assert p.stdout == "example.org\n"
+    p = moat(daemon, "run", "--rm", "--cpu-quota", "x", IMAGE, "true")
+    assert p.returncode == 125 and "--cpu-quota" in p.stderr, p.stderr
+
+
 def test_signal_proxy(daemon, names):
     n = names()
     proc = subprocess.Popen([moat_path(), "-H", daemon.host, "run", "--rm", "--name", n, IMAGE, "sh", "-c",
