@@ -889,6 +889,8 @@ static void spare_make_netns(void)
 
         if (own < 0 || unshare(CLONE_NEWNET) < 0)
                 return;
+        /* its loopback up, which the init would otherwise do on its way */
+        (void) !moat_loopback_up();
         int fresh = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
         if (setns(own, CLONE_NEWNET) < 0)
                 _exit(1); /* a monitor must not run in it: the zygote clones another */

@@ -30,6 +30,8 @@
 
 #include <fcntl.h>
 #include <link.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <sched.h>
@@ -53,6 +55,7 @@
 #include "runtime/process.h"
 #include "runtime/sync.h"
 #include "runtime/protect.h"
+#include "runtime/runtime.h"
 #include "runtime/terminal.h"
 
 #ifndef CLONE_NEWTIME
@@ -453,6 +456,23 @@ static int populate_segment(struct dl_phdr_info *info, size_t size, void *userda
         return 1;
 }
 
+/* A new network namespace comes with its loopback up, as with crun and
+ * docker's "none" network: a program in the container can reach itself on
+ * 127.0.0.1. Two ioctls on an AF_INET socket, where a netlink library
+ * would be more code than the change. */
+int moat_loopback_up(void)
+{
+        _cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct ifreq ifr = { .ifr_name = "lo" };
+
+        if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+                return -errno;
+        if (ifr.ifr_flags & IFF_UP)
+                return 0;
+        ifr.ifr_flags |= IFF_UP;
+        return ioctl(fd, SIOCSIFFLAGS, &ifr) < 0 ? -errno : 0;
+}
+
 static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, unsigned long created)
 {
         const struct oci_config *c = sp->config;
@@ -542,6 +562,13 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
         late &= ~after_go;
         if (late && unshare((int) late) < 0)
                 child_fail(sync_fd, -errno, (moat_error_set(&err, errno, "creating namespaces"), err));
+        if ((created | late) & CLONE_NEWNET) {
+                r = moat_loopback_up();
+                if (r < 0)
+                        child_fail(sync_fd, r,
+                                   (moat_error_set(&err, r, "bringing up the loopback interface of the new network "
+                                                            "namespace"), err));
+        }
 
         if (!sp->no_new_keyring)
                 /* A fresh anonymous session keyring, so the container does not

@@ -195,6 +195,10 @@ MOAT_NODISCARD int moat_spec_default(bool rootless, char **ret_json, struct moat
  * pids limit, ping for every group, no terminal). */
 MOAT_NODISCARD int moat_spec_hardened(char **ret_json, struct moat_error **reterr);
 
+/* Brings up "lo" in the caller's network namespace (the init does it in one
+ * it created); -errno. */
+MOAT_NODISCARD int moat_loopback_up(void);
+
 /* The runtime-spec features document (features-schema.json). */
 MOAT_NODISCARD int moat_features_json(char **ret_json, struct moat_error **reterr);
 

@@ -785,6 +785,16 @@ def test_pid_host(daemon):
 # ---- process settings -----------------------------------------------------------------------------
 
 
+def test_network_none_has_loopback(daemon):
+    """docker's --network none: no interface but lo, and lo up, so a program
+    reaches itself on 127.0.0.1."""
+    p = daemon.ok("run", "--rm", "--network", "none", IMAGE, "sh", "-c",
+                  "ls /sys/class/net; cat /sys/class/net/lo/flags; "
+                  "nc -l -p 5555 -e echo reached & sleep 0.3; nc 127.0.0.1 5555 </dev/null")
+    lines = p.stdout.split()
+    assert lines[0] == "lo" and int(lines[1], 16) & 0x1 and "reached" in lines, p.stdout
+
+
 def test_config_env_is_the_merge_not_the_process_env(daemon):
     """docker's inspect shows Config.Env as the image's merged with -e;
     HOSTNAME, HOME and TERM are added to the process only."""

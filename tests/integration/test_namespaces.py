@@ -44,6 +44,27 @@ def test_pid_namespace_shared(env):
     assert info["pid"] != 1
 
 
+def lo_flags(env, overrides=None):
+    c = env.container(["/bin/payload", "cat", "/sys/class/net/lo/flags"], overrides)
+    r = c.run()
+    assert r.returncode == 0, r.stderr
+    return int(r.stdout.strip(), 16)
+
+
+def test_new_network_namespace_has_loopback_up(env):
+    """As with crun and docker's "none" network: the init brings up "lo" in a
+    network namespace it made, so the container reaches 127.0.0.1."""
+    assert lo_flags(env) & 0x1, "lo is down in the new network namespace"   # IFF_UP
+
+
+def test_joined_network_namespace_is_left_as_it_is(env, netns_holder):
+    """A namespace joined by path is its owner's: its lo stays down."""
+    cfg = env.config()
+    nss = [n for n in cfg["linux"]["namespaces"] if n["type"] != "network"]
+    nss.append({"type": "network", "path": netns_holder})
+    assert not lo_flags(env, {"linux": {"namespaces": nss}}) & 0x1
+
+
 @pytest.fixture
 def netns_holder(env):
     """A process sitting in a fresh network namespace (unshare --net)."""
