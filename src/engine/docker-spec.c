@@ -3223,9 +3223,30 @@ static int process_from_image(struct builder *b, const char *hostname, json_t *p
         r = 0;
         if (r >= 0)
                 r = set(out, "Hostname", json_string(hostname ? hostname : ""));
-        /* Env stays the create's merge of the image's and the body's:
-         * HOSTNAME, HOME and TERM are the process's (moby's
-         * CreateDaemonEnvironment), not the Config's. */
+        /* Env: moby's merge of the body's and the image's. HOSTNAME, HOME
+         * and TERM are the process's (moby's CreateDaemonEnvironment), not
+         * the Config's. */
+        if (r >= 0 && img && img->env && img->env[0]) {
+                json_t *merged = json_is_array(json_object_get(out, "Env")) ? json_deep_copy(json_object_get(out, "Env"))
+                                                                         : json_array();
+                for (size_t i = 0; merged && img->env[i]; i++) {
+                        size_t klen = strcspn(img->env[i], "=");
+                        bool set_by_body = false;
+                        size_t k;
+                        json_t *v;
+                        json_array_foreach(merged, k, v) {
+                                const char *kv = json_string_value(v);
+                                set_by_body = set_by_body ||
+                                              (kv && strncmp(kv, img->env[i], klen) == 0 &&
+                                               (kv[klen] == '=' || kv[klen] == '\0'));
+                        }
+                        if (!set_by_body && json_array_append_new(merged, json_string(img->env[i])) < 0) {
+                                json_decref(merged);
+                                merged = NULL;
+                        }
+                }
+                r = set(out, "Env", merged);
+        }
         if (r >= 0 && img && !*sget(out, "User") && img->user)
                 r = set(out, "User", json_string(img->user));
         if (r >= 0 && img && !*sget(out, "WorkingDir") && img->working_dir)
