@@ -66,7 +66,16 @@ def comm(pid):
 
 
 def zygotes_of(daemon_pid):
-    return [p for p in children_of(daemon_pid) if comm(p) == "moat-zygote"]
+    """The daemon's children named moat-zygote, once that is settled: a spare
+    the zygote has just cloned (after the last start) bears its name until
+    it renames itself."""
+    found = []
+
+    def settled():
+        found[:] = [p for p in children_of(daemon_pid) if comm(p) == "moat-zygote"]
+        return len(found) <= 1
+    wait_for(settled, timeout=5)
+    return list(found)
 
 
 def spares_of(daemon_pid):
