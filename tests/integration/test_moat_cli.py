@@ -185,6 +185,17 @@ def test_run_streams_and_stdin_half_close(daemon):
     assert p.stdout == "eof\n"
 
 
+def cgroup_paths(pid):
+    """controller -> the process's cgroup path ("" for cgroup v2)."""
+    paths = {}
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            for ctrl in ctrls.split(","):
+                paths[ctrl] = path
+    return paths
+
+
 def test_run_flags_reach_the_container(daemon, names):
     n = names()
     moat(daemon, "run", "-d", "--name", n, "--memory", "64m", "--pids-limit", "50", "--cpus", "0.5",
@@ -194,12 +205,7 @@ def test_run_flags_reach_the_container(daemon, names):
     assert c["State"]["Running"] and c["Config"]["Labels"]["k"] == "v"
     pid = c["State"]["Pid"]
     # the limits, from the host's side of the cgroups
-    with open(f"/proc/{pid}/cgroup") as f:
-        paths = {}
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            for ctrl in ctrls.split(","):
-                paths[ctrl] = path
+    paths = cgroup_paths(pid)
     if "memory" in paths:
         with open(f"/sys/fs/cgroup/memory{paths['memory']}/memory.limit_in_bytes") as f:
             assert int(f.read()) == 64 * 1024 * 1024
@@ -232,12 +238,7 @@ def test_run_resource_flags(daemon, names):
         assert f.read().strip() == "500"
     with open(f"/proc/{pid}/status") as f:
         assert re.search(r"^Cpus_allowed_list:\s+0$", f.read(), re.M)
-    with open(f"/proc/{pid}/cgroup") as f:
-        paths = {}
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            for ctrl in ctrls.split(","):
-                paths[ctrl] = path
+    paths = cgroup_paths(pid)
     if "cpu" in paths:
         with open(f"/sys/fs/cgroup/cpu{paths['cpu']}/cpu.cfs_quota_us") as f:
             assert f.read().strip() == "50000"
