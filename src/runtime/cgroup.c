@@ -49,6 +49,7 @@ struct hierarchy {
         bool v2;
         bool cpuset;
         int rank;         /* preference for moat_cgroup_pids(): lowest first */
+        bool made;        /* hierarchy_create() done for this create */
         dev_t dev;        /* the hierarchy's superblock; 0 when deserialized */
 };
 
@@ -56,7 +57,7 @@ struct moat_cgroup {
         struct hierarchy *h;
         size_t n;
         char *path;     /* for state and list */
-        int unified_fd; /* lazily opened, pure cgroup2 only */
+        int v2_fd;      /* the cgroup2 directory for CLONE_INTO_CGROUP (moat_cgroup_make_v2) */
         bool unified;
         struct moat_cgroup_mounts *mounts; /* what create found; NULL when deserialized */
 };
@@ -785,7 +786,7 @@ static struct moat_cgroup *cgroup_new(size_t n)
 
         if (!cg)
                 return NULL;
-        cg->unified_fd = -EBADF;
+        cg->v2_fd = -EBADF;
         cg->h = calloc(n ? n : 1, sizeof(*cg->h));
         if (!cg->h) {
                 free(cg);
@@ -858,13 +859,94 @@ int moat_cgroup_plan(const char *cgroups_path, const char *id, struct moat_cgrou
 int moat_cgroup_make(struct moat_cgroup *cg, struct moat_error **reterr)
 {
         for (size_t i = 0; i < cg->n; i++) {
+                if (cg->h[i].made)
+                        continue;
                 int r = hierarchy_create(&cg->h[i], reterr);
                 if (r < 0) {
                         rollback(cg);
                         return r;
                 }
+                cg->h[i].made = true;
         }
         return 0;
+}
+
+int moat_cgroup_make_v2(struct moat_cgroup *cg, int *ret_fd, struct moat_error **reterr)
+{
+        for (size_t i = 0; i < cg->n; i++) {
+                struct hierarchy *h = &cg->h[i];
+                char buf[PATH_MAX];
+                int r;
+
+                if (!h->v2)
+                        continue;
+                if (!h->made) {
+                        r = hierarchy_create(h, reterr);
+                        if (r < 0)
+                                return r;
+                        h->made = true;
+                }
+                if (cg->v2_fd < 0) {
+                        snprintf(buf, sizeof(buf), "%s%s", h->mountpoint, h->path);
+                        cg->v2_fd = open(buf, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                        if (cg->v2_fd < 0) {
+                                r = moat_error_set(reterr, errno, "opening cgroup %s", buf);
+                                rollback(cg);
+                                return r;
+                        }
+                }
+                *ret_fd = cg->v2_fd;
+                return 0;
+        }
+        *ret_fd = -EBADF;
+        return 0;
+}
+
+int moat_cgroup_join_open(struct moat_cgroup *cg, struct moat_cgroup_join *ret, struct moat_error **reterr)
+{
+        *ret = (struct moat_cgroup_join){ .n = 0 };
+        for (size_t i = 0; i < cg->n; i++) {
+                const struct hierarchy *h = &cg->h[i];
+                char buf[PATH_MAX];
+
+                if (h->v2)
+                        continue;
+                if (ret->n >= ELEMENTSOF(ret->fd)) {
+                        moat_cgroup_join_close(ret);
+                        return moat_error_setx(reterr, -E2BIG, "more than %zu cgroup v1 hierarchies",
+                                               ELEMENTSOF(ret->fd));
+                }
+                snprintf(buf, sizeof(buf), "%s%s/tasks", h->mountpoint, h->path);
+                int fd = open(buf, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0) {
+                        int r = moat_error_set(reterr, errno, "opening %s", buf);
+                        moat_cgroup_join_close(ret);
+                        return r;
+                }
+                ret->hierarchy[ret->n] = i;
+                ret->fd[ret->n++] = fd;
+        }
+        return 0;
+}
+
+int moat_cgroup_join_self(struct moat_cgroup *cg, struct moat_cgroup_join *join, struct moat_error **reterr)
+{
+        int r = 0;
+
+        for (size_t k = 0; k < join->n && r >= 0; k++)
+                if (write(join->fd[k], "0", 1) != 1) {
+                        const struct hierarchy *h = &cg->h[join->hierarchy[k]];
+                        r = moat_error_set(reterr, errno, "joining cgroup %s%s", h->mountpoint, h->path);
+                }
+        moat_cgroup_join_close(join);
+        return r;
+}
+
+void moat_cgroup_join_close(struct moat_cgroup_join *join)
+{
+        for (size_t k = 0; k < join->n; k++)
+                safe_close(join->fd[k]);
+        join->n = 0;
 }
 
 int moat_cgroup_create(const char *cgroups_path, const char *id, struct moat_cgroup **ret,
@@ -881,7 +963,7 @@ int moat_cgroup_create(const char *cgroups_path, const char *id, struct moat_cgr
         return 0;
 }
 
-int moat_cgroup_enter(struct moat_cgroup *cg, pid_t pid, struct moat_error **reterr)
+int moat_cgroup_enter(struct moat_cgroup *cg, pid_t pid, bool v2_only, struct moat_error **reterr)
 {
         char pidstr[32];
         int r;
@@ -889,6 +971,8 @@ int moat_cgroup_enter(struct moat_cgroup *cg, pid_t pid, struct moat_error **ret
         snprintf(pidstr, sizeof(pidstr), "%d", (int) pid);
         for (size_t i = 0; i < cg->n; i++) {
                 char buf[PATH_MAX];
+                if (v2_only && !cg->h[i].v2)
+                        continue;
                 int n = snprintf(buf, sizeof(buf), "%s%s/cgroup.procs", cg->h[i].mountpoint, cg->h[i].path);
 
                 if (n < 0 || (size_t) n >= sizeof(buf))
@@ -899,23 +983,6 @@ int moat_cgroup_enter(struct moat_cgroup *cg, pid_t pid, struct moat_error **ret
                         return moat_error_set(reterr, r, "writing pid %s to %s", pidstr, buf);
         }
         return 0;
-}
-
-int moat_cgroup_unified_fd(struct moat_cgroup *cg)
-{
-        if (!cg->unified)
-                return -EOPNOTSUPP;
-        if (cg->unified_fd < 0) {
-                char buf[PATH_MAX];
-                int n = snprintf(buf, sizeof(buf), "%s%s", cg->h[0].mountpoint, cg->h[0].path);
-
-                if (n < 0 || (size_t) n >= sizeof(buf))
-                        return -ENAMETOOLONG;
-                cg->unified_fd = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (cg->unified_fd < 0)
-                        return negative_errno();
-        }
-        return cg->unified_fd;
 }
 
 int moat_cgroup_serialize(const struct moat_cgroup *cg, char **ret)
@@ -1149,6 +1216,11 @@ static const struct hierarchy *v2_hierarchy(const struct moat_cgroup *cg)
         return NULL;
 }
 
+bool moat_cgroup_has_v2(const struct moat_cgroup *cg)
+{
+        return v2_hierarchy(cg) != NULL;
+}
+
 int moat_cgroup_open_v2(struct moat_cgroup *cg, int *ret_fd, struct moat_error **reterr)
 {
         const struct hierarchy *h = v2_hierarchy(cg);
@@ -1262,7 +1334,7 @@ int moat_cgroup_destroy(struct moat_cgroup *cg, struct moat_error **reterr)
         uint64_t deadline = 0;
         int ret = 0;
 
-        cg->unified_fd = safe_close(cg->unified_fd);
+        cg->v2_fd = safe_close(cg->v2_fd);
         for (size_t i = 0; i < cg->n; i++) {
                 int r = rmdir_created(&cg->h[i], true, &deadline, reterr);
                 if (r < 0 && ret == 0)
@@ -1279,7 +1351,7 @@ void moat_cgroup_free(struct moat_cgroup *cg)
                 free(cg->h[i].mountpoint);
                 free(cg->h[i].path);
         }
-        safe_close(cg->unified_fd);
+        safe_close(cg->v2_fd);
         moat_cgroup_mounts_free(cg->mounts);
         free(cg->h);
         free(cg);

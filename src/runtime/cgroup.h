@@ -79,14 +79,34 @@ MOAT_NODISCARD int moat_cgroup_plan(const char *cgroups_path, const char *id, st
                                     struct moat_error **reterr);
 MOAT_NODISCARD int moat_cgroup_make(struct moat_cgroup *cg, struct moat_error **reterr);
 
-/* Move pid into the container's cgroup in every hierarchy. */
-MOAT_NODISCARD int moat_cgroup_enter(struct moat_cgroup *cg, pid_t pid, struct moat_error **reterr);
+/* Move pid into the container's cgroup in every hierarchy (v2_only: in the
+ * cgroup2 one only). The first move after a quiet spell waits out an RCU
+ * grace period (the kernel's global threadgroup lock): see
+ * moat_cgroup_join_self() for a create's way around it. */
+MOAT_NODISCARD int moat_cgroup_enter(struct moat_cgroup *cg, pid_t pid, bool v2_only, struct moat_error **reterr);
 
-/* An O_DIRECTORY fd of the container's cgroup2 directory for clone3's
- * CLONE_INTO_CGROUP, or -EOPNOTSUPP when the layout cannot use it (v1 or
- * hybrid: v1 hierarchies need a cgroup.procs write anyway). The fd is
- * owned by cg. */
-int moat_cgroup_unified_fd(struct moat_cgroup *cg);
+/*
+ * How a create's init joins its cgroup without that wait. In cgroup2 it is
+ * cloned into its directory (clone3's CLONE_INTO_CGROUP, which takes the
+ * lock for reading only): moat_cgroup_make_v2() makes that directory ahead
+ * of the other hierarchies and returns an fd for the clone, owned by cg
+ * (-ENOENT: no cgroup2 hierarchy). In each v1 hierarchy the init writes "0"
+ * to "tasks" itself, which moves only the writing thread and so skips the
+ * lock: moat_cgroup_join_open() opens those files (before the init leaves
+ * the host's mounts), moat_cgroup_join_self() writes them and closes them.
+ */
+MOAT_NODISCARD int moat_cgroup_make_v2(struct moat_cgroup *cg, int *ret_fd, struct moat_error **reterr);
+
+struct moat_cgroup_join {
+        int fd[32];
+        size_t hierarchy[32];
+        size_t n;
+};
+MOAT_NODISCARD int moat_cgroup_join_open(struct moat_cgroup *cg, struct moat_cgroup_join *ret,
+                                         struct moat_error **reterr);
+MOAT_NODISCARD int moat_cgroup_join_self(struct moat_cgroup *cg, struct moat_cgroup_join *join,
+                                         struct moat_error **reterr);
+void moat_cgroup_join_close(struct moat_cgroup_join *join);
 
 /*
  * Serialize what was created (one line per hierarchy: "<mountpoint>\t<path
@@ -119,6 +139,9 @@ MOAT_NODISCARD int moat_cgroup_open_controller(struct moat_cgroup *cg, const cha
 
 /* Whether the host is pure cgroup v2 (one cgroup2 tree at /sys/fs/cgroup). */
 bool moat_cgroup_is_unified(const struct moat_cgroup *cg);
+
+/* Whether a cgroup2 hierarchy (pure or hybrid) is among the container's. */
+bool moat_cgroup_has_v2(const struct moat_cgroup *cg);
 
 /* Open the container's directory in the cgroup2 hierarchy (the whole tree
  * on a unified host, /sys/fs/cgroup/unified on a hybrid one). -ENOENT when

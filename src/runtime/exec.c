@@ -33,6 +33,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/sched.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -383,6 +384,10 @@ struct exec_child {
         unsigned long ns_flags; /* without CLONE_NEWPID: the fork did that */
         unsigned preserve_fds;
         sigset_t saved_mask;
+        /* The container's cgroup, joined by the child itself first thing
+         * (moat_cgroup_join_self); NULL: the parent moves it. */
+        struct moat_cgroup *cgroup;
+        struct moat_cgroup_join *cgroup_join;
 };
 
 static MOAT_NORETURN void child_fail(int sync_fd, int r, struct moat_error *err)
@@ -455,6 +460,12 @@ static MOAT_NORETURN void exec_child_main(const struct exec_child *x, int sync_f
          * /proc files while it holds host descriptors; execve restores
          * the dumpable flag for the program. */
         (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
+        if (x->cgroup) {
+                r = moat_cgroup_join_self(x->cgroup, x->cgroup_join, &err);
+                if (r < 0)
+                        child_fail(sync_fd, r, err);
+        }
 
         r = msg_recv(sync_fd, &h, NULL, &passed);
         safe_close(passed);
@@ -589,7 +600,7 @@ int moat_container_exec(const struct moat_runtime *rt, const struct moat_exec_op
                         struct moat_error **reterr)
 {
         _cleanup_close_ int root_fd = -EBADF, dir_fd = -EBADF, pidfd = -EBADF, sync_fd = -EBADF,
-                            pty_master = -EBADF, saved_pidns = -EBADF;
+                            pty_master = -EBADF, saved_pidns = -EBADF, cgroup_v2_fd = -EBADF;
         _cleanup_state_ struct moat_state *s = NULL;
         _cleanup_oci_config_ struct oci_config *config = NULL;
         _cleanup_seccomp_ struct moat_seccomp *seccomp = NULL;
@@ -737,12 +748,49 @@ int moat_container_exec(const struct moat_runtime *rt, const struct moat_exec_op
                         goto fail_unmask;
                 }
         }
-        pid_t pid = fork();
+        /* The child joins the cgroup without the parent's cgroup.procs
+         * writes, whose first after a quiet spell waits out an RCU grace
+         * period (see moat_cgroup_join_self): cloned into the cgroup2
+         * directory, writing the v1 "tasks" files the parent opened (a
+         * joined user namespace could not open them). */
+        struct moat_cgroup_join cgroup_join = { .n = 0 };
+        bool child_joins = false, cloned_into_cgroup = false;
+        if (cg && moat_cgroup_join_open(cg, &cgroup_join, NULL) >= 0) {
+                child_joins = true;
+                for (size_t k = 0; k < cgroup_join.n && child_joins; k++) {
+                        cgroup_join.fd[k] = fd_move_above(cgroup_join.fd[k], min_fd);
+                        child_joins = cgroup_join.fd[k] >= 0;
+                }
+                if (!child_joins) {
+                        for (size_t k = 0; k < cgroup_join.n; k++)
+                                if (cgroup_join.fd[k] >= 0)
+                                        safe_close(cgroup_join.fd[k]);
+                        cgroup_join.n = 0;
+                }
+                if (child_joins && moat_cgroup_open_v2(cg, &cgroup_v2_fd, NULL) >= 0)
+                        cgroup_v2_fd = fd_move_above(cgroup_v2_fd, min_fd);
+                x.cgroup = child_joins ? cg : NULL;
+                x.cgroup_join = &cgroup_join;
+        }
+        pid_t pid = -1;
+        if (cgroup_v2_fd >= 0) {
+                struct clone_args ca = {
+                        .flags = CLONE_INTO_CGROUP,
+                        .exit_signal = SIGCHLD,
+                        .cgroup = (uint64_t) cgroup_v2_fd,
+                };
+                pid = (pid_t) syscall(SYS_clone3, &ca, sizeof(ca));
+                cloned_into_cgroup = pid >= 0;
+        }
+        if (!cloned_into_cgroup)
+                pid = fork();
         if (pid == 0) {
                 sync_fd = safe_close(sync_fd);
+                cgroup_v2_fd = safe_close(cgroup_v2_fd);
                 exec_child_main(&x, child_fd);
         }
         int fork_errno = errno;
+        moat_cgroup_join_close(&cgroup_join);
         safe_close(child_fd);
         if (saved_pidns >= 0 && setns(saved_pidns, CLONE_NEWPID) < 0) {
                 r = moat_error_set(reterr, errno, "returning to the runtime's pid namespace");
@@ -755,8 +803,8 @@ int moat_container_exec(const struct moat_runtime *rt, const struct moat_exec_op
                 goto fail_unmask;
         }
 
-        if (cg) {
-                r = moat_cgroup_enter(cg, pid, reterr);
+        if (cg && !(child_joins && (!moat_cgroup_has_v2(cg) || cloned_into_cgroup))) {
+                r = moat_cgroup_enter(cg, pid, child_joins, reterr);
                 if (r < 0)
                         goto fail_kill;
         }

@@ -473,6 +473,14 @@ int moat_loopback_up(void)
         return ioctl(fd, SIOCSIFFLAGS, &ifr) < 0 ? -errno : 0;
 }
 
+/* The init of a create joins its cgroup by itself (moat_cgroup_join_self):
+ * when the parent made the directories after the clone and the init waits
+ * for them before its mounts. */
+static bool init_joins_cgroup(const struct moat_spawn *sp, unsigned long created)
+{
+        return sp->cgroup && sp->after_clone && !go_before_setup(sp, created);
+}
+
 static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, unsigned long created)
 {
         const struct oci_config *c = sp->config;
@@ -596,10 +604,16 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
         };
         /* The cgroup's directories, which the "cgroup" mounts bind, may be
          * made by the parent after the clone. */
+        struct moat_cgroup_join cgroup_join = { .n = 0 };
         if (!go_first && sp->after_clone) {
                 r = sync_recv(sync_fd, &h, NULL, NULL);
                 if (r < 0 || h.type != SYNC_CGROUP_MADE)
                         _exit(1);
+        }
+        if (init_joins_cgroup(sp, created)) {
+                r = moat_cgroup_join_open(sp->cgroup, &cgroup_join, &err);
+                if (r < 0)
+                        child_fail(sync_fd, r, err);
         }
         r = moat_mount_prepare_rootfs(&mctx, &err);
         if (r < 0)
@@ -644,6 +658,11 @@ static MOAT_NORETURN void child_main(const struct moat_spawn *sp, int sync_fd, u
                 r = sync_recv(sync_fd, &h, &state_json, NULL);
                 if (r < 0 || h.type != SYNC_GO)
                         _exit(1);
+                /* After the limits (the parent's, before the go), before
+                 * a cgroup namespace is rooted where the init is. */
+                r = moat_cgroup_join_self(sp->cgroup, &cgroup_join, &err);
+                if (r < 0)
+                        child_fail(sync_fd, r, err);
                 if (after_go && unshare((int) after_go) < 0)
                         child_fail(sync_fd, -errno,
                                    (moat_error_set(&err, errno, "creating the cgroup namespace"), err));
@@ -830,6 +849,15 @@ int moat_linux_spawn(const struct moat_spawn *sp, struct moat_spawn_result *ret,
                 flags |= oci_namespace_type_clone_flag(ns->type);
         }
 
+        /* The cgroup2 directory first, for the clone to put the init in. */
+        const bool init_joins = init_joins_cgroup(sp, flags);
+        int cgroup_fd = -EBADF; /* owned by sp->cgroup */
+        if (init_joins) {
+                r = moat_cgroup_make_v2(sp->cgroup, &cgroup_fd, reterr);
+                if (r < 0)
+                        return r;
+        }
+
         const struct oci_namespace *pidns = oci_config_find_namespace(c, OCI_NS_PID);
         const struct oci_namespace *timens = oci_config_find_namespace(c, OCI_NS_TIME);
         if (pidns && pidns->path) {
@@ -871,10 +899,27 @@ int moat_linux_spawn(const struct moat_spawn *sp, struct moat_spawn_result *ret,
                 clone_flags &= ~(unsigned long) CLONE_NEWNET;
                 fresh_netns = sp->fresh_netns_fd;
         }
-        pid_t pid = (pid_t) syscall(SYS_clone, clone_flags | SIGCHLD, NULL, NULL, NULL, 0);
+        pid_t pid = -1;
+        bool cloned_into_cgroup = false;
+        if (cgroup_fd >= 0) {
+                struct clone_args ca = {
+                        .flags = clone_flags | CLONE_INTO_CGROUP,
+                        .exit_signal = SIGCHLD,
+                        .cgroup = (uint64_t) cgroup_fd,
+                };
+                pid = (pid_t) syscall(SYS_clone3, &ca, sizeof(ca));
+                /* Refused (a kernel before 5.7, a seccomp filter, a
+                 * cgroup that takes no process): the plain clone below,
+                 * then a cgroup.procs write that names what is wrong. */
+                cloned_into_cgroup = pid >= 0;
+        }
+        if (!cloned_into_cgroup)
+                pid = (pid_t) syscall(SYS_clone, clone_flags | SIGCHLD, NULL, NULL, NULL, 0);
         int clone_errno = errno;
         if (pid == 0) {
                 close(pair[0]);
+                if (cgroup_fd >= 0)
+                        close(cgroup_fd);
                 if (fresh_netns >= 0) {
                         if (setns(fresh_netns, CLONE_NEWNET) < 0) {
                                 struct moat_error *err = NULL;
@@ -925,9 +970,9 @@ int moat_linux_spawn(const struct moat_spawn *sp, struct moat_spawn_result *ret,
                 if (r < 0)
                         goto fail;
         }
-        if (sp->cgroup) {
+        if (sp->cgroup && !(init_joins && (cgroup_fd < 0 || cloned_into_cgroup))) {
                 _cleanup_error_ struct moat_error *enter_err = NULL;
-                r = moat_cgroup_enter(sp->cgroup, pid, &enter_err);
+                r = moat_cgroup_enter(sp->cgroup, pid, init_joins, &enter_err);
                 if (r < 0) {
                         int init_r = go_first ? 0 : queued_init_error(sync_fd, reterr);
                         if (init_r < 0)

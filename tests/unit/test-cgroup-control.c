@@ -199,7 +199,7 @@ static pid_t spawn_worker(struct moat_cgroup *cg)
                         (*counter)++;
         }
         close(p[0]);
-        int r = moat_cgroup_enter(cg, pid, NULL);
+        int r = moat_cgroup_enter(cg, pid, false, NULL);
         if (write(p[1], "x", 1) != 1 || r < 0) {
                 kill(pid, SIGKILL);
                 waitpid(pid, NULL, 0);

@@ -11,7 +11,9 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <linux/sched.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -201,7 +203,7 @@ static void test_absolute(void)
 
         pid_t child = spawn_sleeper();
         ok(child > 0, "fork sleeper");
-        r = moat_cgroup_enter(cg, child, &err);
+        r = moat_cgroup_enter(cg, child, false, &err);
         is_int(r, 0, "enter %d%s%s", (int) child, err ? ": " : "", err ? err->msg : "");
         ok(pid_in_cgroup(child, want, false, &lines), "/proc/child/cgroup shows %s in every mounted hierarchy",
            want);
@@ -211,11 +213,13 @@ static void test_absolute(void)
         ok(r == 0 && n_pids == 1 && pids[0] == child, "pids lists the child");
 
         if (moat_cgroup_detect_layout(&layout, NULL) >= 0) {
-                int fd = moat_cgroup_unified_fd(cg);
-                if (layout == MOAT_CGROUP_LAYOUT_UNIFIED)
-                        ok(fd >= 0 && moat_cgroup_unified_fd(cg) == fd, "unified fd is opened once");
+                int fd = -1, again = -1;
+                r = moat_cgroup_make_v2(cg, &fd, &err);
+                if (layout == MOAT_CGROUP_LAYOUT_LEGACY)
+                        ok(r == 0 && fd == -EBADF, "no cgroup2 directory on a v1 host");
                 else
-                        is_int(fd, -EOPNOTSUPP, "no unified fd on a v1 or hybrid host");
+                        ok(r == 0 && fd >= 0 && moat_cgroup_make_v2(cg, &again, &err) == 0 && again == fd,
+                           "cgroup2 directory opened once for CLONE_INTO_CGROUP");
         }
 
         r = moat_cgroup_deserialize(text, &cg2, &err);
@@ -261,7 +265,7 @@ static void test_nested(void)
         snprintf(want, sizeof(want), "/%s/a/b/c", name);
         is_str(moat_cgroup_path(cg), want, "path is normalized");
         pid_t child = spawn_sleeper();
-        r = moat_cgroup_enter(cg, child, &err);
+        r = moat_cgroup_enter(cg, child, false, &err);
         is_int(r, 0, "enter nested (cpuset filled on every level)%s%s", err ? ": " : "", err ? err->msg : "");
         ok(pid_in_cgroup(child, want, false, &lines), "child is in %s everywhere", want);
         reap(child);
@@ -285,7 +289,7 @@ static void test_nested(void)
         if (r < 0)
                 return;
         child = spawn_sleeper();
-        r = moat_cgroup_enter(cg2, child, &err);
+        r = moat_cgroup_enter(cg2, child, false, &err);
         is_int(r, 0, "enter below an existing parent%s%s", err ? ": " : "", err ? err->msg : "");
         reap(child);
         r = moat_cgroup_destroy(cg2, &err);
@@ -323,7 +327,7 @@ static void test_default_and_relative(void)
         if (moat_cgroup_serialize(rel, &text) >= 0)
                 diag_text("relative state", text);
         pid_t child = spawn_sleeper();
-        r = moat_cgroup_enter(rel, child, &err);
+        r = moat_cgroup_enter(rel, child, false, &err);
         is_int(r, 0, "enter relative%s%s", err ? ": " : "", err ? err->msg : "");
 
         /* The child's cgroup must be the test's own one plus relname. */
@@ -435,6 +439,65 @@ static void test_deserialize_bad(void)
                 is_str(moat_cgroup_path(cg), "/a/b", "path of a loaded state");
 }
 
+/* The init's way in: cloned into the cgroup2 directory, then "0" written to
+ * each v1 "tasks" by the process itself. */
+static void test_join_self(void)
+{
+        _cleanup_cgroup_ struct moat_cgroup *cg = NULL;
+        _cleanup_error_ struct moat_error *err = NULL;
+        char want[128];
+        size_t lines = 0;
+        int v2_fd = -EBADF, r;
+
+        snprintf(want, sizeof(want), "/%s", name);
+        r = moat_cgroup_plan(want, "x", &cg, &err);
+        if (r >= 0)
+                r = moat_cgroup_make_v2(cg, &v2_fd, &err);
+        if (r >= 0)
+                r = moat_cgroup_make(cg, &err);
+        is_int(r, 0, "plan, make the cgroup2 directory, make the rest%s%s", err ? ": " : "", err ? err->msg : "");
+        if (r < 0)
+                return;
+
+        int ready[2];
+        if (pipe2(ready, O_CLOEXEC) < 0)
+                return;
+        struct clone_args ca = { .exit_signal = SIGCHLD };
+        if (v2_fd >= 0) {
+                ca.flags = CLONE_INTO_CGROUP;
+                ca.cgroup = (uint64_t) v2_fd;
+        }
+        pid_t child = (pid_t) syscall(SYS_clone3, &ca, sizeof(ca));
+        if (child == 0) {
+                struct moat_cgroup_join join;
+                close(ready[0]);
+                if (moat_cgroup_join_open(cg, &join, NULL) < 0 || moat_cgroup_join_self(cg, &join, NULL) < 0)
+                        _exit(1);
+                (void) !write(ready[1], "j", 1);
+                for (;;)
+                        pause();
+        }
+        close(ready[1]);
+        char c = 0;
+        ok(child > 0 && read(ready[0], &c, 1) == 1 && c == 'j', "the child joined by itself");
+        close(ready[0]);
+        ok(pid_in_cgroup(child, want, false, &lines), "/proc/child/cgroup shows %s in every mounted hierarchy",
+           want);
+        reap(child);
+
+        /* A v1 hierarchy whose directory is gone: the error names it. */
+        struct moat_cgroup_join join;
+        r = moat_cgroup_destroy(cg, &err);
+        is_int(r, 0, "destroy");
+        moat_error_freep(&err);
+        enum moat_cgroup_layout layout;
+        if (moat_cgroup_detect_layout(&layout, NULL) >= 0 && layout != MOAT_CGROUP_LAYOUT_UNIFIED) {
+                r = moat_cgroup_join_open(cg, &join, &err);
+                ok(r == -ENOENT && err && strstr(err->msg, name) && strstr(err->msg, "/tasks"),
+                   "join_open of a removed cgroup fails naming its tasks file: %s", err ? err->msg : "");
+        }
+}
+
 int main(void)
 {
         if (geteuid() != 0) {
@@ -457,6 +520,7 @@ int main(void)
         cleanup_all();
         test_refused();
         test_deserialize_bad();
+        test_join_self();
 
         char root[96];
         snprintf(root, sizeof(root), "/%s", name);
