@@ -591,6 +591,15 @@ static int make_args(const struct oci_image_exec_config *img, const struct moat_
         return 0;
 }
 
+static bool env_names(char *const *env, const char *entry)
+{
+        size_t keylen = strcspn(entry, "=");
+        for (size_t i = 0; env && env[i]; i++)
+                if (strncmp(env[i], entry, keylen) == 0 && (env[i][keylen] == '=' || env[i][keylen] == '\0'))
+                        return true;
+        return false;
+}
+
 static int make_env(const struct oci_image_exec_config *img, const struct moat_image_overrides *ov, const char *home,
                     char ***ret, struct moat_error **reterr)
 {
@@ -610,13 +619,17 @@ static int make_env(const struct oci_image_exec_config *img, const struct moat_i
                 if (r < 0)
                         return r;
         }
-        for (size_t i = 0; img && img->env && img->env[i]; i++) {
-                r = envlist_apply(&e, img->env[i], "image Env", i, reterr);
+        /* moby's order: the run-time variables, then the image's that
+         * they do not name (a bare "KEY" at run time drops the image's) */
+        for (size_t i = 0; ov && ov->env && ov->env[i]; i++) {
+                r = envlist_apply(&e, ov->env[i], "env", i, reterr);
                 if (r < 0)
                         return r;
         }
-        for (size_t i = 0; ov && ov->env && ov->env[i]; i++) {
-                r = envlist_apply(&e, ov->env[i], "env", i, reterr);
+        for (size_t i = 0; img && img->env && img->env[i]; i++) {
+                if (env_names(ov ? ov->env : NULL, img->env[i]))
+                        continue;
+                r = envlist_apply(&e, img->env[i], "image Env", i, reterr);
                 if (r < 0)
                         return r;
         }
