@@ -993,13 +993,18 @@ static void upgrade_cb(void *cls, struct MHD_Connection *connection, void *con_c
         /* Let the client read the 101 before any stream byte follows it:
          * clients that read the head with a buffering HTTP parser and then
          * the raw socket (docker-py) lose what came in the same read
-         * (docker/docker-py#2042). Bounded: 200 ms. */
-        for (int i = 0; i < 40; i++) {
+         * (docker/docker-py#2042). Nothing says when the peer has read, so
+         * this looks again after naps growing from 50 us (a client that
+         * reads at once is not kept waiting) to 5 ms. Bounded: 200 ms. */
+        long nap_ns = 50 * 1000, waited_ns = 0;
+        while (waited_ns < 200L * 1000 * 1000) {
                 int queued = 0;
                 if (ioctl(sock, SIOCOUTQ, &queued) < 0 || queued <= 0)
                         break;
-                struct timespec nap = { 0, 5 * 1000 * 1000 };
+                struct timespec nap = { 0, nap_ns };
                 nanosleep(&nap, NULL);
+                waited_ns += nap_ns;
+                nap_ns = nap_ns * 2 > 5L * 1000 * 1000 ? 5L * 1000 * 1000 : nap_ns * 2;
         }
         if (flags >= 0 && h->extra_len == extra_in_size && !atomic_load(&s->stopping))
                 h->fn(h, h->userdata);
