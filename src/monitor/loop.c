@@ -21,12 +21,14 @@
  * requests are bounded lines. Buffers are allocated when used and freed
  * when empty, so an idle monitor holds none.
  *
- * Work that needs the runtime library runs in a short-lived forked child
- * (the helper main.c passes): the start of a --wait-start container with
- * poststart hooks, and after the init exited the OOM count and the forced
- * delete (which also kills what was left in the cgroup, so the output
- * pipes reach EOF). Whatever that work touches is gone with the child, so
- * an idle monitor keeps only the pages the loop itself uses.
+ * Work that needs the runtime library while the monitor has a life ahead
+ * runs in a short-lived forked child (the helper main.c passes): the start
+ * of a --wait-start container with poststart hooks. Whatever that work
+ * touches is gone with the child, so an idle monitor keeps only the pages
+ * the loop itself uses. After the init exited, the OOM count and the
+ * forced delete (which also kills what was left in the cgroup, so the
+ * output pipes reach EOF) run here (main.c's cleanup): the monitor is
+ * ending, and a fork would cost every exit a process start.
  *
  * JSON: requests are flat objects of strings, booleans and integers, and
  * replies are written with snprintf; a small parser here reads them, so
@@ -97,6 +99,7 @@ static struct {
         bool exec;
         const char *id, *exec_id, *runtime_root;
         moat_monitor_helper_fn helper;
+        moat_monitor_cleanup_fn cleanup;
         pid_t pid;
         int dir_fd, out_fd, err_fd, pty_fd, in_fd, attach_l, ctl_l, sync_fd, sig_fd;
         bool tty, stdin_once, wait_start, started, had_stdin, trimmed;
@@ -474,14 +477,10 @@ static const char *helper_error(const char *out)
 
 static void cleanup_container(void)
 {
-        char out[HELPER_REPLY_MAX];
+        uint64_t ooms = 0;
         if (M.exec)
                 return;
-        if (run_helper("cleanup", out, sizeof(out)) < 0)
-                return;
-        struct jfield f[] = { { .key = "oom_kills" } };
-        if (json_flat_parse(out, f, 1) >= 0 && f[0].type == J_INT && f[0].i >= 0 &&
-            (uint64_t) f[0].i > M.oom_base)
+        if (M.cleanup(M.id, M.runtime_root, &ooms) >= 0 && ooms > M.oom_base)
                 M.oom_killed = true;
 }
 
@@ -1063,6 +1062,7 @@ int moat_monitor_loop(const struct moat_monitor_loop_args *a)
         M.exec_id = a->exec_id ? a->exec_id : "-";
         M.runtime_root = a->runtime_root;
         M.helper = a->helper;
+        M.cleanup = a->cleanup;
         M.pid = a->pid;
         M.dir_fd = a->dir_fd;
         M.out_fd = a->out_fd;

@@ -16,16 +16,23 @@
 struct moat_logfile;
 
 /* The runtime's work the loop needs ("start": the runtime's start of a
- * --wait-start container; "cleanup": the OOM count and the forced delete
- * after the init exited). Called in a forked child of the monitor with
+ * --wait-start container; "cleanup", for `moat-monitor cleanup`: the OOM
+ * count and the forced delete after the init exited). Called in a forked child of the monitor with
  * stdout on a pipe: writes one JSON line and returns the exit status. */
 typedef int (*moat_monitor_helper_fn)(const char *verb, const char *id, const char *runtime_root);
+
+/* The cleanup itself, called in the monitor once the init has exited (the
+ * monitor is ending: what it touches need not stay out of an idle
+ * monitor's pages, and a fork would cost the exit path a process start).
+ * *ret_oom_kills is set when the count could be read, else left alone. */
+typedef int (*moat_monitor_cleanup_fn)(const char *id, const char *runtime_root, uint64_t *ret_oom_kills);
 
 struct moat_monitor_loop_args {
         bool exec;
         const char *id, *exec_id; /* exec_id NULL for a container */
         const char *runtime_root;
         moat_monitor_helper_fn helper;
+        moat_monitor_cleanup_fn cleanup;
         pid_t pid;                /* the container's init or the exec'd process, our child */
         int dir_fd;               /* the run directory */
         int out_fd, err_fd;       /* the pipes' read ends, or -1 */

@@ -56,6 +56,7 @@
 #include "base/cleanup.h"
 #include "base/json-seed.h"
 #include "base/fileio.h"
+#include "base/log.h"
 #include "base/parse.h"
 #include "monitor/loop.h"
 #include "monitor/monitor.h"
@@ -367,6 +368,7 @@ static int create_on_side_stack(struct create_job *job, struct moat_error **rete
 
 /* The loop's helper verbs, run in a forked child with stdout on a pipe. */
 static int loop_helper(const char *verb, const char *id, const char *runtime_root);
+static int loop_cleanup(const char *id, const char *runtime_root, uint64_t *ret_oom_kills);
 
 /*
  * What the monitor must have before it answers: the attach and control
@@ -550,6 +552,7 @@ static int setup(struct opts *o)
                 .exec_id = o->exec ? o->exec_id : NULL,
                 .runtime_root = o->runtime_root,
                 .helper = loop_helper,
+                .cleanup = loop_cleanup,
                 .pid = pid,
                 .dir_fd = TAKE_FD(dir_fd),
                 .out_fd = out_pipe[0],
@@ -593,6 +596,29 @@ fail:
         return 1;
 }
 
+/* After the init exited: its OOM count (*ret_oom_kills, when it can be
+ * read), then the forced delete. */
+static int cleanup(const struct moat_runtime *rt, const char *id, uint64_t *ret_oom_kills,
+                   struct moat_error **reterr)
+{
+        uint64_t ooms = 0;
+        _cleanup_error_ struct moat_error *ignored = NULL;
+        if (moat_container_oom_kills(rt, id, &ooms, &ignored) >= 0)
+                *ret_oom_kills = ooms;
+        int r = moat_container_delete(rt, id, true, reterr);
+        return r == -ENOENT ? 0 : r;
+}
+
+static int loop_cleanup(const char *id, const char *runtime_root, uint64_t *ret_oom_kills)
+{
+        struct moat_runtime rt = { .root = runtime_root };
+        _cleanup_error_ struct moat_error *err = NULL;
+        int r = cleanup(&rt, id, ret_oom_kills, &err);
+        if (r < 0)
+                log_debug("cleanup of %s: %s", id, err ? err->msg : strerror(-r));
+        return r;
+}
+
 /* The helpers the loop runs (and `moat-monitor start|cleanup`, which
  * loops of an older moat exec): one JSON line on stdout. */
 static int loop_helper(const char *verb, const char *id, const char *runtime_root)
@@ -611,15 +637,13 @@ static int loop_helper(const char *verb, const char *id, const char *runtime_roo
                 fflush(stdout);
                 return 0;
         }
-        uint64_t ooms = 0;
-        _cleanup_error_ struct moat_error *ignored = NULL;
-        bool have_ooms = moat_container_oom_kills(&rt, id, &ooms, &ignored) >= 0;
-        r = moat_container_delete(&rt, id, true, &err);
-        if (r < 0 && r != -ENOENT) {
+        uint64_t ooms = UINT64_MAX;
+        r = cleanup(&rt, id, &ooms, &err);
+        if (r < 0) {
                 sync_reply_error(STDOUT_FILENO, err ? err->msg : strerror(-r));
                 return 1;
         }
-        if (have_ooms)
+        if (ooms != UINT64_MAX)
                 printf("{\"oom_kills\":%" PRIu64 "}\n", ooms);
         else
                 printf("{}\n");
