@@ -63,6 +63,7 @@
 #include "base/cleanup.h"
 #include "base/fileio.h"
 #include "base/parse.h"
+#include "monitor/flatjson.h"
 #include "monitor/loop.h"
 #include "monitor/monitor.h"
 #include "runtime/runtime.h"
@@ -129,149 +130,6 @@ static void file_name(const char *name, char buf[1100])
 {
         if (moat_monitor_file_name(M.exec ? M.exec_id : NULL, name, buf, 1100) < 0)
                 snprintf(buf, 1100, "%s", name);
-}
-
-/* ---- flat JSON objects ------------------------------------------------------------ */
-
-enum jtype { J_NONE, J_STR, J_BOOL, J_INT, J_NULL };
-
-struct jfield {
-        const char *key;
-        enum jtype type;
-        char str[256];
-        bool b;
-        long long i;
-};
-
-static const char *skip_ws(const char *p)
-{
-        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-                p++;
-        return p;
-}
-
-/* A JSON string at p (after the quote) into out; NULL when malformed or
- * longer than the buffer. Only ASCII \u escapes are taken. */
-static const char *parse_string(const char *p, char *out, size_t size)
-{
-        size_t n = 0;
-        for (;;) {
-                char ch = *p++;
-                if (ch == '"')
-                        break;
-                if (ch == '\0' || (unsigned char) ch < 0x20)
-                        return NULL;
-                if (ch == '\\') {
-                        char e = *p++;
-                        switch (e) {
-                        case '"': case '\\': case '/': ch = e; break;
-                        case 'n': ch = '\n'; break;
-                        case 't': ch = '\t'; break;
-                        case 'r': ch = '\r'; break;
-                        case 'b': ch = '\b'; break;
-                        case 'f': ch = '\f'; break;
-                        case 'u': {
-                                unsigned v = 0;
-                                for (int k = 0; k < 4; k++) {
-                                        char h = *p++;
-                                        v <<= 4;
-                                        if (h >= '0' && h <= '9') v |= (unsigned) (h - '0');
-                                        else if (h >= 'a' && h <= 'f') v |= (unsigned) (h - 'a' + 10);
-                                        else if (h >= 'A' && h <= 'F') v |= (unsigned) (h - 'A' + 10);
-                                        else return NULL;
-                                }
-                                if (v == 0 || v > 0x7f)
-                                        return NULL;
-                                ch = (char) v;
-                                break;
-                        }
-                        default: return NULL;
-                        }
-                }
-                if (n + 1 >= size)
-                        return NULL;
-                out[n++] = ch;
-        }
-        out[n] = '\0';
-        return p;
-}
-
-/* Parse a flat object; fields named in f get their value, other keys
- * are skipped (values of any of the flat types). -EINVAL when it is not
- * such an object (nesting, a repeated field, bad syntax). */
-static int json_flat_parse(const char *s, struct jfield *f, size_t nf)
-{
-        char key[64], str[256];
-        const char *p = skip_ws(s);
-
-        for (size_t i = 0; i < nf; i++)
-                f[i].type = J_NONE;
-        if (*p++ != '{')
-                return -EINVAL;
-        p = skip_ws(p);
-        if (*p == '}')
-                return *skip_ws(p + 1) ? -EINVAL : 0;
-        for (;;) {
-                if (*p++ != '"' || !(p = parse_string(p, key, sizeof(key))))
-                        return -EINVAL;
-                p = skip_ws(p);
-                if (*p++ != ':')
-                        return -EINVAL;
-                p = skip_ws(p);
-                struct jfield v = {};
-                if (*p == '"') {
-                        if (!(p = parse_string(p + 1, str, sizeof(str))))
-                                return -EINVAL;
-                        v.type = J_STR;
-                        memcpy(v.str, str, sizeof(str));
-                } else if (strncmp(p, "true", 4) == 0 || strncmp(p, "false", 5) == 0) {
-                        v.type = J_BOOL;
-                        v.b = *p == 't';
-                        p += v.b ? 4 : 5;
-                } else if (strncmp(p, "null", 4) == 0) {
-                        v.type = J_NULL;
-                        p += 4;
-                } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
-                        char *end;
-                        errno = 0;
-                        v.i = strtoll(p, &end, 10);
-                        if (errno || end == p || *end == '.' || *end == 'e' || *end == 'E')
-                                return -EINVAL;
-                        v.type = J_INT;
-                        p = end;
-                } else
-                        return -EINVAL;
-                for (size_t i = 0; i < nf; i++)
-                        if (streq(f[i].key, key)) {
-                                if (f[i].type != J_NONE)
-                                        return -EINVAL;
-                                v.key = f[i].key;
-                                f[i] = v;
-                        }
-                p = skip_ws(p);
-                if (*p == '}')
-                        return *skip_ws(p + 1) ? -EINVAL : 0;
-                if (*p++ != ',')
-                        return -EINVAL;
-                p = skip_ws(p);
-        }
-}
-
-/* msg as a JSON string's content (quotes, backslashes and controls escaped). */
-static void json_escape(const char *msg, char *out, size_t size)
-{
-        size_t n = 0;
-        for (const char *p = msg; *p && n + 7 < size; p++) {
-                unsigned char ch = (unsigned char) *p;
-                if (ch == '"' || ch == '\\') {
-                        out[n++] = '\\';
-                        out[n++] = (char) ch;
-                } else if (ch < 0x20)
-                        n += (size_t) snprintf(out + n, size - n, "\\u%04x", ch);
-                else
-                        out[n++] = (char) ch;
-        }
-        out[n] = '\0';
 }
 
 /* ---- clients ---------------------------------------------------------------- */
@@ -383,7 +241,7 @@ static void reply(struct client *c, const char *line)
 static void reply_error(struct client *c, const char *msg)
 {
         char esc[1024], line[1100];
-        json_escape(msg, esc, sizeof(esc));
+        flatjson_escape(msg, esc, sizeof(esc));
         snprintf(line, sizeof(line), "{\"error\":\"%s\"}", esc);
         reply(c, line);
 }
@@ -469,8 +327,8 @@ static int run_helper(const char *verb, char *out, size_t size)
 
 static const char *helper_error(const char *out)
 {
-        static struct jfield f[] = { { .key = "error" } };
-        if (json_flat_parse(out, f, 1) < 0 || f[0].type != J_STR)
+        static struct flatjson_field f[] = { { .key = "error" } };
+        if (flatjson_parse(out, f, 1) < 0 || f[0].type != FLATJSON_STR)
                 return "the runtime helper failed";
         return f[0].str;
 }
@@ -568,8 +426,8 @@ static const char *start_container(void)
 
 static void ctl_request(struct client *c, const char *line)
 {
-        struct jfield f[] = { { .key = "op" }, { .key = "height" }, { .key = "width" } };
-        const char *op = json_flat_parse(line, f, ELEMENTSOF(f)) >= 0 && f[0].type == J_STR ? f[0].str : NULL;
+        struct flatjson_field f[] = { { .key = "op" }, { .key = "height" }, { .key = "width" } };
+        const char *op = flatjson_parse(line, f, ELEMENTSOF(f)) >= 0 && f[0].type == FLATJSON_STR ? f[0].str : NULL;
         char buf[256];
 
         if (!op) {
@@ -585,7 +443,7 @@ static void ctl_request(struct client *c, const char *line)
         } else if (streq(op, "resize")) {
                 if (M.pty_fd < 0)
                         reply_error(c, "resize: the process has no terminal");
-                else if (f[1].type != J_INT || f[2].type != J_INT || f[1].i < 0 || f[1].i > 65535 || f[2].i < 0 ||
+                else if (f[1].type != FLATJSON_INT || f[2].type != FLATJSON_INT || f[1].i < 0 || f[1].i > 65535 || f[2].i < 0 ||
                          f[2].i > 65535)
                         reply_error(c, "resize: \"height\" and \"width\" must be integers from 0 to 65535");
                 else {
@@ -658,10 +516,10 @@ static bool attach_log_position(struct client *c)
 
 static void attach_request(struct client *c, const char *line)
 {
-        struct jfield f[] = { { .key = "stdin" }, { .key = "stdout" }, { .key = "stderr" }, { .key = "logs" } };
-        bool bad = json_flat_parse(line, f, ELEMENTSOF(f)) < 0;
+        struct flatjson_field f[] = { { .key = "stdin" }, { .key = "stdout" }, { .key = "stderr" }, { .key = "logs" } };
+        bool bad = flatjson_parse(line, f, ELEMENTSOF(f)) < 0;
         for (size_t i = 0; i < ELEMENTSOF(f); i++)
-                if (f[i].type != J_NONE && f[i].type != J_BOOL)
+                if (f[i].type != FLATJSON_NONE && f[i].type != FLATJSON_BOOL)
                         bad = true;
         if (bad) {
                 /* Nothing is sent back: the stream has no room for an error. */
@@ -669,14 +527,14 @@ static void attach_request(struct client *c, const char *line)
                 return;
         }
         c->have_request = true;
-        c->want_in = f[0].type == J_BOOL && f[0].b && M.had_stdin;
-        c->want_out = f[1].type == J_BOOL && f[1].b;
-        c->want_err = f[2].type == J_BOOL && f[2].b;
+        c->want_in = f[0].type == FLATJSON_BOOL && f[0].b && M.had_stdin;
+        c->want_out = f[1].type == FLATJSON_BOOL && f[1].b;
+        c->want_err = f[2].type == FLATJSON_BOOL && f[2].b;
         free(c->line);
         c->line = NULL;
         /* The acknowledgement: output from now on reaches this client, so a
          * caller that waits for it before starting the process loses none. */
-        if (!(f[3].type == J_BOOL && f[3].b && attach_log_position(c)))
+        if (!(f[3].type == FLATJSON_BOOL && f[3].b && attach_log_position(c)))
                 reply(c, "{}");
 }
 
@@ -1009,7 +867,7 @@ static int fail(const char *what)
         char esc[400];
         cleanup_container();
         remove_files(true);
-        json_escape(what, esc, sizeof(esc));
+        flatjson_escape(what, esc, sizeof(esc));
         snprintf(line, sizeof(line), "{\"error\":\"%s\"}\n", esc);
         sync_reply(line);
         return 1;
