@@ -776,6 +776,15 @@ static void loop(void)
                         struct pollfd *p = &pfd[S_CLIENT0 + i];
                         if (c->fd < 0)
                                 continue;
+                        /* A client whose stdin bytes wait for the process's
+                         * stdin to drain is not read meanwhile; not polled
+                         * either (unless it has output to take), so that its
+                         * hang-up does not drop it before the bytes left in
+                         * its socket are read. */
+                        bool input_waits = !flushing && c->have_request && !c->ctl && c->want_in &&
+                                           !c->in_closed && M.in_fd >= 0 && M.in_len > 0;
+                        if (input_waits && c->out_off >= c->out_len)
+                                continue;
                         p->fd = c->fd;
                         if (c->out_off < c->out_len)
                                 p->events |= POLLOUT;

@@ -113,6 +113,32 @@ def api(d, method, path, body=None):
     return int(head.split()[1]), body
 
 
+def test_daemon_detach_keeps_input_not_yet_read(daemon):
+    """Input the process has not read yet when the detach keys come (some
+    held by the monitor, the rest still in its socket from the daemon)
+    reaches the process all the same once it reads."""
+    n = name()
+    total = 100000
+    daemon.run_d("-it", "--name", n, IMAGE, "sh", "-c",
+                 f"stty raw -echo; echo ready; sleep 2; head -c {total} | wc -c > /count; sleep 1000")
+    h = Hijack(daemon, f"/containers/{n}/attach?logs=1&stream=1&stdin=1&stdout=1&stderr=1")
+    try:
+        assert h.status == 101, h.head
+        h.read_until(rb"ready")
+        h.s.sendall(b"a" * total)
+        h.s.sendall(b"\x10\x11")
+        h.read_to_end()
+    finally:
+        h.close()
+    assert running(daemon, n)
+
+    def count():
+        p = daemon.docker("exec", n, "cat", "/count")
+        return p.stdout.strip() if p.returncode == 0 else None
+    assert wait_for(lambda: count() == str(total), timeout=30), count()
+    daemon.ok("rm", "-f", n)
+
+
 def test_daemon_detach_tty(daemon):
     """Default keys on a tty: a partial sequence followed by another byte is
     passed on; the whole sequence ends the stream and is not passed on; the
