@@ -14,6 +14,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -291,25 +292,59 @@ static int unmount_pins(int dir_fd, struct moat_error **reterr)
         return 0;
 }
 
-int moat_container_fs_unmount(int dir_fd, struct moat_error **reterr)
+/* Unmount dir/name (and whatever is stacked on it) if it is a mount point. */
+static int unmount_all(int dir_fd, const char *name, struct moat_error **reterr)
 {
         char path[64];
-        int p = unmount_pins(dir_fd, reterr);
-        if (p < 0)
-                return p;
 
         for (unsigned i = 0; i < 8; i++) {
-                int r = is_mount_point(dir_fd, MOAT_CONTAINER_ROOTFS);
+                int r = is_mount_point(dir_fd, name);
                 if (r == -ENOENT || r == 0)
                         return 0;
                 if (r < 0)
-                        return moat_error_set(reterr, r, "statx %s/", MOAT_CONTAINER_ROOTFS);
+                        return moat_error_set(reterr, r, "statx %s/", name);
                 /* umount2 takes a path: the directory fd's /proc path pins it. */
-                snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dir_fd, MOAT_CONTAINER_ROOTFS);
+                snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dir_fd, name);
                 if (umount2(path, UMOUNT_NOFOLLOW | MNT_DETACH) < 0)
-                        return moat_error_set(reterr, errno, "unmounting %s/", MOAT_CONTAINER_ROOTFS);
+                        return moat_error_set(reterr, errno, "unmounting %s/", name);
         }
-        return moat_error_setx(reterr, -EBUSY, "%s/ is still mounted after 8 unmounts", MOAT_CONTAINER_ROOTFS);
+        return moat_error_setx(reterr, -EBUSY, "%s/ is still mounted after 8 unmounts", name);
+}
+
+int moat_container_fs_unmount(int dir_fd, struct moat_error **reterr)
+{
+        int p = unmount_pins(dir_fd, reterr);
+        if (p < 0)
+                return p;
+        int r = unmount_all(dir_fd, MOAT_CONTAINER_ROOTFS, reterr);
+        if (r < 0)
+                return r;
+        return unmount_all(dir_fd, MOAT_CONTAINER_SHM, reterr);
+}
+
+int moat_container_fs_shm_mounted(int dir_fd)
+{
+        int r = is_mount_point(dir_fd, MOAT_CONTAINER_SHM);
+        return r == -ENOENT ? 0 : r;
+}
+
+int moat_container_fs_mount_shm(int dir_fd, uint64_t size, struct moat_error **reterr)
+{
+        char path[64], options[64];
+
+        if (mkdirat(dir_fd, MOAT_CONTAINER_SHM, 0700) < 0 && errno != EEXIST)
+                return moat_error_set(reterr, errno, "making %s/", MOAT_CONTAINER_SHM);
+        int r = is_mount_point(dir_fd, MOAT_CONTAINER_SHM);
+        if (r < 0)
+                return moat_error_set(reterr, r, "statx %s/", MOAT_CONTAINER_SHM);
+        if (r > 0)
+                return 0;
+        snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dir_fd, MOAT_CONTAINER_SHM);
+        snprintf(options, sizeof(options), "mode=1777,size=%" PRIu64 "k", size / 1024 + (size % 1024 != 0));
+        if (mount("shm", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options) < 0)
+                return moat_error_set(reterr, errno, "mounting the shareable /dev/shm (tmpfs, %s) on %s/", options,
+                                      MOAT_CONTAINER_SHM);
+        return 0;
 }
 
 /* The host's file, or NULL when it is absent. */

@@ -13,6 +13,9 @@
 #include "image/snapshot.h"
 
 #define MOAT_CONTAINER_ROOTFS "rootfs"
+/* The tmpfs of a shareable IPC namespace's /dev/shm (IpcMode shareable),
+ * mounted while the container runs; others (IpcMode container:<id>) bind it. */
+#define MOAT_CONTAINER_SHM "shm"
 /* Pinned volume subpaths (engine_volume_acquire), unmounted with the root. */
 #define MOAT_SUBPATH_PINS "subpaths"
 
@@ -24,7 +27,13 @@ MOAT_NODISCARD int moat_container_fs_prepare(struct moat_store *s, const struct 
  * already a mount point is left as it is. flags: MOAT_SNAPSHOT_* (snapshot.h). */
 MOAT_NODISCARD int moat_container_fs_mount(struct moat_store *s, const struct moat_image *img, int dir_fd,
                                            unsigned flags, struct moat_error **reterr);
-/* Unmount dir/rootfs if mounted (the mount and anything below it). */
+/* Mount a tmpfs of size bytes (mode 1777, nosuid, nodev, noexec) on
+ * dir/shm, made when missing; one already mounted is left as it is. */
+MOAT_NODISCARD int moat_container_fs_mount_shm(int dir_fd, uint64_t size, struct moat_error **reterr);
+/* Whether dir/shm is mounted: 1, 0, or a negative errno. */
+int moat_container_fs_shm_mounted(int dir_fd);
+/* Unmount dir/rootfs and dir/shm where mounted (the mounts and anything
+ * below them). */
 MOAT_NODISCARD int moat_container_fs_unmount(int dir_fd, struct moat_error **reterr);
 /* Write hostname, hosts and resolv.conf into dir_fd for a container with
  * no network of its own beyond loopback (network none) or the host's

@@ -83,6 +83,23 @@ static int container_pid(void *userdata, const char *ref, pid_t *ret_pid, char *
         return r;
 }
 
+static int container_shm(void *userdata, const char *id, char **ret_path, struct moat_error **reterr)
+{
+        struct moat_engine *e = ((struct spec_userdata *) userdata)->e;
+        _cleanup_close_ int dir_fd = openat(e->containers_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int r = dir_fd < 0 ? -errno : moat_container_fs_shm_mounted(dir_fd);
+        if (r < 0 && r != -ENOENT)
+                return moat_error_set(reterr, r, "container %s: its /dev/shm", id);
+        if (r <= 0)
+                return moat_error_setx(reterr, -EINVAL,
+                                       "container %s: non-shareable IPC (hint: use IpcMode:shareable for the donor "
+                                       "container)",
+                                       id);
+        if (asprintf(ret_path, "%s/containers/%s/" MOAT_CONTAINER_SHM, e->data_root, id) < 0)
+                return moat_error_set(reterr, -ENOMEM, "paths");
+        return 0;
+}
+
 static int container_mounts(void *userdata, const char *ref, json_t **ret_mounts, char **ret_id,
                             struct moat_error **reterr)
 {
@@ -238,7 +255,7 @@ static int make_spec(struct moat_engine *e, struct container *c, const struct mo
         _cleanup_docker_create_ struct moat_docker_create *dc = NULL;
         _cleanup_docker_spec_ struct moat_docker_spec *ds = NULL;
         _cleanup_free_ char *dir = NULL, *hostname_path = NULL, *hosts_path = NULL, *resolv_path = NULL,
-                            *root_path = NULL;
+                            *root_path = NULL, *shm_path = NULL;
         _cleanup_close_ int root_fd = -EBADF;
         struct moat_docker_host host;
         json_t *body;
@@ -260,7 +277,8 @@ static int make_spec(struct moat_engine *e, struct container *c, const struct mo
                 return r;
         if (asprintf(&hostname_path, "%s/hostname", dir) < 0 || asprintf(&hosts_path, "%s/hosts", dir) < 0 ||
             asprintf(&resolv_path, "%s/resolv.conf", dir) < 0 ||
-            asprintf(&root_path, "%s/containers/%s/" MOAT_CONTAINER_ROOTFS, e->data_root, c->id) < 0)
+            asprintf(&root_path, "%s/containers/%s/" MOAT_CONTAINER_ROOTFS, e->data_root, c->id) < 0 ||
+            asprintf(&shm_path, "%s/containers/%s/" MOAT_CONTAINER_SHM, e->data_root, c->id) < 0)
                 return moat_error_set(reterr, -ENOMEM, "paths");
         struct spec_userdata u = { .e = e, .root_fd = root_fd, .pin_dir_fd = volumes_only ? -EBADF : dir_fd };
         pthread_mutex_lock(&e->lock);
@@ -276,8 +294,10 @@ static int make_spec(struct moat_engine *e, struct container *c, const struct mo
                 .hostname_path = hostname_path,
                 .hosts_path = hosts_path,
                 .resolv_conf_path = resolv_path,
+                .shm_path = shm_path,
                 .init_path = e->init_path,
                 .container_pid = container_pid,
+                .container_shm = container_shm,
                 .make_bind_source = make_bind_source,
                 .volume = volume,
                 .container_mounts = container_mounts,

@@ -764,6 +764,12 @@ static int start_claimed(struct moat_engine *e, struct container *c, bool hold, 
         r = moat_container_fs_mount(e->store, img, dir_fd, disposable ? MOAT_SNAPSHOT_VOLATILE : 0, reterr);
         if (r < 0)
                 return r;
+        if (streq(json_string_value(json_object_get(c->host_config, "IpcMode")) ?: "", "shareable")) {
+                json_int_t shm = json_integer_value(json_object_get(c->host_config, "ShmSize"));
+                r = moat_container_fs_mount_shm(dir_fd, shm > 0 ? (uint64_t) shm : 64u << 20, reterr);
+                if (r < 0)
+                        goto fail;
+        }
         (void) unlinkat(run_fd, EXIT_FILE, 0);
         r = container_make_spec(e, c, img, dir_fd, run_fd, &spec_text, reterr);
         if (r >= 0)

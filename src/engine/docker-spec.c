@@ -2522,6 +2522,13 @@ static int default_mounts(struct builder *b, struct moat_error **reterr)
                         }
                         if (startswith(ipc, "container:"))
                                 continue; /* added with the namespace, from the other container */
+                        if (streq(ipc, "shareable") && b->ctx->shm_path) {
+                                r = append(out, mount_json("/dev/shm", "bind", b->ctx->shm_path,
+                                                           json_pack("[s, s]", "rbind", "rprivate")));
+                                if (r < 0)
+                                        goto fail;
+                                continue;
+                        }
                         int64_t shm = iget(hc, "ShmSize");
                         snprintf(size, sizeof(size), "size=%" PRId64 "k", shm / 1024 + (shm % 1024 != 0));
                         r = append(out, mount_json("/dev/shm", "tmpfs", "shm",
@@ -2695,9 +2702,17 @@ static int add_namespace_paths(struct builder *b, json_t *linux_, struct moat_er
                 snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int) pid, streq(modes[i].type, "network") ? "net" : modes[i].type);
                 if ((r = set(json_array_get(nss, idx), "path", json_string(p))) < 0)
                         return r;
+                /* The other container's /dev/shm is in its own mount
+                 * namespace, out of a bind's reach: as docker, only a
+                 * shareable one, whose tmpfs the engine mounted on the host. */
                 if (streq(modes[i].type, "ipc") && !dest_taken(b->user_mounts, "/dev/shm")) {
-                        char src[64];
-                        snprintf(src, sizeof(src), "/proc/%d/root/dev/shm", (int) pid);
+                        _cleanup_free_ char *src = NULL;
+                        if (!b->ctx->container_shm)
+                                return FAIL(-EOPNOTSUPP, "HostConfig.IpcMode: another container's /dev/shm is not "
+                                                         "available");
+                        r = b->ctx->container_shm(b->ctx->userdata, id, &src, reterr);
+                        if (r < 0)
+                                return moat_error_wrap(reterr, r, "HostConfig.IpcMode");
                         if ((r = append(json_object_get(b->spec, "mounts"),
                                         mount_json("/dev/shm", "bind", src, json_pack("[s, s]", "rbind", "rprivate")))) < 0)
                                 return r;

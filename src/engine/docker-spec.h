@@ -112,6 +112,9 @@ struct moat_docker_spec_context {
         const char *hosts_path;
         const char *resolv_conf_path;
 
+        /* The host directory the engine mounts a tmpfs on for IpcMode
+         * shareable, bound at /dev/shm; NULL: shareable is private. */
+        const char *shm_path;
         const char *init_path;      /* host path of docker-init (tini); NULL: Init=true is refused */
         const char *host_dev_dir;   /* host devices of privileged containers; NULL: "/dev" */
         const char *host_hostname;  /* NetworkMode host without Hostname; NULL: gethostname() */
@@ -126,6 +129,10 @@ struct moat_docker_spec_context {
          * container:<ref> modes. NULL: those modes are refused. */
         int (*container_pid)(void *userdata, const char *ref, pid_t *ret_pid, char **ret_id,
                              struct moat_error **reterr);
+        /* The host directory of another container's shareable /dev/shm
+         * (by full id), for IpcMode container:<ref>; an error naming the
+         * container when it has none. NULL: those modes are refused. */
+        int (*container_shm)(void *userdata, const char *id, char **ret_path, struct moat_error **reterr);
         /* Another container's Mounts (inspect's form) and its full id, for
          * HostConfig.VolumesFrom. NULL: VolumesFrom is refused. */
         int (*container_mounts)(void *userdata, const char *ref, json_t **ret_mounts, char **ret_id,

@@ -782,6 +782,43 @@ def test_pid_host(daemon):
     assert p.stdout == ""
 
 
+def shm_mounts(data_root):
+    with open("/proc/self/mountinfo") as f:
+        return [line for line in f if f" {data_root}/containers/" in line and "/shm " in line]
+
+
+def test_ipc_and_pid_of_another_container(daemon):
+    """docker's --ipc container:<donor> and --pid container:<donor>: the same
+    namespaces, and the donor's /dev/shm when it is shareable (a tmpfs the
+    daemon mounts on the host while it runs, of its --shm-size); a private
+    donor is refused with docker's hint."""
+    private, donor = name(), name()
+    daemon.run_d("--name", private, IMAGE, "sleep", "100")
+    p = daemon.docker("run", "--rm", "--ipc", f"container:{private}", IMAGE, "true")
+    assert p.returncode == 125 and "non-shareable IPC (hint: use IpcMode:shareable for the donor container)" in p.stderr, \
+        p.stderr
+    daemon.run_d("--name", donor, "--ipc", "shareable", "--shm-size", "16m", IMAGE, "sh", "-c",
+                 "echo from-donor > /dev/shm/x; sleep 100")
+    assert daemon.inspect(donor)["HostConfig"]["IpcMode"] == "shareable"
+    assert wait_for(lambda: daemon.docker("exec", donor, "cat", "/dev/shm/x").stdout == "from-donor\n")
+    assert len(shm_mounts(daemon.data)) == 1, shm_mounts(daemon.data)
+    pid = running_pid(daemon, donor)
+    p = daemon.ok("run", "--rm", "--ipc", f"container:{donor}", "--pid", f"container:{donor}", IMAGE, "sh", "-c",
+                  "cat /dev/shm/x; df -k /dev/shm | tail -1; readlink /proc/self/ns/ipc; readlink /proc/1/exe")
+    lines = p.stdout.splitlines()
+    assert lines[0] == "from-donor", p.stdout
+    assert lines[1].split()[1] == "16384", p.stdout
+    assert lines[2] == os.readlink(f"/proc/{pid}/ns/ipc"), p.stdout
+    assert lines[3].endswith("sleep") or "busybox" in lines[3], p.stdout
+    # stopped, the donor's tmpfs is unmounted; started again, mounted again
+    daemon.ok("stop", "-t", "0", donor)
+    assert wait_for(lambda: shm_mounts(daemon.data) == []), shm_mounts(daemon.data)
+    daemon.ok("start", donor)
+    assert len(shm_mounts(daemon.data)) == 1
+    daemon.ok("rm", "-f", donor, private)
+    assert wait_for(lambda: shm_mounts(daemon.data) == []), shm_mounts(daemon.data)
+
+
 # ---- process settings -----------------------------------------------------------------------------
 
 

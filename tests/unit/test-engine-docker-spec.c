@@ -65,6 +65,15 @@ static int pid_cb(void *userdata, const char *ref, pid_t *ret_pid, char **ret_id
         return 0;
 }
 
+static int shm_cb(void *userdata, const char *id, char **ret_path, struct moat_error **reterr)
+{
+        (void) userdata;
+        if (!streq(id, "f00f"))
+                return moat_error_setx(reterr, -EINVAL, "container %s: non-shareable IPC", id);
+        *ret_path = strdup("/data/containers/f00f/shm");
+        return 0;
+}
+
 static int group_cb(void *userdata, int fd, const char *name, uint32_t *ret_gid, struct moat_error **reterr)
 {
         (void) userdata;
@@ -97,6 +106,8 @@ static struct moat_docker_spec_context base_ctx(void)
                 .host_hostname = "the-host",
                 .volume = volume_cb,
                 .container_pid = pid_cb,
+                .container_shm = shm_cb,
+                .shm_path = "/data/containers/" ID "/shm",
                 .group = group_cb,
                 .make_bind_source = mkbind_cb,
         };
@@ -735,9 +746,15 @@ static void test_namespaces(void)
                    p ? p : "-");
                 ok(has_namespace(x.s->spec, "pid", &p) && p && streq(p, "/proc/4242/ns/pid"), "pidns path");
                 ok(has_namespace(x.s->spec, "ipc", &p) && p && streq(p, "/proc/4242/ns/ipc"), "ipcns path");
-                is_str(jstr(find_mount(x.s->spec, "/dev/shm"), "source"), "/proc/4242/root/dev/shm",
-                       "IpcMode container: its /dev/shm");
+                is_str(jstr(find_mount(x.s->spec, "/dev/shm"), "source"), "/data/containers/f00f/shm",
+                       "IpcMode container: its shareable /dev/shm, bound from the host");
         }
+        run_done(&x);
+
+        x = run("{\"Image\":\"i\",\"HostConfig\":{\"IpcMode\":\"shareable\"}}");
+        ok(x.r == 0 && streq(jstr(find_mount(x.s->spec, "/dev/shm"), "type"), "bind") &&
+                   streq(jstr(find_mount(x.s->spec, "/dev/shm"), "source"), "/data/containers/" ID "/shm"),
+           "IpcMode shareable: /dev/shm bound from the engine's tmpfs (%s)", x.err);
         run_done(&x);
 
         x = run("{\"Image\":\"i\",\"HostConfig\":{\"NetworkMode\":\"container:ghost\"}}");
