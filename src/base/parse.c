@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <limits.h>
+#include <stdlib.h>
 
 #include "base/parse.h"
 
@@ -61,5 +62,41 @@ int safe_atoi(const char *s, int *ret)
         if (v < INT_MIN || v > INT_MAX)
                 return -ERANGE;
         *ret = (int) v;
+        return 0;
+}
+
+int parse_ram_in_bytes(const char *text, int64_t *ret)
+{
+        char *end;
+        errno = 0;
+        double v = strtod(text, &end);
+        uint64_t mult = 1;
+
+        if (strempty(text) || end == text || errno || v < 0 || !(text[0] >= '0' && text[0] <= '9'))
+                return -EINVAL;
+        switch (*end | 0x20) {
+        case 'k':
+                mult = 1024, end++;
+                break;
+        case 'm':
+                mult = 1024 * 1024, end++;
+                break;
+        case 'g':
+                mult = 1024ULL * 1024 * 1024, end++;
+                break;
+        case 't':
+                mult = 1024ULL * 1024 * 1024 * 1024, end++;
+                break;
+        case 'p':
+                mult = 1024ULL * 1024 * 1024 * 1024 * 1024, end++;
+                break;
+        default:
+                break;
+        }
+        if ((*end | 0x20) == 'b')
+                end++;
+        if (*end || v * (double) mult > 9.2e18)
+                return -EINVAL;
+        *ret = (int64_t) (v * (double) mult);
         return 0;
 }

@@ -146,9 +146,6 @@ void cli_time_since_unix(time_t t, char *buf, size_t len);
 /* docker's "Up 5 minutes" duration words (go-units HumanDuration). */
 void cli_human_duration(double seconds, char *buf, size_t len);
 
-/* docker's RAMInBytes: "64m", "1g", "512k", "100" (binary units, an
- * optional "b"); -EINVAL otherwise. */
-MOAT_NODISCARD int cli_parse_ram(const char *text, int64_t *ret);
 /* A Go duration ("1m30s", "500ms", "2h") in nanoseconds; -EINVAL otherwise. */
 MOAT_NODISCARD int cli_parse_duration(const char *text, int64_t *ret);
 /* docker's --since/--until values: RFC 3339 times, Unix seconds or

@@ -252,7 +252,7 @@ static int add_mount(json_t *hc, const char *spec, struct moat_error **reterr)
                                 json_object_set_new(bind, "ReadOnlyForceRecursive", json_true());
                 } else if (streq(p, "tmpfs-size") && v) {
                         int64_t size;
-                        if (cli_parse_ram(v, &size) < 0)
+                        if (parse_ram_in_bytes(v, &size) < 0)
                                 r = need(reterr, "", "--mount", spec, "invalid tmpfs-size");
                         tmpfs = tmpfs ? tmpfs : json_object();
                         json_object_set_new(tmpfs, "SizeBytes", json_integer(size));
@@ -314,7 +314,7 @@ static int set_ram(json_t *obj, const char *key, const char *flag, const char *v
         int64_t b;
         if (minus_one && streq(v, "-1"))
                 b = -1;
-        else if (cli_parse_ram(v, &b) < 0)
+        else if (parse_ram_in_bytes(v, &b) < 0)
                 return need(reterr, "", flag, v, "invalid size");
         return json_object_set_new(obj, key, json_integer(b));
 }

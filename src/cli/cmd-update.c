@@ -64,7 +64,7 @@ int cmd_update(struct moat_cli *cli, int argc, char **argv, struct moat_error **
                 case OPT_RESERVATION:
                         if (c == OPT_SWAP && streq(optarg, "-1"))
                                 v = -1;
-                        else if (cli_parse_ram(optarg, &v) < 0)
+                        else if (parse_ram_in_bytes(optarg, &v) < 0)
                                 return moat_error_setx(reterr, -EINVAL, "invalid argument \"%s\" for \"%s\" flag: "
                                                        "invalid size", optarg, argv[optind - 1]);
                         json_object_set_new(body, c == 'm' ? "Memory" : c == OPT_SWAP ? "MemorySwap" : "MemoryReservation",

@@ -767,42 +767,6 @@ void cli_time_since_unix(time_t t, char *buf, size_t len)
         snprintf(buf, len, "%s ago", d);
 }
 
-int cli_parse_ram(const char *text, int64_t *ret)
-{
-        char *end;
-        errno = 0;
-        double v = strtod(text, &end);
-        uint64_t mult = 1;
-
-        if (strempty(text) || end == text || errno || v < 0 || !(text[0] >= '0' && text[0] <= '9'))
-                return -EINVAL;
-        switch (*end | 0x20) {
-        case 'k':
-                mult = 1024, end++;
-                break;
-        case 'm':
-                mult = 1024 * 1024, end++;
-                break;
-        case 'g':
-                mult = 1024ULL * 1024 * 1024, end++;
-                break;
-        case 't':
-                mult = 1024ULL * 1024 * 1024 * 1024, end++;
-                break;
-        case 'p':
-                mult = 1024ULL * 1024 * 1024 * 1024 * 1024, end++;
-                break;
-        default:
-                break;
-        }
-        if ((*end | 0x20) == 'b')
-                end++;
-        if (*end || v * (double) mult > 9.2e18)
-                return -EINVAL;
-        *ret = (int64_t) (v * (double) mult);
-        return 0;
-}
-
 int cli_parse_duration(const char *text, int64_t *ret)
 {
         static const struct {
