@@ -183,12 +183,13 @@ void moat_daemon_config_clear(struct moat_daemon_config *c)
         free(c->group);
         free(c->log_driver);
         json_decref(c->log_opts);
+        json_decref(c->host_config_defaults);
         *c = (struct moat_daemon_config) {};
 }
 
 static const char *const config_keys[] = {
         "hosts", "data-root", "exec-root", "pidfile", "group", "debug", "log-level", "log-driver", "log-opts",
-        "live-restore",
+        "live-restore", "default-shm-size", "default-ipc-mode", "default-ulimits", "init",
 };
 
 /* The flag value for a daemon.json key, NULL when the flag was not given. */
@@ -289,6 +290,85 @@ static int load_file(const struct moat_daemon_flags *flags, const char *path, bo
         return 0;
 }
 
+/*
+ * The keys that set defaults for new containers, as HostConfig fields for
+ * the engine (moat_engine_config.host_config_defaults): log-driver and
+ * log-opts (LogConfig), default-shm-size (ShmSize), default-ipc-mode
+ * (IpcMode), init (Init), default-ulimits (Ulimits). NULL when none is set.
+ */
+static int container_defaults(json_t *root, const char *path, json_t **ret, struct moat_error **reterr)
+{
+        json_t *d = json_object(), *v;
+        int r = 0;
+
+        if (!d)
+                return moat_error_set(reterr, -ENOMEM, "daemon configuration");
+        *ret = NULL;
+        json_t *driver = json_object_get(root, "log-driver"), *opts = json_object_get(root, "log-opts");
+        if (driver || opts) {
+                json_t *lc = json_pack("{s:s, s:O}", "Type", driver ? json_string_value(driver) : "json-file", "Config",
+                                       opts ? opts : json_object());
+                if (!lc || json_object_set_new(d, "LogConfig", lc) < 0)
+                        r = moat_error_set(reterr, -ENOMEM, "daemon configuration");
+        }
+        if (r >= 0 && (v = json_object_get(root, "default-shm-size"))) {
+                int64_t size;
+                if (!json_is_string(v) || parse_ram_in_bytes(json_string_value(v), &size) < 0 || size <= 0)
+                        r = moat_error_setx(reterr, -EINVAL, "%s: \"default-shm-size\" must be a size such as \"64M\"",
+                                            path);
+                else if (json_object_set_new(d, "ShmSize", json_integer(size)) < 0)
+                        r = moat_error_set(reterr, -ENOMEM, "daemon configuration");
+        }
+        if (r >= 0 && (v = json_object_get(root, "default-ipc-mode"))) {
+                const char *m = json_string_value(v);
+                if (!m || (!streq(m, "private") && !streq(m, "shareable")))
+                        r = moat_error_setx(reterr, -EINVAL,
+                                            "%s: \"default-ipc-mode\" must be \"private\" or \"shareable\"", path);
+                else if (json_object_set(d, "IpcMode", v) < 0)
+                        r = moat_error_set(reterr, -ENOMEM, "daemon configuration");
+        }
+        if (r >= 0 && (v = json_object_get(root, "init"))) {
+                if (!json_is_boolean(v))
+                        r = moat_error_setx(reterr, -EINVAL, "%s: \"init\" must be true or false", path);
+                else if (json_object_set(d, "Init", v) < 0)
+                        r = moat_error_set(reterr, -ENOMEM, "daemon configuration");
+        }
+        if (r >= 0 && (v = json_object_get(root, "default-ulimits"))) {
+                /* docker's form: {"nofile": {"Name": "nofile", "Hard": 64000, "Soft": 64000}} */
+                json_t *list = json_array(), *u;
+                const char *k;
+                if (!list || json_object_set_new(d, "Ulimits", list) < 0)
+                        r = moat_error_set(reterr, -ENOMEM, "daemon configuration");
+                else if (!json_is_object(v))
+                        r = moat_error_setx(reterr, -EINVAL, "%s: \"default-ulimits\" must be an object", path);
+                json_object_foreach(v, k, u) {
+                        if (r < 0)
+                                break;
+                        json_t *name = json_object_get(u, "Name");
+                        if (!json_is_object(u) || (name && (!json_is_string(name) || !streq(json_string_value(name), k))) ||
+                            !json_is_integer(json_object_get(u, "Hard")) || !json_is_integer(json_object_get(u, "Soft")))
+                                r = moat_error_setx(reterr, -EINVAL,
+                                                    "%s: \"default-ulimits\": \"%s\" must be {\"Name\": \"%s\", "
+                                                    "\"Hard\": <number>, \"Soft\": <number>}",
+                                                    path, k, k);
+                        else if (json_array_append_new(list, json_pack("{s:s, s:O, s:O}", "Name", k, "Hard",
+                                                                       json_object_get(u, "Hard"), "Soft",
+                                                                       json_object_get(u, "Soft"))) < 0)
+                                r = moat_error_set(reterr, -ENOMEM, "daemon configuration");
+                }
+        }
+        /* What only create's checks know (log options, ulimit names and
+         * ranges) is checked by them now rather than at each create. */
+        if (r >= 0 && json_object_size(d) > 0 && (r = moat_engine_defaults_check(d, reterr)) < 0)
+                r = moat_error_wrap(reterr, r, "%s: defaults for new containers", path);
+        if (r < 0 || json_object_size(d) == 0) {
+                json_decref(d);
+                return r < 0 ? r : 0;
+        }
+        *ret = d;
+        return 0;
+}
+
 static int set_str(char **dst, const char *v, struct moat_error **reterr)
 {
         free(*dst);
@@ -360,6 +440,8 @@ int moat_daemon_config_load(const struct moat_daemon_flags *flags, const char *d
                         }
                         c.log_opts = json_incref(v);
                 }
+                if ((r = container_defaults(root, path, &c.host_config_defaults, reterr)) < 0)
+                        goto out;
         }
 
         if ((r = moat_daemon_parse_host(host ? host : MOAT_DAEMON_DEFAULT_HOST, &c.socket_path, reterr)) < 0)
@@ -785,6 +867,7 @@ int moat_daemon_run(const struct moat_daemon_flags *flags, const struct moat_dae
                 .exec_root = cfg->exec_root,
                 .monitor_path = monitor,
                 .init_path = init_path(),
+                .host_config_defaults = cfg->host_config_defaults,
                 .log = engine_log_emit,
         };
         if ((r = moat_engine_open(&ecfg, &engine, reterr)) < 0)

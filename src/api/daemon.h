@@ -44,6 +44,7 @@ struct moat_daemon_config {
         char *group;
         char *log_driver;       /* stored for the engine; NULL when not set */
         json_t *log_opts;
+        json_t *host_config_defaults; /* for new containers (moat_engine_config); NULL: none */
         enum log_level level;
         bool debug;
 };

@@ -222,15 +222,130 @@ static void host_abilities(struct moat_docker_host *h)
                                             access("/sys/fs/cgroup/blkio/blkio.bfq.weight_device", F_OK) < 0;
 }
 
+/* The daemon's defaults where the request leaves a field unset, as moby
+ * fills them: LogConfig by mergeAndVerifyLogConfig (the default driver
+ * for no Type; the default options the config lacks when the driver is
+ * the default one), ShmSize when 0, IpcMode when empty, Init when null,
+ * and the default Ulimits whose names the request does not set. */
+static int apply_defaults(const json_t *d, json_t *body)
+{
+        json_t *hc = json_object_get(body, "HostConfig"), *v;
+
+        if (!hc) {
+                hc = json_object();
+                if (!hc || json_object_set_new(body, "HostConfig", hc) < 0)
+                        return -ENOMEM;
+        }
+        if (!json_is_object(hc))
+                return 0; /* the parse says what is wrong */
+        if ((v = json_object_get(d, "ShmSize")) && json_integer_value(json_object_get(hc, "ShmSize")) == 0 &&
+            json_object_set(hc, "ShmSize", v) < 0)
+                return -ENOMEM;
+        if ((v = json_object_get(d, "IpcMode")) && strempty(json_string_value(json_object_get(hc, "IpcMode"))) &&
+            json_object_set(hc, "IpcMode", v) < 0)
+                return -ENOMEM;
+        if ((v = json_object_get(d, "Init")) && !json_is_boolean(json_object_get(hc, "Init")) &&
+            json_object_set(hc, "Init", v) < 0)
+                return -ENOMEM;
+
+        json_t *dul = json_object_get(d, "Ulimits"), *ul = json_object_get(hc, "Ulimits");
+        if (json_array_size(dul) > 0 && (json_is_array(ul) || !ul || json_is_null(ul))) {
+                json_t *merged = json_is_array(ul) ? json_copy(ul) : json_array();
+                size_t i, k;
+                json_t *x, *y;
+                if (!merged)
+                        return -ENOMEM;
+                json_array_foreach(dul, i, x) {
+                        bool set = false;
+                        json_array_foreach(ul, k, y)
+                                set = set || json_equal(json_object_get(x, "Name"), json_object_get(y, "Name"));
+                        if (!set && json_array_append(merged, x) < 0) {
+                                json_decref(merged);
+                                return -ENOMEM;
+                        }
+                }
+                if (json_object_set_new(hc, "Ulimits", merged) < 0)
+                        return -ENOMEM;
+        }
+
+        const json_t *dlc = json_object_get(d, "LogConfig");
+        json_t *lc = json_object_get(hc, "LogConfig");
+        if (dlc && (!lc || json_is_null(lc) || json_is_object(lc))) {
+                const char *dtype = json_string_value(json_object_get(dlc, "Type"));
+                const char *type = json_string_value(json_object_get(lc, "Type"));
+                json_t *conf = json_object_get(lc, "Config");
+                if (conf && !json_is_null(conf) && !json_is_object(conf))
+                        return 0;
+                json_t *n = json_object();
+                json_t *nconf = json_is_object(conf) ? json_copy(conf) : json_object();
+                if (!n || !nconf || json_object_set_new(n, "Config", nconf) < 0) {
+                        json_decref(n);
+                        return -ENOMEM;
+                }
+                if (strempty(type))
+                        type = dtype;
+                if (json_object_set_new(n, "Type", json_string(type)) < 0) {
+                        json_decref(n);
+                        return -ENOMEM;
+                }
+                if (streq(type, dtype)) {
+                        const char *k;
+                        json_object_foreach((json_t *) json_object_get(dlc, "Config"), k, v)
+                                if (!json_object_get(nconf, k) && json_object_set(nconf, k, v) < 0) {
+                                        json_decref(n);
+                                        return -ENOMEM;
+                                }
+                }
+                if (json_object_set_new(hc, "LogConfig", n) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+int moat_engine_defaults_check(const json_t *defaults, struct moat_error **reterr)
+{
+        _cleanup_docker_create_ struct moat_docker_create *dc = NULL;
+        struct moat_docker_host host;
+        uint64_t size;
+        unsigned files;
+        json_t *body = json_pack("{s:s, s:{}}", "Image", "defaults", "HostConfig");
+        int r;
+
+        if (!body)
+                return moat_error_set(reterr, -ENOMEM, "defaults");
+        r = apply_defaults(defaults, body);
+        if (r < 0) {
+                json_decref(body);
+                return moat_error_set(reterr, r, "defaults");
+        }
+        host_abilities(&host);
+        r = moat_docker_create_parse(body, &host, &dc, reterr);
+        if (r >= 0)
+                r = moat_engine_log_options(json_object_get(json_object_get(dc->host_config, "LogConfig"), "Config"),
+                                            &size, &files, reterr);
+        json_decref(body);
+        return r;
+}
+
 int container_normalize_create(struct moat_engine *e, json_t *body, json_t **ret_config, json_t **ret_host_config,
                                json_t **ret_warnings, struct moat_error **reterr)
 {
         _cleanup_docker_create_ struct moat_docker_create *dc = NULL;
         struct moat_docker_host host;
+        json_t *with_defaults = NULL;
         int r;
 
+        if (e->host_config_defaults && json_is_object(body)) {
+                with_defaults = json_deep_copy(body);
+                if (!with_defaults || apply_defaults(e->host_config_defaults, with_defaults) < 0) {
+                        json_decref(with_defaults);
+                        return moat_error_set(reterr, -ENOMEM, "create body");
+                }
+                body = with_defaults;
+        }
         host_abilities(&host);
         r = moat_docker_create_parse(body, &host, &dc, reterr);
+        json_decref(with_defaults);
         if (r < 0)
                 return r;
         *ret_config = json_incref(dc->config);

@@ -734,9 +734,6 @@ static int write_spec(int dir_fd, const char *text, struct moat_error **reterr)
         return 0;
 }
 
-static int log_options(const struct container *c, uint64_t *ret_size, unsigned *ret_files,
-                       struct moat_error **reterr);
-
 /* The work of start without the lock: c is claimed. With hold, the
  * monitor creates the container and waits for its start request. */
 static int start_claimed(struct moat_engine *e, struct container *c, bool hold, struct moat_monitor_started *ret,
@@ -775,7 +772,8 @@ static int start_claimed(struct moat_engine *e, struct container *c, bool hold, 
         if (r >= 0)
                 r = write_spec(run_fd, spec_text, reterr);
         if (r >= 0)
-                r = log_options(c, &log_size, &log_files, reterr);
+                r = moat_engine_log_options(json_object_get(json_object_get(c->host_config, "LogConfig"), "Config"),
+                                            &log_size, &log_files, reterr);
         if (r < 0)
                 goto fail;
         r = engine_run_dir_path(e, c->id, &bundle, reterr);
@@ -1752,10 +1750,8 @@ int moat_engine_resize(struct moat_engine *e, const char *ref, unsigned height, 
         return monitor_ctl(e, id, req, reterr);
 }
 
-static int log_options(const struct container *c, uint64_t *ret_size, unsigned *ret_files,
-                       struct moat_error **reterr)
+int moat_engine_log_options(const json_t *cfg, uint64_t *ret_size, unsigned *ret_files, struct moat_error **reterr)
 {
-        json_t *cfg = json_object_get(json_object_get(c->host_config, "LogConfig"), "Config");
         const char *size = json_string_value(json_object_get(cfg, "max-size"));
         const char *files = json_string_value(json_object_get(cfg, "max-file"));
 

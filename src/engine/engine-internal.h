@@ -45,6 +45,7 @@ struct moat_engine {
         char *runtime_root;
         char *monitor_path;
         char *init_path;
+        json_t *host_config_defaults; /* moat_engine_config's, or NULL */
         int data_fd;
         int containers_fd;         /* <data-root>/containers */
         int run_containers_fd;     /* <exec-root>/containers */

@@ -68,6 +68,16 @@ int moat_engine_open(const struct moat_engine_config *cfg, struct moat_engine **
         pthread_mutex_init(&e->lock, NULL);
         pthread_cond_init(&e->changed, NULL);
         e->log = cfg->log;
+        if (cfg->host_config_defaults) {
+                r = moat_engine_defaults_check(cfg->host_config_defaults, reterr);
+                if (r < 0)
+                        goto fail;
+                e->host_config_defaults = json_deep_copy(cfg->host_config_defaults);
+                if (!e->host_config_defaults) {
+                        r = moat_error_set(reterr, -ENOMEM, "engine");
+                        goto fail;
+                }
+        }
         if (!(e->data_root = strdup(cfg->data_root)) || !(e->exec_root = strdup(cfg->exec_root)) ||
             !(e->monitor_path = strdup(cfg->monitor_path)) ||
             (cfg->init_path && !(e->init_path = strdup(cfg->init_path))) ||
@@ -172,6 +182,7 @@ void moat_engine_free(struct moat_engine *e)
         free(e->runtime_root);
         free(e->monitor_path);
         free(e->init_path);
+        json_decref(e->host_config_defaults);
         pthread_cond_destroy(&e->changed);
         pthread_mutex_destroy(&e->lock);
         free(e);

@@ -37,9 +37,18 @@ struct moat_engine_config {
         const char *exec_root;
         const char *monitor_path;   /* moat-monitor */
         const char *init_path;      /* the init bound into containers run with --init; NULL: none found */
+        /* The daemon's defaults for new containers, as HostConfig fields
+         * (LogConfig, ShmSize, IpcMode, Init, Ulimits), filled in at create
+         * where the request leaves them unset (moat_engine_defaults_check);
+         * NULL: none. */
+        const json_t *host_config_defaults;
         /* Where the engine reports what happens (info, warnings); may be NULL. */
         void (*log)(int level, const char *msg);
 };
+
+/* Whether defaults are fit to be host_config_defaults: they are put
+ * through create's own checks. */
+MOAT_NODISCARD int moat_engine_defaults_check(const json_t *defaults, struct moat_error **reterr);
 
 MOAT_NODISCARD int moat_engine_open(const struct moat_engine_config *cfg, struct moat_engine **ret,
                                     struct moat_error **reterr);
@@ -187,6 +196,10 @@ MOAT_NODISCARD int moat_engine_logs_read(struct moat_engine *e, const char *id, 
 /* docker's RFC 3339 time with nanoseconds, as logs --timestamps writes it. */
 #define MOAT_ENGINE_RFC3339NANO_MAX 40
 void moat_engine_format_rfc3339nano(int64_t ns, char buf[static MOAT_ENGINE_RFC3339NANO_MAX]);
+/* json-file's max-size and max-file of a LogConfig.Config (0: not set);
+ * errors name HostConfig.LogConfig.Config.<key>. */
+MOAT_NODISCARD int moat_engine_log_options(const json_t *config, uint64_t *ret_size, unsigned *ret_files,
+                                           struct moat_error **reterr);
 /* The path of the container's json-file log and whether it has a tty. */
 MOAT_NODISCARD int moat_engine_log_path(struct moat_engine *e, const char *ref, char **ret_path, bool *ret_tty,
                                         bool *ret_running, struct moat_error **reterr);
