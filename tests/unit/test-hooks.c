@@ -246,12 +246,16 @@ static void test_env(void)
 
 static void test_fds_and_output(void)
 {
-        char cmd[PATH_MAX + 64], *a[4];
+        char cmd[3 * PATH_MAX + 64], *a[4];
         int r;
 
         /* Only 0, 1 and 2 reach the hook, even without O_CLOEXEC. */
         int leak = open("/dev/null", O_RDONLY);
-        snprintf(cmd, sizeof(cmd), "ls /proc/$$/fd | tr '\\n' ' ' > %s", tmp("fds.out"));
+        /* While ls looks, the shell must hold nothing of its own: no
+         * pipeline (it may not have closed the pipe's ends yet), no
+         * redirection of one command (it keeps the old fd saved). */
+        snprintf(cmd, sizeof(cmd), "exec > %s.ls; ls /proc/$$/fd; exec > %s; tr '\\n' ' ' < %s.ls", tmp("fds.out"),
+                 tmp("fds.out"), tmp("fds.out"));
         {
                 _cleanup_error_ struct moat_error *err = NULL;
                 struct oci_hook h = sh_hook(cmd, a);
