@@ -386,8 +386,77 @@ static int resolv_conf_without_loopback(const char *host, char **ret)
         return 0;
 }
 
+/* HostConfig.ExtraHosts ("name:ip", create normalised them) as hosts lines. */
+static int append_extra_hosts(char **hosts, const json_t *extra)
+{
+        size_t i;
+        json_t *e;
+        json_array_foreach(extra, i, e) {
+                const char *v = json_string_value(e);
+                const char *colon = v ? strchr(v, ':') : NULL;
+                char *n = NULL;
+                if (!colon)
+                        continue;
+                if (asprintf(&n, "%s%s\t%.*s\n", *hosts, colon + 1, (int) (colon - v), v) < 0)
+                        return -ENOMEM;
+                free(*hosts);
+                *hosts = n;
+        }
+        return 0;
+}
+
+static bool is_resolv_keyword(const char *line, const char *word)
+{
+        line += strspn(line, " \t");
+        size_t n = strlen(word);
+        return strncmp(line, word, n) == 0 && (line[n] == ' ' || line[n] == '\t');
+}
+
+/* resolv.conf with what the container asked for (docker's --dns,
+ * --dns-search, --dns-option): each given kind replaces the base's lines
+ * of that kind ("search" and "domain" for the search list). */
+static int resolv_conf_with(const char *base, const json_t *dns, const json_t *search, const json_t *options,
+                            char **ret)
+{
+        _cleanup_free_ char *out = NULL;
+        size_t size = 0, i;
+        json_t *v;
+        FILE *f = open_memstream(&out, &size);
+        if (!f)
+                return -ENOMEM;
+        bool has_dns = json_array_size(dns) > 0, has_search = json_array_size(search) > 0,
+             has_options = json_array_size(options) > 0;
+        for (const char *line = base; line && *line;) {
+                const char *end = strchrnul(line, '\n');
+                if (!(has_dns && is_resolv_keyword(line, "nameserver")) &&
+                    !(has_search && (is_resolv_keyword(line, "search") || is_resolv_keyword(line, "domain"))) &&
+                    !(has_options && is_resolv_keyword(line, "options")))
+                        fprintf(f, "%.*s\n", (int) (end - line), line);
+                line = *end ? end + 1 : end;
+        }
+        json_array_foreach(dns, i, v)
+                fprintf(f, "nameserver %s\n", json_string_value(v));
+        /* docker's "." is no search list at all */
+        if (has_search && !(json_array_size(search) == 1 && streq(json_string_value(json_array_get(search, 0)), "."))) {
+                fputs("search", f);
+                json_array_foreach(search, i, v)
+                        fprintf(f, " %s", json_string_value(v));
+                fputs("\n", f);
+        }
+        if (has_options) {
+                fputs("options", f);
+                json_array_foreach(options, i, v)
+                        fprintf(f, " %s", json_string_value(v));
+                fputs("\n", f);
+        }
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
 int moat_container_fs_write_etc(int dir_fd, const char *hostname, const char *domainname, bool host_network,
-                                struct moat_error **reterr)
+                                const json_t *host_config, struct moat_error **reterr)
 {
         _cleanup_free_ char *hosts = NULL, *resolv = NULL, *host_resolv = NULL, *hn = NULL;
         int r;
@@ -409,6 +478,8 @@ int moat_container_fs_write_etc(int dir_fd, const char *hostname, const char *do
                                hostname, domainname && *domainname ? "." : "", domainname ? domainname : "",
                                hostname) < 0)
                 return moat_error_set(reterr, -ENOMEM, "hosts");
+        if (append_extra_hosts(&hosts, json_object_get(host_config, "ExtraHosts")) < 0)
+                return moat_error_set(reterr, -ENOMEM, "hosts");
         r = write_file_replace_at(dir_fd, "hosts", hosts, strlen(hosts), 0644);
         if (r < 0)
                 return moat_error_set(reterr, r, "writing hosts");
@@ -424,6 +495,15 @@ int moat_container_fs_write_etc(int dir_fd, const char *hostname, const char *do
         }
         if (!resolv && !(resolv = strdup("")))
                 return moat_error_set(reterr, -ENOMEM, "resolv.conf");
+        const json_t *dns = json_object_get(host_config, "Dns"), *search = json_object_get(host_config, "DnsSearch"),
+                     *options = json_object_get(host_config, "DnsOptions");
+        if (json_array_size(dns) + json_array_size(search) + json_array_size(options) > 0) {
+                char *given = NULL;
+                if (resolv_conf_with(resolv, dns, search, options, &given) < 0)
+                        return moat_error_set(reterr, -ENOMEM, "resolv.conf");
+                free(resolv);
+                resolv = given;
+        }
         r = write_file_replace_at(dir_fd, "resolv.conf", resolv, strlen(resolv), 0644);
         if (r < 0)
                 return moat_error_set(reterr, r, "writing resolv.conf");

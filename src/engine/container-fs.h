@@ -37,9 +37,12 @@ int moat_container_fs_shm_mounted(int dir_fd);
 MOAT_NODISCARD int moat_container_fs_unmount(int dir_fd, struct moat_error **reterr);
 /* Write hostname, hosts and resolv.conf into dir_fd for a container with
  * no network of its own beyond loopback (network none) or the host's
- * (host_network: the host's /etc/hosts and /etc/resolv.conf are copied). */
+ * (host_network: the host's /etc/hosts and /etc/resolv.conf are copied),
+ * with the host_config's ExtraHosts, Dns, DnsSearch and DnsOptions (as
+ * create normalised them). */
 MOAT_NODISCARD int moat_container_fs_write_etc(int dir_fd, const char *hostname, const char *domainname,
-                                               bool host_network, struct moat_error **reterr);
+                                               bool host_network, const json_t *host_config,
+                                               struct moat_error **reterr);
 /* Remove the whole directory tree of a container that is unmounted. */
 MOAT_NODISCARD int moat_container_fs_remove(int containers_dir_fd, const char *id, struct moat_error **reterr);
 /* Make containers/name, a removed container's directory, a new one's: if

@@ -83,6 +83,22 @@ static int container_pid(void *userdata, const char *ref, pid_t *ret_pid, char *
         return r;
 }
 
+static int container_hostname(void *userdata, const char *ref, char *buf, size_t size, struct moat_error **reterr)
+{
+        struct moat_engine *e = ((struct spec_userdata *) userdata)->e;
+        struct container *c;
+        int r;
+
+        pthread_mutex_lock(&e->lock);
+        r = container_find_locked(e, ref, &c, reterr);
+        if (r >= 0) {
+                const char *h = json_string_value(json_object_get(c->config, "Hostname"));
+                snprintf(buf, size, "%.*s", h && *h ? (int) (size - 1) : 12, h && *h ? h : c->id);
+        }
+        pthread_mutex_unlock(&e->lock);
+        return r;
+}
+
 static int container_shm(void *userdata, const char *id, char **ret_path, struct moat_error **reterr)
 {
         struct moat_engine *e = ((struct spec_userdata *) userdata)->e;
@@ -413,6 +429,7 @@ static int make_spec(struct moat_engine *e, struct container *c, const struct mo
                 .init_path = e->init_path,
                 .container_pid = container_pid,
                 .container_shm = container_shm,
+                .container_hostname = container_hostname,
                 .make_bind_source = make_bind_source,
                 .volume = volume,
                 .container_mounts = container_mounts,
@@ -431,7 +448,8 @@ static int make_spec(struct moat_engine *e, struct container *c, const struct mo
         const char *domain = json_string_value(json_object_get(ds->config, "Domainname"));
         if (!volumes_only) {
                 /* The bundle is the run directory; the root (root_path) stays under the data root. */
-                r = moat_container_fs_write_etc(run_fd, ds->hostname, domain, host_network, reterr);
+                r = moat_container_fs_write_etc(run_fd, ds->hostname, domain, host_network, dc->host_config,
+                                                reterr);
                 if (r < 0) {
                         drop_new_anonymous_volumes(&u);
                         release_volumes(&u);

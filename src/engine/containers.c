@@ -517,8 +517,13 @@ static void merge_image_config(struct container *c, const struct oci_image_confi
         for (size_t k = 0; k < ic->n_labels; k++)
                 if (!json_object_get(labels, ic->labels[k].key))
                         json_object_set_new(labels, ic->labels[k].key, json_string(ic->labels[k].value));
+        /* The short id by default; with the host's network or another's UTS
+         * namespace, start finds the name (the host's, the other's). */
         const char *hn = json_string_value(json_object_get(cfg, "Hostname"));
-        if (!hn || !*hn) {
+        const char *uts = json_string_value(json_object_get(c->host_config, "UTSMode"));
+        const char *net = json_string_value(json_object_get(c->host_config, "NetworkMode"));
+        bool name_of_its_own = !(uts && (streq(uts, "host") || startswith(uts, "container:"))) && !(net && streq(net, "host"));
+        if ((!hn || !*hn) && name_of_its_own) {
                 char short_id[13];
                 snprintf(short_id, sizeof(short_id), "%.12s", c->id);
                 json_object_set_new(cfg, "Hostname", json_string(short_id));

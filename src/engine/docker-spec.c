@@ -32,6 +32,7 @@
 
 #include "engine/docker-spec.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1647,6 +1648,69 @@ static int check_resources(json_t *hc, const struct moat_docker_host *host, json
         return 0;
 }
 
+static bool is_ip(const char *s)
+{
+        unsigned char buf[sizeof(struct in6_addr)];
+        return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+static bool has_space(const char *s)
+{
+        for (; *s; s++)
+                if (isspace((unsigned char) *s))
+                        return true;
+        return false;
+}
+
+/* ExtraHosts ("name:ip" or "name=ip", an IPv6 address maybe in brackets)
+ * and the DNS settings, which go into the container's /etc/hosts and
+ * /etc/resolv.conf (container-fs.c); normalised to "name:ip". */
+static int check_hosts_and_dns(json_t *hc, struct moat_error **reterr)
+{
+        json_t *list = json_object_get(hc, "ExtraHosts");
+        for (size_t i = 0; i < json_array_size(list); i++) {
+                const char *e = json_string_value(json_array_get(list, i));
+                size_t n = strcspn(e, "=:");
+                char ip[INET6_ADDRSTRLEN + 2];
+                if (n == 0 || !e[n] || has_space(e) || strlen(e + n + 1) >= sizeof(ip))
+                        return FAIL(-EINVAL, "HostConfig.ExtraHosts[%zu]: invalid argument " PATH_SHOW
+                                             " for add-host: expected host:ip",
+                                    i, e);
+                snprintf(ip, sizeof(ip), "%s", e + n + 1);
+                if (streq(ip, "host-gateway"))
+                        return FAIL(-EOPNOTSUPP, "HostConfig.ExtraHosts[%zu]: host-gateway needs a bridge network, "
+                                                 "which is not supported yet",
+                                    i);
+                char *addr = ip;
+                if (addr[0] == '[' && addr[strlen(addr) - 1] == ']') {
+                        addr[strlen(addr) - 1] = '\0';
+                        addr++;
+                }
+                if (!is_ip(addr))
+                        return FAIL(-EINVAL, "HostConfig.ExtraHosts[%zu]: invalid IP address in add-host: " PATH_SHOW, i,
+                                    e + n + 1);
+                json_t *norm = json_sprintf("%.*s:%s", (int) n, e, addr);
+                if (!norm || json_array_set_new(list, i, norm) < 0)
+                        return oom();
+        }
+        list = json_object_get(hc, "Dns");
+        for (size_t i = 0; i < json_array_size(list); i++)
+                if (!is_ip(json_string_value(json_array_get(list, i))))
+                        return FAIL(-EINVAL, "HostConfig.Dns[%zu]: " PATH_SHOW " is not an IP address", i,
+                                    json_string_value(json_array_get(list, i)));
+        const char *fields[] = { "DnsSearch", "DnsOptions" };
+        for (size_t f = 0; f < ELEMENTSOF(fields); f++) {
+                list = json_object_get(hc, fields[f]);
+                for (size_t i = 0; i < json_array_size(list); i++) {
+                        const char *v = json_string_value(json_array_get(list, i));
+                        if (!*v || has_space(v) || strlen(v) > 253)
+                                return FAIL(-EINVAL, "HostConfig.%s[%zu]: " PATH_SHOW " is not a %s", fields[f], i, v,
+                                            f == 0 ? "domain" : "resolver option");
+                }
+        }
+        return 0;
+}
+
 static int check_network(struct moat_docker_create *c, const json_t *body, struct moat_error **reterr)
 {
         json_t *hc = c->host_config;
@@ -1672,6 +1736,8 @@ static int check_network(struct moat_docker_create *c, const json_t *body, struc
                 return FAIL(-EOPNOTSUPP, "HostConfig.NetworkMode: network " PATH_SHOW
                                          " not found (user-defined networks are not supported yet)",
                             mode);
+        if (!startswith(mode, "container:") && (r = check_hosts_and_dns(hc, reterr)) < 0)
+                return r;
         if ((r = set(hc, "NetworkMode", json_string(mode))) < 0)
                 return r;
         /* The set freed the string mode pointed into. */
@@ -2014,10 +2080,13 @@ int moat_docker_create_parse(const json_t *body, const struct moat_docker_host *
                 return r;
         if (!ns_mode_valid(pid, false, true, false))
                 return FAIL(-EINVAL, "HostConfig.PidMode: invalid PID mode: " PATH_SHOW, pid);
-        if (!ns_mode_valid(uts, false, false, false))
+        /* container:<id> is podman's (docker has only host) */
+        if (!ns_mode_valid(uts, false, true, false))
                 return FAIL(-EINVAL, "HostConfig.UTSMode: invalid UTS mode: " PATH_SHOW, uts);
-        if (streq(uts, "host") && *sget(cfg, "Hostname"))
+        if ((streq(uts, "host") || startswith(uts, "container:")) && *sget(cfg, "Hostname"))
                 return FAIL(-EINVAL, "Config.Hostname: conflicting options: hostname and the UTS mode");
+        if (startswith(uts, "container:") && *sget(cfg, "Domainname"))
+                return FAIL(-EINVAL, "Config.Domainname: conflicting options: domainname and the UTS mode");
 
         if ((r = check_resources(hc, host, c->warnings, reterr)) < 0)
                 return r;
@@ -3236,7 +3305,10 @@ static int process_from_image(struct builder *b, const char *hostname, json_t *p
         const struct oci_image_exec_config *img = b->ctx->image && b->ctx->image->has_config ? &b->ctx->image->config
                                                                                             : NULL;
         r = 0;
-        if (r >= 0)
+        /* A name found at start (the host's, another container's) is not
+         * kept as the container's own: the next start finds it again. */
+        const char *uts = sget(b->c->host_config, "UTSMode");
+        if (r >= 0 && !streq(uts, "host") && !startswith(uts, "container:"))
                 r = set(out, "Hostname", json_string(hostname ? hostname : ""));
         /* Env: moby's merge of the body's and the image's. HOSTNAME, HOME
          * and TERM are the process's (moby's CreateDaemonEnvironment), not
@@ -3385,7 +3457,14 @@ int moat_docker_create_spec(const struct moat_docker_create *c, const struct moa
         const char *hostname = sget(c->config, "Hostname");
         char buf[HOST_NAME_MAX + 1] = "";
         if (!*hostname) {
-                if (streq(net, "host") || streq(sget(hc, "UTSMode"), "host")) {
+                const char *uts = sget(hc, "UTSMode");
+                if (startswith(uts, "container:") && ctx->container_hostname && !ctx->volumes_only) {
+                        r = ctx->container_hostname(ctx->userdata, uts + 10, buf, sizeof(buf), reterr);
+                        if (r < 0) {
+                                moat_error_wrap(reterr, r, "HostConfig.UTSMode");
+                                goto fail;
+                        }
+                } else if (streq(net, "host") || streq(uts, "host")) {
                         if (ctx->host_hostname)
                                 snprintf(buf, sizeof(buf), "%s", ctx->host_hostname);
                         else if (gethostname(buf, sizeof(buf) - 1) < 0)
@@ -3423,7 +3502,7 @@ int moat_docker_create_spec(const struct moat_docker_create *c, const struct moa
                                json_integer_value(json_array_get(cs, 1))))) < 0)
                 goto fail;
 
-        bool own_uts = !streq(sget(hc, "UTSMode"), "host");
+        bool own_uts = !streq(sget(hc, "UTSMode"), "host") && !startswith(sget(hc, "UTSMode"), "container:");
         if (own_uts) {
                 if ((r = set(s->spec, "hostname", json_string(hostname))) < 0)
                         goto fail;

@@ -129,6 +129,9 @@ struct moat_docker_spec_context {
          * container:<ref> modes. NULL: those modes are refused. */
         int (*container_pid)(void *userdata, const char *ref, pid_t *ret_pid, char **ret_id,
                              struct moat_error **reterr);
+        /* Another container's host name (its Hostname, else its short
+         * id), for UTSMode container:<ref>. NULL: the container's own. */
+        int (*container_hostname)(void *userdata, const char *ref, char *buf, size_t size, struct moat_error **reterr);
         /* The host directory of another container's shareable /dev/shm
          * (by full id), for IpcMode container:<ref>; an error naming the
          * container when it has none. NULL: those modes are refused. */

@@ -13,6 +13,7 @@ the bug, so they fail as soon as it is fixed.
 import json
 import os
 import re
+import socket
 import sys
 import tempfile
 import time
@@ -817,6 +818,38 @@ def test_ipc_and_pid_of_another_container(daemon):
     assert len(shm_mounts(daemon.data)) == 1
     daemon.ok("rm", "-f", donor, private)
     assert wait_for(lambda: shm_mounts(daemon.data) == []), shm_mounts(daemon.data)
+
+
+def test_uts_and_network_host_take_the_hosts_name(daemon):
+    """--uts host and --network host: the host's name, found again at each
+    start (a restart works; inspect keeps no name of the container's own
+    for --uts host)."""
+    me = socket.gethostname()
+    assert daemon.ok("run", "--rm", "--uts", "host", IMAGE, "hostname").stdout == me + "\n"
+    assert daemon.ok("run", "--rm", "--network", "host", IMAGE, "hostname").stdout == me + "\n"
+    n = name()
+    daemon.run_d("--name", n, "--uts", "host", IMAGE, "sleep", "100")
+    assert os.readlink(f"/proc/{running_pid(daemon, n)}/ns/uts") == os.readlink("/proc/self/ns/uts")
+    daemon.ok("restart", "-t", "0", n)
+    assert daemon.ok("exec", n, "hostname").stdout == me + "\n"
+    assert daemon.inspect(n)["Config"]["Hostname"] == ""
+    p = daemon.docker("run", "--rm", "--uts", "host", "--hostname", "x", IMAGE, "true")
+    assert p.returncode == 125 and "conflicting options: hostname and the UTS mode" in p.stderr, p.stderr
+
+
+def test_add_host_and_dns(daemon):
+    """--add-host lines in /etc/hosts and --dns, --dns-search, --dns-option in
+    /etc/resolv.conf, replacing the host's lines of each kind."""
+    p = daemon.ok("run", "--rm", "--add-host", "db:10.1.2.3", "--add-host", "v6=fe80::1", "--dns", "9.9.9.9",
+                  "--dns-search", "example.org", "--dns-option", "ndots:3", IMAGE, "sh", "-c",
+                  "cat /etc/hosts; echo --; cat /etc/resolv.conf")
+    hosts, resolv = p.stdout.split("--\n")
+    assert "10.1.2.3\tdb\n" in hosts and "fe80::1\tv6\n" in hosts, hosts
+    lines = resolv.splitlines()
+    assert [x for x in lines if x.startswith("nameserver")] == ["nameserver 9.9.9.9"], resolv
+    assert "search example.org" in lines and "options ndots:3" in lines, resolv
+    p = daemon.docker("run", "--rm", "--add-host", "gw:host-gateway", IMAGE, "true")
+    assert p.returncode == 125 and "host-gateway" in p.stderr, p.stderr
 
 
 # ---- process settings -----------------------------------------------------------------------------

@@ -65,6 +65,15 @@ static int pid_cb(void *userdata, const char *ref, pid_t *ret_pid, char **ret_id
         return 0;
 }
 
+static int hostname_cb(void *userdata, const char *ref, char *buf, size_t size, struct moat_error **reterr)
+{
+        (void) userdata;
+        if (!streq(ref, "other"))
+                return moat_error_setx(reterr, -ENOENT, "No such container: %s", ref);
+        snprintf(buf, size, "donor-name");
+        return 0;
+}
+
 static int shm_cb(void *userdata, const char *id, char **ret_path, struct moat_error **reterr)
 {
         (void) userdata;
@@ -107,6 +116,7 @@ static struct moat_docker_spec_context base_ctx(void)
                 .volume = volume_cb,
                 .container_pid = pid_cb,
                 .container_shm = shm_cb,
+                .container_hostname = hostname_cb,
                 .shm_path = "/data/containers/" ID "/shm",
                 .group = group_cb,
                 .make_bind_source = mkbind_cb,
@@ -751,6 +761,18 @@ static void test_namespaces(void)
         }
         run_done(&x);
 
+        x = run("{\"Image\":\"i\",\"HostConfig\":{\"UTSMode\":\"container:other\"}}");
+        ok(x.r == 0, "UTSMode container: (%s)", x.err);
+        if (x.r == 0) {
+                const char *p = NULL;
+                ok(has_namespace(x.s->spec, "uts", &p) && p && streq(p, "/proc/4242/ns/uts"), "utsns path %s",
+                   p ? p : "-");
+                ok(!jget(x.s->spec, "hostname"), "no hostname set in the other's UTS namespace");
+                is_str(x.s->hostname, "donor-name", "hostname: the other container's");
+                is_str(jstr(x.s->config, "Hostname"), "", "not kept as the container's own");
+        }
+        run_done(&x);
+
         x = run("{\"Image\":\"i\",\"HostConfig\":{\"IpcMode\":\"shareable\"}}");
         ok(x.r == 0 && streq(jstr(find_mount(x.s->spec, "/dev/shm"), "type"), "bind") &&
                    streq(jstr(find_mount(x.s->spec, "/dev/shm"), "source"), "/data/containers/" ID "/shm"),
@@ -874,8 +896,10 @@ static void test_errors(void)
                   "namespace" },
                 { "{\"Image\":\"i\",\"HostConfig\":{\"PidMode\":\"weird\"}}", "HostConfig.PidMode: invalid PID mode: weird" },
                 { "{\"Image\":\"i\",\"HostConfig\":{\"IpcMode\":\"weird\"}}", "HostConfig.IpcMode: invalid IPC mode: weird" },
-                { "{\"Image\":\"i\",\"HostConfig\":{\"UTSMode\":\"container:x\"}}",
-                  "HostConfig.UTSMode: invalid UTS mode: container:x" },
+                { "{\"Image\":\"i\",\"HostConfig\":{\"UTSMode\":\"weird\"}}",
+                  "HostConfig.UTSMode: invalid UTS mode: weird" },
+                { "{\"Image\":\"i\",\"Hostname\":\"h\",\"HostConfig\":{\"UTSMode\":\"container:x\"}}",
+                  "Config.Hostname: conflicting options: hostname and the UTS mode" },
                 { "{\"Image\":\"i\",\"HostConfig\":{\"Isolation\":\"hyperv\"}}",
                   "HostConfig.Isolation: invalid isolation: \"hyperv\" - linux only supports 'default'" },
                 { "{\"Image\":\"i\",\"HostConfig\":{\"LogConfig\":{\"Type\":\"syslog\"}}}",
