@@ -336,7 +336,9 @@ enum {
         OPT_SHM_SIZE, OPT_GROUP_ADD, OPT_HEALTH_CMD, OPT_HEALTH_INTERVAL, OPT_HEALTH_RETRIES, OPT_HEALTH_TIMEOUT,
         OPT_HEALTH_START_PERIOD, OPT_NO_HEALTHCHECK, OPT_LOG_OPT, OPT_LOG_DRIVER, OPT_PLATFORM, OPT_SIG_PROXY,
         OPT_DETACH_KEYS, OPT_PULL, OPT_CPUSET_CPUS, OPT_CPUSET_MEMS, OPT_CPU_PERIOD, OPT_CPU_QUOTA, OPT_BLKIO_WEIGHT,
-        OPT_OOM_SCORE_ADJ, OPT_OOM_KILL_DISABLE, OPT_DOMAINNAME,
+        OPT_OOM_SCORE_ADJ, OPT_OOM_KILL_DISABLE, OPT_DOMAINNAME, OPT_PID, OPT_IPC, OPT_UTS, OPT_CGROUPNS,
+        OPT_VOLUMES_FROM, OPT_MEMORY_RESERVATION, OPT_MEMORY_SWAPPINESS, OPT_ADD_HOST, OPT_DNS, OPT_DNS_SEARCH,
+        OPT_DNS_OPTION, OPT_DEVICE_CGROUP_RULE,
 };
 
 int cli_container_opts_parse(const char *verb, bool run, int argc, char **argv, struct cli_container_opts *o,
@@ -371,6 +373,18 @@ int cli_container_opts_parse(const char *verb, bool run, int argc, char **argv, 
                 { "oom-score-adj", required_argument, NULL, OPT_OOM_SCORE_ADJ },
                 { "oom-kill-disable", no_argument, NULL, OPT_OOM_KILL_DISABLE },
                 { "domainname", required_argument, NULL, OPT_DOMAINNAME },
+                { "pid", required_argument, NULL, OPT_PID },
+                { "ipc", required_argument, NULL, OPT_IPC },
+                { "uts", required_argument, NULL, OPT_UTS },
+                { "cgroupns", required_argument, NULL, OPT_CGROUPNS },
+                { "volumes-from", required_argument, NULL, OPT_VOLUMES_FROM },
+                { "memory-reservation", required_argument, NULL, OPT_MEMORY_RESERVATION },
+                { "memory-swappiness", required_argument, NULL, OPT_MEMORY_SWAPPINESS },
+                { "add-host", required_argument, NULL, OPT_ADD_HOST },
+                { "dns", required_argument, NULL, OPT_DNS },
+                { "dns-search", required_argument, NULL, OPT_DNS_SEARCH },
+                { "dns-option", required_argument, NULL, OPT_DNS_OPTION },
+                { "device-cgroup-rule", required_argument, NULL, OPT_DEVICE_CGROUP_RULE },
                 { "cap-add", required_argument, NULL, OPT_CAP_ADD },
                 { "cap-drop", required_argument, NULL, OPT_CAP_DROP },
                 { "privileged", no_argument, NULL, OPT_PRIVILEGED },
@@ -520,6 +534,50 @@ int cli_container_opts_parse(const char *verb, bool run, int argc, char **argv, 
                         break;
                 case OPT_DOMAINNAME:
                         r = json_object_set_new(cfg, "Domainname", json_string(optarg));
+                        break;
+                /* The modes and lists go as given: the daemon checks them
+                 * and names the field in its error. */
+                case OPT_PID:
+                        r = json_object_set_new(hc, "PidMode", json_string(optarg));
+                        break;
+                case OPT_IPC:
+                        r = json_object_set_new(hc, "IpcMode", json_string(optarg));
+                        break;
+                case OPT_UTS:
+                        r = json_object_set_new(hc, "UTSMode", json_string(optarg));
+                        break;
+                case OPT_CGROUPNS:
+                        r = json_object_set_new(hc, "CgroupnsMode", json_string(optarg));
+                        break;
+                case OPT_VOLUMES_FROM:
+                        r = array_add(hc, "VolumesFrom", optarg);
+                        break;
+                case OPT_MEMORY_RESERVATION:
+                        r = set_ram(hc, "MemoryReservation", "--memory-reservation", optarg, false, reterr);
+                        break;
+                case OPT_MEMORY_SWAPPINESS: {
+                        int64_t v;
+                        if (safe_atoi64(optarg, &v) < 0 || v < -1 || v > 100)
+                                r = need(reterr, verb, "--memory-swappiness", optarg,
+                                         "invalid value: valid memory swappiness range is 0-100");
+                        else
+                                r = json_object_set_new(hc, "MemorySwappiness", json_integer(v));
+                        break;
+                }
+                case OPT_ADD_HOST:
+                        r = array_add(hc, "ExtraHosts", optarg);
+                        break;
+                case OPT_DNS:
+                        r = array_add(hc, "Dns", optarg);
+                        break;
+                case OPT_DNS_SEARCH:
+                        r = array_add(hc, "DnsSearch", optarg);
+                        break;
+                case OPT_DNS_OPTION:
+                        r = array_add(hc, "DnsOptions", optarg);
+                        break;
+                case OPT_DEVICE_CGROUP_RULE:
+                        r = array_add(hc, "DeviceCgroupRules", optarg);
                         break;
                 case OPT_CAP_ADD:
                         r = array_add(hc, "CapAdd", optarg);

@@ -36,6 +36,7 @@ struct cli_help {
 #define OPTS(...) ((const struct help_opt[]) { __VA_ARGS__, {} })
 
 #define CONTAINER_OPTS                                                                                         \
+             { 0, "add-host", "list", "Add a custom host-to-IP mapping (host:ip)" },                           \
              { 0, "cap-add", "list", "Add Linux capabilities" },                                               \
              { 0, "cap-drop", "list", "Drop Linux capabilities" },                                             \
              { 0, "blkio-weight", "uint16", "Block IO (relative weight), between 10 and 1000, or 0 to disable" }, \
@@ -46,7 +47,12 @@ struct cli_help {
              { 0, "cpuset-cpus", "string", "CPUs in which to allow execution (0-3, 0,1)" },                    \
              { 0, "cpuset-mems", "string", "MEMs in which to allow execution (0-3, 0,1)" },                    \
              { 0, "domainname", "string", "Container NIS domain name" },                                       \
+             { 0, "cgroupns", "string", "Cgroup namespace to use (host|private)" },                            \
              { 0, "device", "list", "Add a host device to the container" },                                    \
+             { 0, "device-cgroup-rule", "list", "Add a rule to the cgroup allowed devices list" },             \
+             { 0, "dns", "list", "Set custom DNS servers" },                                                   \
+             { 0, "dns-option", "list", "Set DNS options" },                                                   \
+             { 0, "dns-search", "list", "Set custom DNS search domains" },                                     \
              { 0, "entrypoint", "string", "Overwrite the default ENTRYPOINT of the image" },                   \
              { 'e', "env", "list", "Set environment variables" },                                              \
              { 0, "env-file", "list", "Read in a file of environment variables" },                             \
@@ -59,12 +65,15 @@ struct cli_help {
              { 0, "health-timeout", "duration", "Maximum time to allow one check to run (ms|s|m|h) (default 0s)" }, \
              { 'h', "hostname", "string", "Container host name" },                                             \
              { 0, "init", NULL, "Run an init inside the container that forwards signals and reaps processes" }, \
+             { 0, "ipc", "string", "IPC mode to use (private, shareable, host, none, container:<name|id>)" },  \
              { 'i', "interactive", NULL, "Keep STDIN open even if not attached" },                             \
              { 'l', "label", "list", "Set meta data on a container" },                                         \
              { 0, "log-driver", "string", "Logging driver for the container" },                                \
              { 0, "log-opt", "list", "Log driver options" },                                                   \
              { 'm', "memory", "bytes", "Memory limit" },                                                       \
              { 0, "memory-swap", "bytes", "Swap limit equal to memory plus swap: '-1' to enable unlimited swap" }, \
+             { 0, "memory-reservation", "bytes", "Memory soft limit" },                                        \
+             { 0, "memory-swappiness", "int", "Tune container memory swappiness (0 to 100) (default -1)" },    \
              { 0, "mount", "mount", "Attach a filesystem mount to the container" },                            \
              { 0, "name", "string", "Assign a name to the container" },                                        \
              { 0, "network", "network", "Connect a container to a network (moat: none or host)" },             \
@@ -72,6 +81,7 @@ struct cli_help {
              { 0, "oom-kill-disable", NULL, "Disable OOM Killer" },                                            \
              { 0, "oom-score-adj", "int", "Tune host's OOM preferences (-1000 to 1000)" },                      \
              { 0, "pids-limit", "int", "Tune container pids limit (set -1 for unlimited)" },                   \
+             { 0, "pid", "string", "PID namespace to use (host, container:<name|id>)" },                       \
              { 0, "platform", "string", "Set platform if server is multi-platform capable" },                  \
              { 0, "privileged", NULL, "Give extended privileges to this container" },                          \
              { 0, "pull", "string", "Pull image before running (moat: \"never\" only)" },                      \
@@ -86,8 +96,10 @@ struct cli_help {
              { 0, "tmpfs", "list", "Mount a tmpfs directory" },                                                \
              { 't', "tty", NULL, "Allocate a pseudo-TTY" },                                                    \
              { 0, "ulimit", "ulimit", "Ulimit options (default [])" },                                         \
+             { 0, "uts", "string", "UTS namespace to use (host, container:<name|id>)" },                       \
              { 'u', "user", "string", "Username or UID (format: <name|uid>[:<group|gid>])" },                  \
              { 'v', "volume", "list", "Bind mount a volume" },                                                 \
+             { 0, "volumes-from", "list", "Mount volumes from the specified container(s)" },                   \
              { 'w', "workdir", "string", "Working directory inside the container" }
 
 #define FORMAT_OPT(s) { s, "format", "string", "Format output using a custom template: 'table', 'table TEMPLATE', 'json' or a template with {{.Field}} placeholders" }

@@ -253,6 +253,45 @@ def test_run_resource_flags(daemon, names):
     assert p.returncode == 125 and "--cpu-quota" in p.stderr, p.stderr
 
 
+def test_run_namespace_and_name_flags(daemon, names):
+    """--pid, --ipc and --uts with another container (podman's uts
+    container:<id>), --add-host, --dns*, --memory-reservation and --cgroupns
+    host, as the kernel and the container's files show them."""
+    donor, n = names(), names()
+    moat(daemon, "run", "-d", "--name", donor, "--hostname", "donor-host", "--ipc", "shareable", IMAGE, "sh", "-c",
+         "echo shared > /dev/shm/x; sleep 100", check=0)
+    dpid = inspect(daemon, donor)["State"]["Pid"]
+    moat(daemon, "run", "-d", "--name", n, "--pid", f"container:{donor}", "--ipc", f"container:{donor}",
+         "--uts", f"container:{donor}", "--add-host", "db:10.1.2.3", "--dns", "9.9.9.9", "--dns-search", "example.org",
+         "--dns-option", "ndots:3", "--memory-reservation", "32m", "--cgroupns", "host", IMAGE, "sleep", "100",
+         check=0)
+    c = inspect(daemon, n)
+    pid = c["State"]["Pid"]
+    for ns in ("pid", "ipc", "uts"):
+        assert os.readlink(f"/proc/{pid}/ns/{ns}") == os.readlink(f"/proc/{dpid}/ns/{ns}"), ns
+    assert os.readlink(f"/proc/{pid}/ns/cgroup") == os.readlink("/proc/self/ns/cgroup")
+    p = moat(daemon, "exec", n, "sh", "-c", "hostname; cat /dev/shm/x; grep db /etc/hosts; cat /etc/resolv.conf",
+             check=0)
+    lines = p.stdout.splitlines()
+    assert lines[0] == "donor-host" and lines[1] == "shared" and lines[2].split() == ["10.1.2.3", "db"], p.stdout
+    assert "nameserver 9.9.9.9" in lines and "search example.org" in lines and "options ndots:3" in lines, p.stdout
+    assert c["HostConfig"]["MemoryReservation"] == 32 << 20
+    paths = cgroup_paths(pid)
+    if "memory" in paths:
+        with open(f"/sys/fs/cgroup/memory{paths['memory']}/memory.soft_limit_in_bytes") as f:
+            assert int(f.read()) == 32 << 20
+    # the donor's name is not taken as the container's own: a restart asks again
+    assert c["Config"]["Hostname"] == ""
+    moat(daemon, "restart", "-t", "0", n, check=0)
+    assert moat(daemon, "exec", n, "hostname", check=0).stdout == "donor-host\n"
+    p = moat(daemon, "run", "--rm", "--uts", f"container:{donor}", "--hostname", "x", IMAGE, "true")
+    assert p.returncode == 125 and "hostname and the UTS mode" in p.stderr, p.stderr
+    p = moat(daemon, "run", "--rm", "--add-host", "db:not-an-ip", IMAGE, "true")
+    assert p.returncode == 125 and "HostConfig.ExtraHosts[0]" in p.stderr, p.stderr
+    p = moat(daemon, "run", "--rm", "--memory-swappiness", "101", IMAGE, "true")
+    assert p.returncode == 125 and "--memory-swappiness" in p.stderr, p.stderr
+
+
 def test_signal_proxy(daemon, names):
     n = names()
     proc = subprocess.Popen([moat_path(), "-H", daemon.host, "run", "--rm", "--name", n, IMAGE, "sh", "-c",
