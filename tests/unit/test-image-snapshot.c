@@ -317,7 +317,7 @@ static void run_deep(void)
         _cleanup_error_ struct moat_error *err = NULL;
         _cleanup_close_ int layers = new_dir("layers");
         _cleanup_close_ int ctr = new_dir("ctr");
-        _cleanup_close_ int merged = new_dir("merged");
+        safe_close(new_dir("merged"));
         _cleanup_strv_free_ char **ids = make_deep(layers, 600);
         ok(ids != NULL, "deep: 600 layers built");
         if (!ids)
@@ -344,7 +344,7 @@ static void run_deep(void)
          * hide layer 0's file across the nesting. */
         moat_error_freep(&err);
         _cleanup_close_ int ctr600 = new_dir("ctr600");
-        _cleanup_close_ int merged600 = new_dir("merged600");
+        safe_close(new_dir("merged600"));
         r = moat_snapshot_prepare(layers, cids, 600, ctr600, false, &err);
         is_int(r, 0, "deep: prepare 600: %s", err ? err->msg : "ok");
         _cleanup_close_ int t600 = openat(tmp_fd, "merged600", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -364,7 +364,7 @@ static void run_deep(void)
         moat_error_freep(&err);
 
         /* The legacy path fits ~200 /proc/self/fd names in a page... */
-        _cleanup_close_ int merged2 = new_dir("merged2");
+        safe_close(new_dir("merged2"));
         _cleanup_close_ int t2 = openat(tmp_fd, "merged2", O_PATH | O_DIRECTORY | O_CLOEXEC);
         r = moat_snapshot_mount_legacy(layers, cids, 150, -EBADF, true, t2, &err);
         is_int(r, 0, "deep: legacy mount of 150 long-named layers: %s", err ? err->msg : "ok");
