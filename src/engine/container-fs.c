@@ -397,7 +397,9 @@ static int append_extra_hosts(char **hosts, const json_t *extra)
                 char *n = NULL;
                 if (!colon)
                         continue;
-                if (asprintf(&n, "%s%s\t%.*s\n", *hosts, colon + 1, (int) (colon - v), v) < 0)
+                size_t len = strlen(*hosts);
+                const char *sep = len > 0 && (*hosts)[len - 1] != '\n' ? "\n" : "";
+                if (asprintf(&n, "%s%s%s\t%.*s\n", *hosts, sep, colon + 1, (int) (colon - v), v) < 0)
                         return -ENOMEM;
                 free(*hosts);
                 *hosts = n;
