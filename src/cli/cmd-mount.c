@@ -46,9 +46,6 @@
 #include "cli/image-verbs.h"
 #include "image/snapshot.h"
 
-/* /proc/self/mountinfo can be long on a busy host; this bounds the read. */
-#define MOUNTINFO_MAX (64u * 1024u * 1024u)
-
 struct image_mount {
         char *id_hex;         /* the config digest's hex */
         char **chain_ids;     /* lowest first */
@@ -62,59 +59,13 @@ static void image_mount_clear(struct image_mount *m)
         *m = (struct image_mount) {};
 }
 
-/*
- * What is mounted at path (the topmost mount: stat sees that one), as
- * snapshot.h mounts a layer stack read-only: a bind mount of the single
- * layer tree has the tree's device and inode; an overlay's root directory
- * has the inode of its topmost lower (all layers are on one filesystem),
- * and the topmost ChainID names the whole stack below it. Returns the
- * index of the matching tree in ids (or -1 when the mount is not of any of
- * them) in *ret_which. single: the stack has one layer (1), more (0), or
- * either (-1). The return value is 1 when path is a mount point, 0
- * when it is not.
- */
-static int mounted_stack(const char *path, int layers_fd, char *const *ids, size_t n_ids, int single,
-                         ssize_t *ret_which, struct moat_error **reterr)
-{
-        struct statx stx;
-        struct statfs sfs;
-
-        *ret_which = -1;
-        if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_INO, &stx) < 0)
-                return moat_error_set(reterr, errno, "mount point %s", path);
-        if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
-                return moat_error_setx(reterr, -EOPNOTSUPP, "mount point %s: the kernel does not say whether "
-                                       "it is a mount point", path);
-        if (!(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
-                return 0;
-        if (statfs(path, &sfs) < 0)
-                return moat_error_set(reterr, errno, "mount point %s", path);
-        if (!(sfs.f_flags & ST_RDONLY))
-                return 1;
-        bool overlay = sfs.f_type == OVERLAYFS_SUPER_MAGIC;
-        dev_t dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
-
-        for (size_t i = 0; i < n_ids; i++) {
-                struct stat st;
-                if (fstatat(layers_fd, ids[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
-                        continue;
-                if (st.st_ino != stx.stx_ino)
-                        continue;
-                if (overlay ? single != 1 : single != 0 && st.st_dev == dev) {
-                        *ret_which = (ssize_t) i;
-                        break;
-                }
-        }
-        return 1;
-}
-
 /* 1: m's image is mounted at path, 0: nothing is (*ret_other false) or
  * something else is (*ret_other true). */
 static int find_mount(const char *path, int layers_fd, const struct image_mount *m, bool *ret_other,
                       struct moat_error **reterr)
 {
         ssize_t which;
-        int r = mounted_stack(path, layers_fd, &m->chain_ids[m->n - 1], 1, m->n == 1, &which, reterr);
+        int r = moat_snapshot_mounted_stack(path, layers_fd, &m->chain_ids[m->n - 1], 1, m->n == 1, &which, reterr);
         if (r < 0)
                 return r;
         *ret_other = r > 0 && which < 0;
@@ -203,21 +154,6 @@ static int default_dir(const struct moat_cli *cli, const char *id_hex, bool crea
         return 0;
 }
 
-/* Undo mountinfo's octal escapes (space, tab, newline, backslash) in place. */
-static void unescape_octal(char *s)
-{
-        char *w = s;
-        for (const char *p = s; *p;) {
-                if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
-                    p[3] <= '7') {
-                        *w++ = (char) (((p[1] - '0') << 6) | ((p[2] - '0') << 3) | (p[3] - '0'));
-                        p += 4;
-                } else
-                        *w++ = *p++;
-        }
-        *w = '\0';
-}
-
 /*
  * Where image_id (text moat_images_lookup takes) is mounted read-only by
  * `moat mount`, wherever that is: each read-only mount point of
@@ -228,8 +164,6 @@ int cli_image_mount_point(struct moat_store *s, const char *image_id, char **ret
 {
         _cleanup_(image_mount_clear) struct image_mount m = {};
         _cleanup_close_ int layers_fd = -EBADF;
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0;
         int r;
 
         r = image_setup(s, image_id, NULL, false, &m, reterr);
@@ -238,27 +172,7 @@ int cli_image_mount_point(struct moat_store *s, const char *image_id, char **ret
         r = moat_images_layers_dir(s, &layers_fd, reterr);
         if (r < 0)
                 return r;
-        r = read_full_file_at(AT_FDCWD, "/proc/self/mountinfo", MOUNTINFO_MAX, &buf, &size);
-        if (r < 0)
-                return moat_error_set(reterr, r, "read /proc/self/mountinfo");
-        char *save = NULL;
-        for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-                /* id parent major:minor root mount-point options ... */
-                char *f[6] = {}, *fsave = NULL, *tok = strtok_r(line, " ", &fsave);
-                for (size_t i = 0; tok && i < ELEMENTSOF(f); i++, tok = strtok_r(NULL, " ", &fsave))
-                        f[i] = tok;
-                if (!f[5] || !(startswith(f[5], "ro,") || streq(f[5], "ro")))
-                        continue;
-                unescape_octal(f[4]);
-                bool other;
-                _cleanup_error_ struct moat_error *ignored = NULL;
-                /* a mount point that vanished or is hidden is not this one */
-                if (find_mount(f[4], layers_fd, &m, &other, &ignored) > 0) {
-                        *ret_path = strdup(f[4]);
-                        return *ret_path ? 1 : moat_error_set(reterr, -ENOMEM, "mount point");
-                }
-        }
-        return 0;
+        return moat_snapshot_mount_point(layers_fd, m.chain_ids[m.n - 1], m.n == 1, ret_path, reterr);
 }
 
 int cmd_mount(struct moat_cli *cli, int argc, char **argv, struct moat_error **reterr)
@@ -392,7 +306,7 @@ static int unmount_dir(const struct moat_cli *cli, struct moat_store *s, const c
                         return moat_error_set(reterr, -ENOMEM, "list the layer cache");
                 n++;
         }
-        r = mounted_stack(path, layers_fd, ids, n, -1, &which, reterr);
+        r = moat_snapshot_mounted_stack(path, layers_fd, ids, n, -1, &which, reterr);
         if (r < 0)
                 return r;
         if (r == 0)

@@ -45,9 +45,14 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
+#include <sys/sysmacros.h>
+#include <sys/statvfs.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 
 #include "base/cleanup.h"
+#include "base/fileio.h"
 #include "image/snapshot.h"
 
 #define OVERLAY_OPTIONS "index=off,redirect_dir=off,metacopy=off"
@@ -811,6 +816,90 @@ int moat_snapshot_copy(int layers_dir_fd, const char *const *chain_ids, size_t n
                 r = apply_dir(c, src, dst, 0, reterr);
                 if (r < 0)
                         return r;
+        }
+        return 0;
+}
+
+/* ---- finding the read-only mounts of a stack -------------------------------- */
+
+int moat_snapshot_mounted_stack(const char *path, int layers_fd, char *const *ids, size_t n_ids, int single,
+                                ssize_t *ret_which, struct moat_error **reterr)
+{
+        struct statx stx;
+        struct statfs sfs;
+
+        *ret_which = -1;
+        if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_INO, &stx) < 0)
+                return moat_error_set(reterr, errno, "mount point %s", path);
+        if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
+                return moat_error_setx(reterr, -EOPNOTSUPP, "mount point %s: the kernel does not say whether "
+                                       "it is a mount point", path);
+        if (!(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
+                return 0;
+        if (statfs(path, &sfs) < 0)
+                return moat_error_set(reterr, errno, "mount point %s", path);
+        if (!(sfs.f_flags & ST_RDONLY))
+                return 1;
+        bool overlay = sfs.f_type == OVERLAYFS_SUPER_MAGIC;
+        dev_t dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+
+        for (size_t i = 0; i < n_ids; i++) {
+                struct stat st;
+                if (fstatat(layers_fd, ids[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+                        continue;
+                if (st.st_ino != stx.stx_ino)
+                        continue;
+                if (overlay ? single != 1 : single != 0 && st.st_dev == dev) {
+                        *ret_which = (ssize_t) i;
+                        break;
+                }
+        }
+        return 1;
+}
+
+/* /proc/self/mountinfo can be long on a busy host; this bounds the read. */
+#define MOUNTINFO_MAX (64u * 1024u * 1024u)
+
+/* Undo mountinfo's octal escapes (space, tab, newline, backslash) in place. */
+static void unescape_octal(char *s)
+{
+        char *w = s;
+        for (const char *p = s; *p;) {
+                if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
+                    p[3] <= '7') {
+                        *w++ = (char) (((p[1] - '0') << 6) | ((p[2] - '0') << 3) | (p[3] - '0'));
+                        p += 4;
+                } else
+                        *w++ = *p++;
+        }
+        *w = '\0';
+}
+
+int moat_snapshot_mount_point(int layers_fd, const char *top, bool single, char **ret_path, struct moat_error **reterr)
+{
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        char *ids[1] = { (char *) top };
+
+        int r = read_full_file_at(AT_FDCWD, "/proc/self/mountinfo", MOUNTINFO_MAX, &buf, &size);
+        if (r < 0)
+                return moat_error_set(reterr, r, "read /proc/self/mountinfo");
+        char *save = NULL;
+        for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                /* id parent major:minor root mount-point options ... */
+                char *f[6] = {}, *fsave = NULL, *tok = strtok_r(line, " ", &fsave);
+                for (size_t i = 0; tok && i < ELEMENTSOF(f); i++, tok = strtok_r(NULL, " ", &fsave))
+                        f[i] = tok;
+                if (!f[5] || !(startswith(f[5], "ro,") || streq(f[5], "ro")))
+                        continue;
+                unescape_octal(f[4]);
+                ssize_t which;
+                _cleanup_error_ struct moat_error *ignored = NULL;
+                /* a mount point that vanished or is hidden is not this one */
+                if (moat_snapshot_mounted_stack(f[4], layers_fd, ids, 1, single, &which, &ignored) > 0 && which == 0) {
+                        *ret_path = strdup(f[4]);
+                        return *ret_path ? 1 : moat_error_set(reterr, -ENOMEM, "mount point");
+                }
         }
         return 0;
 }

@@ -97,3 +97,23 @@ MOAT_NODISCARD int moat_snapshot_copy(int layers_dir_fd, const char *const *chai
 
 /* Remove upper/ and work/ from container_dir_fd (absent ones are fine). */
 MOAT_NODISCARD int moat_snapshot_remove(int container_dir_fd, struct moat_error **reterr);
+
+/*
+ * What is mounted at path (the topmost mount: stat sees that one), as
+ * moat_snapshot_mount mounts a layer stack read-only: a bind mount of the
+ * single layer tree has the tree's device and inode; an overlay's root
+ * directory has the inode of its topmost lower (all layers are on one
+ * filesystem), and the topmost ChainID names the whole stack below it.
+ * *ret_which: the index of the matching tree in ids, or -1 when the mount
+ * is of none of them. single: the stack has one layer (1), more (0), or
+ * either (-1). Returns 1 when path is a mount point, 0 when it is not.
+ */
+MOAT_NODISCARD int moat_snapshot_mounted_stack(const char *path, int layers_fd, char *const *ids, size_t n_ids,
+                                               int single, ssize_t *ret_which, struct moat_error **reterr);
+
+/* Where the stack topped by layers/<top> (single: of one layer) is mounted
+ * read-only, wherever that is: each read-only mount point of
+ * /proc/self/mountinfo is checked as above. 1 and *ret_path (the first
+ * such mount point) when mounted, 0 when not. */
+MOAT_NODISCARD int moat_snapshot_mount_point(int layers_fd, const char *top, bool single, char **ret_path,
+                                             struct moat_error **reterr);
