@@ -1700,6 +1700,28 @@ static int rm_use(struct rm_ctx *c, const char *id, char **ret_container, struct
         return r;
 }
 
+/* Where `moat mount` has id's layer stack mounted (1 and *ret_path; 0:
+ * nowhere, or never unpacked). Deleting the image would take the trees
+ * from under the mount, and `moat unmount` could then not know it. */
+static int rm_mounted(struct rm_ctx *c, const char *id, char **ret_path, struct moat_error **reterr)
+{
+        const struct moat_image *img = NULL;
+        for (size_t i = 0; i < c->n && !img; i++)
+                if (rm_id(&c->e[i]) && streq(rm_id(&c->e[i]), id))
+                        img = c->e[i].img;
+        if (!img || !img->config || img->config->n_diff_ids == 0)
+                return 0;
+        _cleanup_strv_free_ char **chain = NULL;
+        _cleanup_close_ int layers_fd = -EBADF;
+        int r = oci_chain_ids(img->config->diff_ids, img->config->n_diff_ids, &chain, reterr);
+        if (r >= 0)
+                r = moat_images_layers_dir(c->s, &layers_fd, reterr);
+        if (r < 0)
+                return r == -ENOENT ? 0 : r;
+        size_t n = img->config->n_diff_ids;
+        return moat_snapshot_mount_point(layers_fd, chain[n - 1], n == 1, ret_path, reterr);
+}
+
 /* docker's stringid.TruncateID: 12 hex digits, no algorithm. */
 static void short_id(const char *id, char buf[static 13])
 {
@@ -1927,9 +1949,16 @@ int moat_images_remove(struct moat_store *s, const char *text, const struct moat
                 if (use < 0)
                         return use;
         }
+        _cleanup_free_ char *mounted_at = NULL;
+        int mounted = use == MOAT_IMAGE_USED_RUNNING ? 0 : rm_mounted(&c, id, &mounted_at, reterr);
+        if (mounted < 0)
+                return mounted;
         r = 0;
         if (use == MOAT_IMAGE_USED_RUNNING)
                 r = conflict(id, true, quiet ? NULL : reterr, "image is being used by running container %s", ctr);
+        else if (mounted > 0)
+                r = conflict(id, true, quiet ? NULL : reterr, "image is mounted on %s (moat unmount it first)",
+                             mounted_at);
         else if (!force && rm_names(&c, id) > 0)
                 r = conflict(id, false, quiet ? NULL : reterr, "image is referenced in multiple repositories");
         else if (!force && use == MOAT_IMAGE_USED_STOPPED)
@@ -1982,6 +2011,12 @@ int moat_images_prune(struct moat_store *s, const struct moat_images_prune_optio
                 if (r < 0)
                         return r;
                 if (r != MOAT_IMAGE_UNUSED)
+                        continue;
+                _cleanup_free_ char *mounted_at = NULL;
+                r = rm_mounted(&c, id, &mounted_at, reterr);
+                if (r < 0)
+                        return moat_error_wrap(reterr, r, "prune");
+                if (r > 0)
                         continue;
                 r = rm_delete(&c, id, report, reterr);
                 if (r < 0)

@@ -217,6 +217,30 @@ def test_mount_by_id(work, buildah):
         moat(root, "unmount", mp, check=False)
 
 
+def test_a_mounted_image_is_not_deleted(work, buildah):
+    """rmi and prune leave a mounted image: its layer trees would go from
+    under the mount, which unmount could then not recognise. rmi by ID is
+    refused naming the mount, by name it only untags, prune -a skips it;
+    unmounted, it goes."""
+    root = work.moat_root("buildah-rmi-mounted")
+    load(root, buildah["base"], [BUILDAH_BASE_REF])
+    image_id = pi.inspect(root, BUILDAH_BASE_REF)["Id"]
+    mp = moat(root, "mount", BUILDAH_BASE_REF).stdout.strip()
+    try:
+        p = moat(root, "rmi", image_id, check=False)
+        assert p.returncode == 1 and f"image is mounted on {mp} (moat unmount it first)" in p.stderr, p.stderr
+        assert "Untagged" in moat(root, "rmi", BUILDAH_BASE_REF).stdout
+        moat(root, "image", "prune", "-a", "-f")
+        assert image_id[7:19] in moat(root, "images", "-a", "-q").stdout
+        pi.check_tree(mp, Expect(layered=False, xattr=True))
+        moat(root, "unmount", mp)
+        assert pi.mounts_under(mp) == []
+        assert "Deleted: " + image_id in moat(root, "rmi", image_id).stdout
+    finally:
+        moat(root, "unmount", mp, check=False)
+        pi.umount_all_under(mp)
+
+
 def test_mount_errors(work, buildah):
     root = work.moat_root("buildah-errors")
     load(root, buildah["oci-archive"], [BUILDAH_REF])
